@@ -1,0 +1,676 @@
+//! The [`Event`] struct and its ECS field sets.
+//!
+//! Every optional field set is `Option<…>` and skipped when absent, so the JSON carries only what
+//! a source actually knew. Vocabulary values (`event.kind`, `event.category`, …) are
+//! `Cow<'static, str>` so that parsers can fill them without allocating.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A vocabulary string: static when a parser fills it, owned after deserialisation.
+pub type Word = Cow<'static, str>;
+
+/// The class of an event. It drives routing: Splunk sourcetypes, Kafka topics and Elasticsearch
+/// data streams are chosen by class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventClass {
+    /// A syslog message (RFC 3164 / RFC 5424 or anything that arrived on a syslog input).
+    Syslog,
+    /// A Windows event log record.
+    Windows,
+    /// A network flow record from the SPAN port.
+    Flow,
+    /// An industrial protocol transaction (Modbus, DNP3, S7comm, ...).
+    Ot,
+    /// An asset inventory observation.
+    Asset,
+    /// A derived detection (new asset, write to PLC, program download, ...).
+    Notable,
+    /// Weir's own self-monitoring: heartbeats, gaps, drops, health.
+    Weir,
+}
+
+impl EventClass {
+    /// Every class, in a fixed order (used for summaries and routing tables).
+    pub const ALL: [EventClass; 7] = [
+        EventClass::Syslog,
+        EventClass::Windows,
+        EventClass::Flow,
+        EventClass::Ot,
+        EventClass::Asset,
+        EventClass::Notable,
+        EventClass::Weir,
+    ];
+
+    /// The class name as it appears in `weir.class`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventClass::Syslog => "syslog",
+            EventClass::Windows => "windows",
+            EventClass::Flow => "flow",
+            EventClass::Ot => "ot",
+            EventClass::Asset => "asset",
+            EventClass::Notable => "notable",
+            EventClass::Weir => "weir",
+        }
+    }
+}
+
+impl fmt::Display for EventClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One normalised event, ECS-aligned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// `@timestamp`: when the event happened, as stated by its source (or when it was received,
+    /// if the source stated nothing usable).
+    #[serde(rename = "@timestamp", with = "ts")]
+    pub timestamp: DateTime<Utc>,
+    /// `ecs.*`.
+    #[serde(default)]
+    pub ecs: Ecs,
+    /// `message`: the human-readable text of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// `tags`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Word>,
+    /// `labels.*`: custom key/value pairs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `event.*`.
+    pub event: EventMeta,
+    /// `log.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Log>,
+    /// `host.*`: the host the event is about / came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+    /// `observer.*`: the device that observed the event (firewall, switch, sensor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observer: Option<Observer>,
+    /// `process.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+    /// `source.*`: the initiator of a network connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Endpoint>,
+    /// `destination.*`: the responder of a network connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Endpoint>,
+    /// `network.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// `user.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// `related.*`: every IP, user and host the event names, for pivoting.
+    #[serde(default, skip_serializing_if = "Related::is_empty")]
+    pub related: Related,
+    /// `error.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    /// `weir.*`: provenance and Weir's own records.
+    pub weir: Weir,
+}
+
+impl Event {
+    /// A new event of `class` at `timestamp` with `event.kind = "event"` and nothing else set.
+    pub fn new(class: EventClass, timestamp: DateTime<Utc>) -> Event {
+        Event {
+            timestamp,
+            ecs: Ecs::default(),
+            message: None,
+            tags: Vec::new(),
+            labels: BTreeMap::new(),
+            event: EventMeta::default(),
+            log: None,
+            host: None,
+            observer: None,
+            process: None,
+            source: None,
+            destination: None,
+            network: None,
+            user: None,
+            related: Related::default(),
+            error: None,
+            weir: Weir::new(class),
+        }
+    }
+
+    /// The event's class (`weir.class`).
+    pub fn class(&self) -> EventClass {
+        self.weir.class
+    }
+
+    /// Serialise to the canonical JSON form (one line, no trailing newline).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Append the canonical JSON form to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serialising this type cannot fail: every map key is a string and no custom
+        // serialiser returns an error. A failure would be a bug in this crate.
+        if let Err(error) = serde_json::to_writer(&mut *out, self) {
+            debug_assert!(false, "event serialisation failed: {error}");
+        }
+    }
+
+    /// Parse the canonical JSON form.
+    pub fn from_json(bytes: &[u8]) -> Result<Event, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// Add `ip` to `related.ip` unless it is already there.
+    pub fn relate_ip(&mut self, ip: &str) {
+        push_unique(&mut self.related.ip, ip);
+    }
+
+    /// Add `host` to `related.hosts` unless it is already there.
+    pub fn relate_host(&mut self, host: &str) {
+        push_unique(&mut self.related.hosts, host);
+    }
+
+    /// Add `user` to `related.user` unless it is already there.
+    pub fn relate_user(&mut self, user: &str) {
+        push_unique(&mut self.related.user, user);
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    if !list.iter().any(|v| v == value) {
+        list.push(value.to_owned());
+    }
+}
+
+/// `ecs.*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ecs {
+    /// `ecs.version`.
+    pub version: Word,
+}
+
+impl Default for Ecs {
+    fn default() -> Self {
+        Ecs {
+            version: Cow::Borrowed(crate::ECS_VERSION),
+        }
+    }
+}
+
+/// `event.*`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// `event.kind`: `event`, `alert`, `metric`, `state`, `pipeline_error`, ...
+    #[serde(default = "default_kind")]
+    pub kind: Word,
+    /// `event.category` (array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<Word>,
+    /// `event.type` (array).
+    #[serde(default, rename = "type", skip_serializing_if = "Vec::is_empty")]
+    pub kind_type: Vec<Word>,
+    /// `event.outcome`: `success`, `failure` or `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Word>,
+    /// `event.action`: what happened, in the source's or Weir's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// `event.code`: the source's identifier of the event (Windows event id, ASA message id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// `event.dataset`: `weir.syslog`, `weir.windows`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<Word>,
+    /// `event.module`: `weir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<Word>,
+    /// `event.provider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `event.severity`: the source's numeric severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<i64>,
+    /// `event.timezone`: the zone used to read a timestamp that had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// `event.created`: when Weir first read the event.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub created: Option<DateTime<Utc>>,
+    /// `event.ingested`: when the IT-side receiver decoded it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub ingested: Option<DateTime<Utc>>,
+    /// `event.reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `event.original`: the raw input, unless configured off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+}
+
+impl Default for EventMeta {
+    fn default() -> Self {
+        EventMeta {
+            kind: default_kind(),
+            category: Vec::new(),
+            kind_type: Vec::new(),
+            outcome: None,
+            action: None,
+            code: None,
+            dataset: None,
+            module: None,
+            provider: None,
+            severity: None,
+            timezone: None,
+            created: None,
+            ingested: None,
+            reason: None,
+            original: None,
+        }
+    }
+}
+
+fn default_kind() -> Word {
+    Cow::Borrowed("event")
+}
+
+/// `log.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Log {
+    /// `log.level`: the severity name as the source wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Word>,
+    /// `log.logger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logger: Option<String>,
+    /// `log.syslog.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Syslog>,
+}
+
+/// `log.syslog.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Syslog {
+    /// `log.syslog.facility.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facility: Option<CodeName>,
+    /// `log.syslog.severity.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<CodeName>,
+    /// `log.syslog.priority`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// `log.syslog.version`: `1` for RFC 5424; absent for RFC 3164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `log.syslog.hostname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `log.syslog.appname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appname: Option<String>,
+    /// `log.syslog.procid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procid: Option<String>,
+    /// `log.syslog.msgid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msgid: Option<String>,
+    /// `log.syslog.structured_data`: SD-ID → PARAM-NAME → value (unescaped). A parameter that
+    /// occurs more than once in an element becomes an array.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub structured_data: BTreeMap<String, BTreeMap<String, SdValue>>,
+}
+
+/// A structured-data parameter value: one string, or several when the name repeats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SdValue {
+    /// The parameter occurred once.
+    One(String),
+    /// The parameter occurred several times, in order.
+    Many(Vec<String>),
+}
+
+impl SdValue {
+    /// Add one more occurrence.
+    pub fn push(&mut self, value: String) {
+        match self {
+            SdValue::One(first) => {
+                let first = std::mem::take(first);
+                *self = SdValue::Many(vec![first, value]);
+            }
+            SdValue::Many(values) => values.push(value),
+        }
+    }
+}
+
+/// A numeric code with its name (`log.syslog.facility`, `log.syslog.severity`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CodeName {
+    /// The numeric code.
+    pub code: i64,
+    /// Its name.
+    pub name: Word,
+}
+
+/// `host.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// `host.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `host.hostname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `host.ip` (array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip: Vec<String>,
+}
+
+/// `observer.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observer {
+    /// `observer.hostname`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `observer.ip` (array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip: Vec<String>,
+    /// `observer.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `observer.product`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Word>,
+    /// `observer.type`: `firewall`, `switch`, `ids`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Word>,
+    /// `observer.vendor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<Word>,
+}
+
+/// `process.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    /// `process.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `process.pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+}
+
+/// `source.*` / `destination.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// `*.address`: as the source wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `*.ip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// `*.port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `*.mac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// `*.bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// `*.packets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+}
+
+/// `network.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    /// `network.transport`: `tcp`, `udp`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Word>,
+    /// `network.protocol`: the application protocol (`modbus`, `syslog`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Word>,
+    /// `network.community_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    /// `network.direction`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Word>,
+}
+
+/// `user.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// `user.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `user.domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// `related.*`: all arrays.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Related {
+    /// `related.ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip: Vec<String>,
+    /// `related.user`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user: Vec<String>,
+    /// `related.hosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+impl Related {
+    /// True when no related value is set.
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_empty() && self.user.is_empty() && self.hosts.is_empty()
+    }
+}
+
+/// `error.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// `error.type`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Word>,
+    /// `error.message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `weir.*`: Weir's provenance and its own records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Weir {
+    /// `weir.class`.
+    pub class: EventClass,
+    /// `weir.schema_version`: [`crate::SCHEMA_VERSION`] of the writer.
+    #[serde(default)]
+    pub schema_version: Word,
+    /// `weir.agent`: the name of the OT-side agent (`weir tx`) that read the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// `weir.input.*`: which input read it, and from whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<Input>,
+    /// `weir.stream`: the diode stream (one per configured input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// `weir.sequence`: the record's sequence number within its stream and diode session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// `weir.session`: the diode session epoch (16 hex digits) the record travelled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// `weir.parse_error`: why the input could not be parsed. Set only on raw events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_error: Option<String>,
+    /// `weir.gap.*`: set on diode gap records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Gap>,
+}
+
+impl Weir {
+    /// Provenance for a fresh event of `class`.
+    pub fn new(class: EventClass) -> Weir {
+        Weir {
+            class,
+            schema_version: Cow::Borrowed(crate::SCHEMA_VERSION),
+            agent: None,
+            input: None,
+            stream: None,
+            sequence: None,
+            session: None,
+            parse_error: None,
+            gap: None,
+        }
+    }
+}
+
+/// `weir.input.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// `weir.input.type`: `syslog_udp`, `syslog_tcp`, `demo`, ...
+    #[serde(rename = "type")]
+    pub kind: Word,
+    /// `weir.input.peer_ip`: the address the bytes came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_ip: Option<String>,
+    /// `weir.input.peer_port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+}
+
+/// `weir.gap.*`: records lost on the diode, for one stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// `weir.gap.stream`: the stream that lost records.
+    pub stream: String,
+    /// `weir.gap.first_sequence`: the first missing sequence number.
+    pub first_sequence: u64,
+    /// `weir.gap.last_sequence`: the last missing sequence number (inclusive).
+    pub last_sequence: u64,
+    /// `weir.gap.count`: how many records are missing.
+    pub count: u64,
+    /// `weir.gap.reason`: `lost_block` (a block could not be rebuilt), `tail_loss` (found by
+    /// heartbeat), `session_restart`, ...
+    pub reason: String,
+}
+
+/// RFC 3339 timestamps with the precision the value has, always in UTC with a `Z`.
+mod ts {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+mod ts_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<DateTime<Utc>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => super::ts::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        super::ts::deserialize(d).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn sample() -> Event {
+        let at = Utc
+            .with_ymd_and_hms(2024, 3, 1, 12, 0, 5)
+            .single()
+            .expect("valid date");
+        let mut e = Event::new(EventClass::Syslog, at);
+        e.message = Some("hello \"world\"\n".into());
+        e.event.created = Some(at);
+        e.log = Some(Log {
+            syslog: Some(Syslog {
+                priority: Some(34),
+                structured_data: BTreeMap::from([(
+                    "origin".to_string(),
+                    BTreeMap::from([(
+                        "ip".to_string(),
+                        SdValue::Many(vec!["192.0.2.1".into(), "192.0.2.2".into()]),
+                    )]),
+                )]),
+                ..Syslog::default()
+            }),
+            ..Log::default()
+        });
+        e.relate_ip("192.0.2.1");
+        e.relate_ip("192.0.2.1");
+        e
+    }
+
+    #[test]
+    fn json_round_trip_is_lossless() {
+        let e = sample();
+        let json = e.to_json();
+        let back = Event::from_json(&json).expect("parses");
+        assert_eq!(back, e);
+        assert_eq!(back.to_json(), json, "re-serialisation is byte-identical");
+    }
+
+    #[test]
+    fn json_shape_uses_ecs_names() {
+        let v: serde_json::Value = serde_json::from_slice(&sample().to_json()).expect("json");
+        assert_eq!(v["@timestamp"], "2024-03-01T12:00:05Z");
+        assert_eq!(v["ecs"]["version"], crate::ECS_VERSION);
+        assert_eq!(v["event"]["kind"], "event");
+        assert_eq!(v["weir"]["class"], "syslog");
+        assert_eq!(v["related"]["ip"], serde_json::json!(["192.0.2.1"]));
+        assert_eq!(
+            v["log"]["syslog"]["structured_data"]["origin"]["ip"],
+            serde_json::json!(["192.0.2.1", "192.0.2.2"])
+        );
+        assert!(v.get("host").is_none(), "absent field sets are omitted");
+    }
+
+    #[test]
+    fn sub_second_precision_is_kept() {
+        let at = Utc
+            .timestamp_opt(1_700_000_000, 123_456_000)
+            .single()
+            .expect("valid");
+        let e = Event::new(EventClass::Weir, at);
+        let v: serde_json::Value = serde_json::from_slice(&e.to_json()).expect("json");
+        assert_eq!(v["@timestamp"], "2023-11-14T22:13:20.123456Z");
+    }
+}
