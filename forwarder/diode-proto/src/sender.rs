@@ -1,0 +1,423 @@
+//! The sending half: records in, datagrams out. No sockets, no clocks: the driver passes `now`
+//! and moves the bytes.
+//!
+//! ```text
+//!  push(stream, record) ──► open block ──(full or linger expired)──► sealed blocks (bounded)
+//!                                                                         │
+//!  handle_timeout(now) ──► heartbeat due ──┐                              ▼
+//!                                          └──► poll_transmit(buf) ──► one datagram at a time
+//! ```
+//!
+//! A block is compressed once when sealed and cut into equal source symbols no larger than the
+//! MTU allows; each datagram is sealed straight into the caller's buffer (no allocation per
+//! datagram). Heartbeats jump the queue.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::block::{BlockBuilder, Codec, RECORD_OVERHEAD};
+use crate::crypto::{SessionKey, KEY_LEN};
+use crate::frame::{DatagramType, Header, HEADER_LEN, OVERHEAD, TAG_LEN};
+use crate::heartbeat::{Heartbeat, StreamPosition};
+
+/// IPv6 (40) + UDP (8): what the network adds to every datagram.
+pub const IP_UDP_OVERHEAD: usize = 48;
+/// The smallest MTU the protocol accepts.
+pub const MIN_MTU: usize = 576;
+/// The largest number of source symbols in one block.
+pub const MAX_SOURCE_SYMBOLS: usize = 4096;
+
+/// Everything a sender needs; `session` must be drawn at random by the caller at every start.
+#[derive(Clone, Debug)]
+pub struct SenderConfig {
+    /// Id of the pre-shared key.
+    pub key_id: u16,
+    /// The pre-shared key.
+    pub key: [u8; KEY_LEN],
+    /// Random session epoch.
+    pub session: u64,
+    /// Link MTU in bytes (IP packet size); datagrams are kept below it.
+    pub mtu_bytes: usize,
+    /// Compression of block bodies.
+    pub codec: Codec,
+    /// A block is sealed when its records reach this many bytes.
+    pub max_block_bytes: usize,
+    /// Records larger than this are refused.
+    pub max_record_bytes: usize,
+    /// The longest a record waits in an open block.
+    pub linger: Duration,
+    /// Time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// Fingerprint of the shared settings, sent in every heartbeat.
+    pub fingerprint: u64,
+    /// Sealed blocks waiting for transmission before [`Sender::push`] refuses more.
+    pub max_queued_blocks: usize,
+}
+
+/// Why a configuration cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The MTU leaves no room for a payload.
+    #[error("mtu_bytes {0} is below the minimum of {MIN_MTU}")]
+    MtuTooSmall(usize),
+    /// The MTU exceeds what a UDP datagram can carry.
+    #[error("mtu_bytes {0} is above 65535")]
+    MtuTooLarge(usize),
+    /// Blocks could not hold the largest record, or would need too many symbols.
+    #[error("max_block_bytes {0} must be at least max_record_bytes and fit {MAX_SOURCE_SYMBOLS} symbols")]
+    BadBlockSize(usize),
+}
+
+/// Why a record was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// Larger than `max_record_bytes`.
+    #[error("record of {0} bytes exceeds max_record_bytes")]
+    TooLarge(usize),
+    /// The queue of sealed blocks is full: transmit first.
+    #[error("sender queue full")]
+    Full,
+    /// An unknown stream id.
+    #[error("unknown stream {0}")]
+    UnknownStream(u16),
+}
+
+/// A stream handle returned by [`Sender::add_stream`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId(pub u16);
+
+/// Counters, for metrics and heartbeats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderStats {
+    /// Records accepted.
+    pub records: u64,
+    /// Blocks sealed.
+    pub blocks: u64,
+    /// Datagrams produced (heartbeats included).
+    pub datagrams: u64,
+    /// Bytes of datagrams produced.
+    pub bytes: u64,
+    /// Heartbeats produced.
+    pub heartbeats: u64,
+}
+
+struct Outgoing {
+    block: u64,
+    data: Vec<u8>,
+    source_count: u16,
+    symbol_size: usize,
+    next_symbol: u16,
+    /// Each stream's next sequence once this block is out.
+    positions: Vec<(u16, u64)>,
+}
+
+struct Stream {
+    name: String,
+    next_sequence: u64,
+    /// Next sequence counting only records in fully transmitted blocks.
+    sent_next_sequence: u64,
+}
+
+/// The sending state machine.
+pub struct Sender {
+    cfg: SenderConfig,
+    key: SessionKey,
+    symbol_capacity: usize,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    builder: BlockBuilder,
+    builder_touched: Vec<u16>,
+    builder_since: Option<Instant>,
+    queue: VecDeque<Outgoing>,
+    next_block: u64,
+    streams: Vec<Stream>,
+    heartbeat_due: bool,
+    next_heartbeat: Instant,
+    heartbeat_counter: u64,
+    heartbeat_cursor: usize,
+    heartbeat_buf: Vec<u8>,
+    wall_clock_ms: u64,
+    dropped: u64,
+    spool_depth: u64,
+    stats: SenderStats,
+}
+
+/// The payload bytes one datagram can carry at `mtu_bytes` (even, for the erasure code).
+pub fn symbol_capacity(mtu_bytes: usize) -> usize {
+    mtu_bytes.saturating_sub(IP_UDP_OVERHEAD + OVERHEAD) & !1
+}
+
+impl Sender {
+    /// A sender for a new session. A heartbeat is due at once, announcing the session.
+    pub fn new(cfg: SenderConfig, now: Instant) -> Result<Sender, ConfigError> {
+        if cfg.mtu_bytes < MIN_MTU {
+            return Err(ConfigError::MtuTooSmall(cfg.mtu_bytes));
+        }
+        if cfg.mtu_bytes > 65535 {
+            return Err(ConfigError::MtuTooLarge(cfg.mtu_bytes));
+        }
+        let symbol_capacity = symbol_capacity(cfg.mtu_bytes);
+        if cfg.max_block_bytes < cfg.max_record_bytes + RECORD_OVERHEAD
+            || (cfg.max_block_bytes + 64) / symbol_capacity + 1 > MAX_SOURCE_SYMBOLS
+        {
+            return Err(ConfigError::BadBlockSize(cfg.max_block_bytes));
+        }
+        let zstd = match cfg.codec {
+            Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
+            Codec::None => None,
+        };
+        Ok(Sender {
+            key: SessionKey::derive(&cfg.key, cfg.session),
+            symbol_capacity,
+            zstd,
+            builder: BlockBuilder::default(),
+            builder_touched: Vec::new(),
+            builder_since: None,
+            queue: VecDeque::new(),
+            next_block: 0,
+            streams: Vec::new(),
+            heartbeat_due: true,
+            next_heartbeat: now + cfg.heartbeat_interval,
+            heartbeat_counter: 0,
+            heartbeat_cursor: 0,
+            heartbeat_buf: Vec::new(),
+            wall_clock_ms: 0,
+            dropped: 0,
+            spool_depth: 0,
+            stats: SenderStats::default(),
+            cfg,
+        })
+    }
+
+    /// The largest datagram this sender produces; size transmit buffers by it.
+    pub fn max_datagram_len(&self) -> usize {
+        self.symbol_capacity + OVERHEAD
+    }
+
+    /// The session epoch.
+    pub fn session(&self) -> u64 {
+        self.cfg.session
+    }
+
+    /// Register a stream (one per input). Its records are numbered from 0.
+    pub fn add_stream(&mut self, name: &str) -> StreamId {
+        let id = u16::try_from(self.streams.len()).unwrap_or(u16::MAX);
+        self.streams.push(Stream {
+            name: name.to_owned(),
+            next_sequence: 0,
+            sent_next_sequence: 0,
+        });
+        StreamId(id)
+    }
+
+    /// True when [`Sender::push`] will accept a record.
+    pub fn can_push(&self) -> bool {
+        self.queue.len() < self.cfg.max_queued_blocks
+    }
+
+    /// Add a record to `stream`; returns its sequence number.
+    pub fn push(&mut self, now: Instant, stream: StreamId, record: &[u8]) -> Result<u64, PushError> {
+        if record.len() > self.cfg.max_record_bytes {
+            return Err(PushError::TooLarge(record.len()));
+        }
+        if !self.can_push() {
+            return Err(PushError::Full);
+        }
+        let Some(s) = self.streams.get_mut(usize::from(stream.0)) else {
+            return Err(PushError::UnknownStream(stream.0));
+        };
+        let sequence = s.next_sequence;
+        s.next_sequence += 1;
+        if self.builder.records() > 0
+            && self.builder.raw_len() + RECORD_OVERHEAD + record.len() > self.cfg.max_block_bytes
+        {
+            self.seal();
+        }
+        self.builder.push(stream.0, sequence, record);
+        if !self.builder_touched.contains(&stream.0) {
+            self.builder_touched.push(stream.0);
+        }
+        self.builder_since.get_or_insert(now);
+        self.stats.records += 1;
+        if self.builder.raw_len() >= self.cfg.max_block_bytes {
+            self.seal();
+        }
+        Ok(sequence)
+    }
+
+    /// Seal the open block now (shutdown, or a caller that wants low latency).
+    pub fn flush(&mut self) {
+        if self.builder.records() > 0 {
+            self.seal();
+        }
+    }
+
+    fn seal(&mut self) {
+        let mut data = self.builder.seal(self.cfg.codec, &mut self.zstd);
+        let source_count = data.len().div_ceil(self.symbol_capacity).max(1);
+        let symbol_size = (data.len().div_ceil(source_count) + 1) & !1;
+        data.resize(source_count * symbol_size, 0);
+        let positions = self
+            .builder_touched
+            .drain(..)
+            .filter_map(|id| Some((id, self.streams.get(usize::from(id))?.next_sequence)))
+            .collect();
+        self.queue.push_back(Outgoing {
+            block: self.next_block,
+            data,
+            // Bounded by MAX_SOURCE_SYMBOLS through the block size check in `new`.
+            source_count: u16::try_from(source_count).unwrap_or(u16::MAX),
+            symbol_size,
+            next_symbol: 0,
+            positions,
+        });
+        self.next_block += 1;
+        self.builder_since = None;
+        self.stats.blocks += 1;
+    }
+
+    /// Tell the sender the wall clock (Unix ms), records dropped before the diode and the
+    /// spool depth; all three travel in heartbeats.
+    pub fn set_report(&mut self, wall_clock_ms: u64, dropped: u64, spool_depth_bytes: u64) {
+        self.wall_clock_ms = wall_clock_ms;
+        self.dropped = dropped;
+        self.spool_depth = spool_depth_bytes;
+    }
+
+    /// Make a heartbeat due now (for example right before shutting down).
+    pub fn queue_heartbeat(&mut self) {
+        self.heartbeat_due = true;
+    }
+
+    /// When [`Sender::handle_timeout`] next has work.
+    pub fn poll_timeout(&self) -> Instant {
+        match self.builder_since {
+            Some(since) => self.next_heartbeat.min(since + self.cfg.linger),
+            None => self.next_heartbeat,
+        }
+    }
+
+    /// Advance timers: seal a block whose linger expired, make a heartbeat due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.builder_since.is_some_and(|since| now >= since + self.cfg.linger) {
+            self.flush();
+        }
+        if now >= self.next_heartbeat {
+            self.heartbeat_due = true;
+            self.next_heartbeat = now + self.cfg.heartbeat_interval;
+        }
+    }
+
+    /// True when nothing waits to be transmitted.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.builder.records() == 0 && !self.heartbeat_due
+    }
+
+    /// Sealed blocks waiting for transmission.
+    pub fn queued_blocks(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SenderStats {
+        self.stats
+    }
+
+    /// Write the next datagram into `buf` (at least [`Sender::max_datagram_len`] bytes) and
+    /// return its length, or `None` when there is nothing to send.
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if buf.len() < self.max_datagram_len() {
+            return None;
+        }
+        let len = if self.heartbeat_due {
+            self.heartbeat_due = false;
+            self.write_heartbeat(buf)?
+        } else {
+            self.write_symbol(buf)?
+        };
+        self.stats.datagrams += 1;
+        self.stats.bytes += len as u64;
+        Some(len)
+    }
+
+    fn write_symbol(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let out = self.queue.front_mut()?;
+        let symbol = out.next_symbol;
+        let start = usize::from(symbol) * out.symbol_size;
+        let chunk = out.data.get(start..start + out.symbol_size)?;
+        let header = Header {
+            kind: DatagramType::Source,
+            key_id: self.cfg.key_id,
+            session: self.cfg.session,
+            block: out.block,
+            symbol,
+            source_count: out.source_count,
+            repair_count: 0,
+            payload_len: u16::try_from(chunk.len()).ok()?,
+        };
+        let len = seal_into(&self.key, &header, chunk, buf)?;
+        out.next_symbol += 1;
+        if out.next_symbol == out.source_count {
+            if let Some(done) = self.queue.pop_front() {
+                for (id, next) in done.positions {
+                    if let Some(s) = self.streams.get_mut(usize::from(id)) {
+                        s.sent_next_sequence = next;
+                    }
+                }
+            }
+        }
+        Some(len)
+    }
+
+    fn write_heartbeat(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let hb = Heartbeat {
+            sent_at_unix_ms: self.wall_clock_ms,
+            next_block: self.queue.front().map_or(self.next_block, |o| o.block),
+            fingerprint: self.cfg.fingerprint,
+            records_sent: self.stats.records,
+            records_dropped: self.dropped,
+            spool_depth_bytes: self.spool_depth,
+            streams: self
+                .streams
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StreamPosition {
+                    id: u16::try_from(i).unwrap_or(u16::MAX),
+                    next_sequence: s.sent_next_sequence,
+                    name: s.name.clone(),
+                })
+                .collect(),
+        };
+        let mut payload = std::mem::take(&mut self.heartbeat_buf);
+        self.heartbeat_cursor = hb.encode_from(self.heartbeat_cursor, self.symbol_capacity, &mut payload);
+        let header = Header {
+            kind: DatagramType::Heartbeat,
+            key_id: self.cfg.key_id,
+            session: self.cfg.session,
+            block: self.heartbeat_counter,
+            symbol: 0,
+            source_count: 1,
+            repair_count: 0,
+            payload_len: u16::try_from(payload.len()).ok()?,
+        };
+        let len = seal_into(&self.key, &header, &payload, buf);
+        self.heartbeat_buf = payload;
+        self.heartbeat_counter += 1;
+        self.stats.heartbeats += 1;
+        len
+    }
+}
+
+/// Header, sealed payload and tag into `buf`; returns the datagram length.
+fn seal_into(key: &SessionKey, header: &Header, payload: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let total = HEADER_LEN + payload.len() + TAG_LEN;
+    let buf = buf.get_mut(..total)?;
+    let (head, rest) = buf.split_at_mut(HEADER_LEN);
+    let head: &mut [u8; HEADER_LEN] = head.try_into().ok()?;
+    header.encode(head);
+    let (body, tag) = rest.split_at_mut(payload.len());
+    body.copy_from_slice(payload);
+    tag.copy_from_slice(&key.seal(head, header, body));
+    Some(total)
+}
