@@ -1,1 +1,113 @@
-//! x
+/*!
+The `weir` binary's library: CLI, configuration, sources, the diode drivers, the pipelines and
+the demo. `main.rs` only parses arguments and calls [`run`].
+*/
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod diode;
+pub mod pipeline;
+pub mod sources;
+pub mod telemetry;
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use cli::{Cli, Command};
+use config::{Config, DiodeKey};
+
+/// Run one command to completion.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { config } => validate(&config),
+        Command::Keygen { output, key_id } => keygen(output.as_deref(), key_id),
+        Command::Tx { config } => runtime()?.block_on(run_tx(&config)),
+        Command::Rx { config } => runtime()?.block_on(run_rx(&config)),
+        Command::Demo { dir, repeat } => runtime()?.block_on(demo::run(&dir, repeat)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("weir")
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn validate(path: &std::path::Path) -> Result<ExitCode> {
+    match config::load(path)? {
+        Config::Tx(c) => println!(
+            "OK: agent config for {:?}: {} source(s), diode to {} (key id {}, settings fingerprint {:016x})",
+            c.agent_name,
+            c.sources.len(),
+            c.destination,
+            c.diode.key.id,
+            c.diode.fingerprint()
+        ),
+        Config::Rx(c) => println!(
+            "OK: receiver config: diode on {}, {} sink(s) (key id {}, settings fingerprint {:016x})",
+            c.listen,
+            c.sinks.len(),
+            c.diode.key.id,
+            c.diode.fingerprint()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(output: Option<&std::path::Path>, key_id: u16) -> Result<ExitCode> {
+    let key = DiodeKey::generate(key_id)?;
+    match output {
+        Some(path) => {
+            key.write(path)?;
+            eprintln!("Wrote diode key id {key_id} to {} (mode 0600). Copy it to both sides over a trusted channel.", path.display());
+        }
+        None => print!("{}", key.to_file_text()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn run_tx(path: &std::path::Path) -> Result<ExitCode> {
+    let Config::Tx(cfg) = config::load(path)? else {
+        bail!(
+            "{} is a receiver config; `weir tx` needs an agent config",
+            path.display()
+        );
+    };
+    let handle = pipeline::tx::start(cfg).await?;
+    let stats = handle.stats.clone();
+    shutdown_signal().await?;
+    tracing::info!(message = "Shutting down: sending what is queued.");
+    handle.shutdown().await?;
+    println!("{}", stats.to_json());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_rx(path: &std::path::Path) -> Result<ExitCode> {
+    let Config::Rx(cfg) = config::load(path)? else {
+        bail!(
+            "{} is an agent config; `weir rx` needs a receiver config",
+            path.display()
+        );
+    };
+    let handle = pipeline::rx::start(cfg).await?;
+    let stats = handle.stats.clone();
+    shutdown_signal().await?;
+    tracing::info!(message = "Shutting down: flushing sinks.");
+    handle.shutdown().await?;
+    println!("{}", stats.to_json());
+    Ok(ExitCode::SUCCESS)
+}

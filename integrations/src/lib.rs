@@ -1,1 +1,46 @@
-//! placeholder
+/*!
+The IT side's outputs: every sink consumes [`weir_schemas::Event`]s through the one [`Sink`]
+trait.
+
+Today: [`file::FileSink`] (NDJSON with size-based rotation) and [`stdout::StdoutSink`]. The
+Splunk HEC, Kafka and Elasticsearch sinks, with the shared batching/retry driver and crash-safe
+buffers, build on the same trait.
+*/
+
+pub mod file;
+pub mod stdout;
+
+use weir_schemas::Event;
+
+/// Why a sink could not take a batch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// An IO error writing the output.
+    #[error("{sink}: {source}")]
+    Io {
+        /// The sink's name.
+        sink: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A destination for events.
+pub trait Sink: Send {
+    /// The sink's configured name (for logs and metrics).
+    fn name(&self) -> &str;
+    /// Write a batch. On error nothing of the batch may be assumed written.
+    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// Make everything written so far durable (or at least handed to the OS).
+    fn flush(&mut self) -> Result<(), SinkError>;
+}
+
+/// Serialise events as NDJSON into `buf` (appending).
+pub fn encode_ndjson(events: &[Event], buf: &mut Vec<u8>) {
+    for e in events {
+        e.write_json(buf);
+        buf.push(b'\n');
+    }
+}

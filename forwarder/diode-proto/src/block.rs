@@ -80,10 +80,17 @@ impl BlockBuilder {
 
     /// Seal into block bytes (without padding) and start over. Compression that does not pay is
     /// skipped.
-    pub fn seal(&mut self, codec: Codec, zstd: &mut Option<zstd::bulk::Compressor<'static>>) -> Vec<u8> {
+    pub fn seal(
+        &mut self,
+        codec: Codec,
+        zstd: &mut Option<zstd::bulk::Compressor<'static>>,
+    ) -> Vec<u8> {
         let raw_len = u32::try_from(self.raw.len()).unwrap_or(u32::MAX);
         let compressed = match (codec, zstd.as_mut()) {
-            (Codec::Zstd(_), Some(c)) => c.compress(&self.raw).ok().filter(|c| c.len() < self.raw.len()),
+            (Codec::Zstd(_), Some(c)) => c
+                .compress(&self.raw)
+                .ok()
+                .filter(|c| c.len() < self.raw.len()),
             _ => None,
         };
         let (codec_byte, body) = match &compressed {
@@ -126,7 +133,10 @@ impl DecodedBlock {
         self.records.iter().map(move |r| {
             let start = r.start as usize;
             // Offsets were checked against `data` when the block was decoded.
-            let bytes = self.data.get(start..start + r.len as usize).unwrap_or_default();
+            let bytes = self
+                .data
+                .get(start..start + r.len as usize)
+                .unwrap_or_default();
             (*r, bytes)
         })
     }
@@ -190,7 +200,8 @@ pub fn decode(
         let sequence = r.u64().map_err(|_| BlockError::RecordTruncated)?;
         let len = r.u32().map_err(|_| BlockError::RecordTruncated)?;
         let start = data.len() - r.rest().len();
-        r.take(len as usize).map_err(|_| BlockError::RecordTruncated)?;
+        r.take(len as usize)
+            .map_err(|_| BlockError::RecordTruncated)?;
         records.push(RecordRef {
             stream,
             sequence,
@@ -208,7 +219,11 @@ mod tests {
     fn round_trip(codec: Codec) {
         let mut b = BlockBuilder::default();
         for i in 0..100u64 {
-            b.push((i % 3) as u16, i, format!("record number {i} {}", "x".repeat(50)).as_bytes());
+            b.push(
+                (i % 3) as u16,
+                i,
+                format!("record number {i} {}", "x".repeat(50)).as_bytes(),
+            );
         }
         let mut z = match codec {
             Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
@@ -222,7 +237,10 @@ mod tests {
         for (i, (r, data)) in decoded.records().enumerate() {
             assert_eq!(r.sequence, i as u64);
             assert_eq!(r.stream, (i % 3) as u16);
-            assert_eq!(data, format!("record number {i} {}", "x".repeat(50)).as_bytes());
+            assert_eq!(
+                data,
+                format!("record number {i} {}", "x".repeat(50)).as_bytes()
+            );
         }
     }
 
@@ -239,6 +257,9 @@ mod tests {
         let block = b.seal(Codec::None, &mut None);
         let mut d = zstd::bulk::Decompressor::new().expect("zstd");
         assert_eq!(decode(&block, 100, &mut d), Err(BlockError::TooLarge(1014)));
-        assert_eq!(decode(&block[..500], 1 << 20, &mut d), Err(BlockError::Truncated));
+        assert_eq!(
+            decode(&block[..500], 1 << 20, &mut d),
+            Err(BlockError::Truncated)
+        );
     }
 }

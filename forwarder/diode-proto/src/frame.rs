@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(Header::decode(&d), Err(FrameError::ReservedFlags));
         let mut d = good.clone();
         d.push(0);
-        assert!(matches!(Header::decode(&d), Err(FrameError::LengthMismatch { .. })));
+        assert!(matches!(
+            Header::decode(&d),
+            Err(FrameError::LengthMismatch { .. })
+        ));
         let mut d = good;
         d[25] = 9; // symbol 9 of 5
         assert_eq!(Header::decode(&d), Err(FrameError::BadCounts));

@@ -150,7 +150,10 @@ mod tests {
         // Room for 3 streams only (50 bytes of fixed fields, 19 per stream).
         let next = hb.encode_from(8, 50 + 3 * 19, &mut out);
         let part = Heartbeat::decode(&out).expect("decodes");
-        assert_eq!(part.streams.iter().map(|s| s.id).collect::<Vec<_>>(), vec![8, 9, 0]);
+        assert_eq!(
+            part.streams.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![8, 9, 0]
+        );
         assert_eq!(next, 1);
         assert_eq!(Heartbeat::decode(&out[..out.len() - 1]), None);
     }

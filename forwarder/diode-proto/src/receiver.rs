@@ -105,7 +105,10 @@ impl Reject {
     }
 
     fn index(&self) -> usize {
-        Reject::ALL.iter().position(|c| *c == self.code()).unwrap_or(0)
+        Reject::ALL
+            .iter()
+            .position(|c| *c == self.code())
+            .unwrap_or(0)
     }
 }
 
@@ -372,8 +375,12 @@ impl Receiver {
         // Verify before anything else is done with the datagram.
         let header_bytes = datagram.get(..HEADER_LEN).ok_or(Reject::Inconsistent)?;
         let payload_end = HEADER_LEN + usize::from(h.payload_len);
-        let payload = datagram.get(HEADER_LEN..payload_end).ok_or(Reject::Inconsistent)?;
-        let tag = datagram.get(payload_end..payload_end + TAG_LEN).ok_or(Reject::Inconsistent)?;
+        let payload = datagram
+            .get(HEADER_LEN..payload_end)
+            .ok_or(Reject::Inconsistent)?;
+        let tag = datagram
+            .get(payload_end..payload_end + TAG_LEN)
+            .ok_or(Reject::Inconsistent)?;
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(payload);
@@ -514,7 +521,10 @@ impl Receiver {
             }
         }
         s.known_end = s.known_end.max(hb.next_block);
-        let keep = s.held_heartbeat.as_ref().is_none_or(|held| hb.next_block >= held.next_block);
+        let keep = s
+            .held_heartbeat
+            .as_ref()
+            .is_none_or(|held| hb.next_block >= held.next_block);
         if keep {
             s.held_heartbeat = Some(hb.clone());
         }
@@ -613,7 +623,10 @@ impl Receiver {
             }
             // Block `next` was sent (later data or a heartbeat says so) but is not complete.
             let since = *s.stall_since.get_or_insert(now);
-            let waited_from = s.pending.get(&next).map_or(since, |p| p.first_seen.max(since));
+            let waited_from = s
+                .pending
+                .get(&next)
+                .map_or(since, |p| p.first_seen.max(since));
             let over_budget = s.pending_bytes > max_pending;
             if drain || over_budget || now.saturating_duration_since(waited_from) >= timeout {
                 if let Some(p) = s.pending.remove(&next) {
@@ -626,7 +639,10 @@ impl Receiver {
             break;
         }
         flush_lost(&mut lost_run, s.epoch, &mut self.out, &mut self.stats);
-        if s.held_heartbeat.as_ref().is_some_and(|hb| hb.next_block <= s.next_emit) {
+        if s.held_heartbeat
+            .as_ref()
+            .is_some_and(|hb| hb.next_block <= s.next_emit)
+        {
             if let Some(hb) = s.held_heartbeat.take() {
                 settle_tails(s, &hb, &mut self.out, &mut self.stats);
             }
@@ -714,11 +730,18 @@ fn deliver(
     });
 }
 
-fn settle_tails(s: &mut Session, hb: &Heartbeat, out: &mut VecDeque<Output>, stats: &mut ReceiverStats) {
+fn settle_tails(
+    s: &mut Session,
+    hb: &Heartbeat,
+    out: &mut VecDeque<Output>,
+    stats: &mut ReceiverStats,
+) {
     for pos in &hb.streams {
         let state = stream_state(s, pos.id);
         let missing = match state.expected {
-            Some(expected) if expected < pos.next_sequence => Some((expected, pos.next_sequence - 1)),
+            Some(expected) if expected < pos.next_sequence => {
+                Some((expected, pos.next_sequence - 1))
+            }
             _ => None,
         };
         if state.expected.is_none_or(|e| e < pos.next_sequence) {

@@ -217,22 +217,33 @@ impl Sender {
     }
 
     /// Add a record to `stream`; returns its sequence number.
-    pub fn push(&mut self, now: Instant, stream: StreamId, record: &[u8]) -> Result<u64, PushError> {
+    pub fn push(
+        &mut self,
+        now: Instant,
+        stream: StreamId,
+        record: &[u8],
+    ) -> Result<u64, PushError> {
         if record.len() > self.cfg.max_record_bytes {
             return Err(PushError::TooLarge(record.len()));
         }
         if !self.can_push() {
             return Err(PushError::Full);
         }
-        let Some(s) = self.streams.get_mut(usize::from(stream.0)) else {
+        let Some(sequence) = self
+            .streams
+            .get(usize::from(stream.0))
+            .map(|s| s.next_sequence)
+        else {
             return Err(PushError::UnknownStream(stream.0));
         };
-        let sequence = s.next_sequence;
-        s.next_sequence += 1;
+        // Seal the open block first: its stream positions must not include this record.
         if self.builder.records() > 0
             && self.builder.raw_len() + RECORD_OVERHEAD + record.len() > self.cfg.max_block_bytes
         {
             self.seal();
+        }
+        if let Some(s) = self.streams.get_mut(usize::from(stream.0)) {
+            s.next_sequence += 1;
         }
         self.builder.push(stream.0, sequence, record);
         if !self.builder_touched.contains(&stream.0) {
@@ -300,7 +311,10 @@ impl Sender {
 
     /// Advance timers: seal a block whose linger expired, make a heartbeat due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.builder_since.is_some_and(|since| now >= since + self.cfg.linger) {
+        if self
+            .builder_since
+            .is_some_and(|since| now >= since + self.cfg.linger)
+        {
             self.flush();
         }
         if now >= self.next_heartbeat {
@@ -390,7 +404,8 @@ impl Sender {
                 .collect(),
         };
         let mut payload = std::mem::take(&mut self.heartbeat_buf);
-        self.heartbeat_cursor = hb.encode_from(self.heartbeat_cursor, self.symbol_capacity, &mut payload);
+        self.heartbeat_cursor =
+            hb.encode_from(self.heartbeat_cursor, self.symbol_capacity, &mut payload);
         let header = Header {
             kind: DatagramType::Heartbeat,
             key_id: self.cfg.key_id,

@@ -79,7 +79,9 @@ fn collect(rx: &mut Receiver, seen: &mut Seen) {
                     seen.records.push((r.stream, r.sequence, data.to_vec()));
                 }
             }
-            Output::Gap(g) => seen.gaps.push((g.stream, g.stream_name, g.first, g.last, g.reason)),
+            Output::Gap(g) => seen
+                .gaps
+                .push((g.stream, g.stream_name, g.first, g.last, g.reason)),
             Output::BlocksLost { first, last, .. } => seen.lost_blocks.push((first, last)),
             Output::SessionStarted {
                 session,
@@ -107,7 +109,9 @@ fn block_of(d: &[u8]) -> Option<u64> {
 fn setup(n: u64, streams: usize) -> (Sender, Vec<StreamId>, Instant, Vec<Vec<u8>>) {
     let now = Instant::now();
     let mut tx = Sender::new(sender_cfg(0xABCD), now).unwrap();
-    let ids: Vec<_> = (0..streams).map(|i| tx.add_stream(&format!("input-{i}"))).collect();
+    let ids: Vec<_> = (0..streams)
+        .map(|i| tx.add_stream(&format!("input-{i}")))
+        .collect();
     load(&mut tx, now, &ids, n);
     let dgrams = drain(&mut tx);
     (tx, ids, now, dgrams)
@@ -121,7 +125,12 @@ fn lossless_link_delivers_every_record_once_in_order() {
     feed(&mut rx, now, &dgrams, &mut seen);
     assert_eq!(seen.records.len(), 20_000);
     for s in 0..3u16 {
-        let seqs: Vec<u64> = seen.records.iter().filter(|r| r.0 == s).map(|r| r.1).collect();
+        let seqs: Vec<u64> = seen
+            .records
+            .iter()
+            .filter(|r| r.0 == s)
+            .map(|r| r.1)
+            .collect();
         let expected: Vec<u64> = (0..seqs.len() as u64).collect();
         assert_eq!(seqs, expected, "stream {s} in order, no gaps");
     }
@@ -141,7 +150,11 @@ fn a_dropped_block_becomes_exact_gap_records_and_later_data_flows() {
     let last_block = *blocks.iter().max().unwrap();
     assert!(last_block >= 4, "enough blocks for the test ({last_block})");
     let victim = 2u64;
-    let kept: Vec<Vec<u8>> = dgrams.iter().filter(|d| block_of(d) != Some(victim)).cloned().collect();
+    let kept: Vec<Vec<u8>> = dgrams
+        .iter()
+        .filter(|d| block_of(d) != Some(victim))
+        .cloned()
+        .collect();
     let mut rx = receiver();
     let mut seen = Seen::default();
     feed(&mut rx, now, &kept, &mut seen);
@@ -158,14 +171,28 @@ fn a_dropped_block_becomes_exact_gap_records_and_later_data_flows() {
     // Which records were in the victim block? Exactly those absent from the output.
     let mut missing = Vec::new();
     for s in 0..2u16 {
-        let got: Vec<u64> = seen.records.iter().filter(|r| r.0 == s).map(|r| r.1).collect();
+        let got: Vec<u64> = seen
+            .records
+            .iter()
+            .filter(|r| r.0 == s)
+            .map(|r| r.1)
+            .collect();
         let first_missing = (0..).find(|q| !got.contains(q)).unwrap();
         let last_missing = (first_missing..).find(|q| got.contains(q)).unwrap() - 1;
         assert_eq!(got.len() as u64, 1000 - (last_missing - first_missing + 1));
-        missing.push((s, format!("input-{s}"), first_missing, last_missing, GapReason::LostBlock));
+        missing.push((
+            s,
+            format!("input-{s}"),
+            first_missing,
+            last_missing,
+            GapReason::LostBlock,
+        ));
     }
     seen.gaps.sort_by_key(|g| g.0);
-    assert_eq!(seen.gaps, missing, "one gap per stream naming exactly the missing range");
+    assert_eq!(
+        seen.gaps, missing,
+        "one gap per stream naming exactly the missing range"
+    );
     assert_eq!(rx.stats().records_lost + seen.records.len() as u64, 2000);
 }
 
@@ -173,7 +200,11 @@ fn a_dropped_block_becomes_exact_gap_records_and_later_data_flows() {
 fn tail_loss_is_revealed_by_the_next_heartbeat() {
     let (mut tx, _ids, now, dgrams) = setup(500, 1);
     let last = dgrams.iter().filter_map(|d| block_of(d)).max().unwrap();
-    let kept: Vec<Vec<u8>> = dgrams.iter().filter(|d| block_of(d) != Some(last)).cloned().collect();
+    let kept: Vec<Vec<u8>> = dgrams
+        .iter()
+        .filter(|d| block_of(d) != Some(last))
+        .cloned()
+        .collect();
     let mut rx = receiver();
     let mut seen = Seen::default();
     feed(&mut rx, now, &kept, &mut seen);
@@ -187,7 +218,13 @@ fn tail_loss_is_revealed_by_the_next_heartbeat() {
     collect(&mut rx, &mut seen);
     assert_eq!(
         seen.gaps,
-        vec![(0, "input-0".to_string(), delivered, 499, GapReason::TailLoss)]
+        vec![(
+            0,
+            "input-0".to_string(),
+            delivered,
+            499,
+            GapReason::TailLoss
+        )]
     );
 }
 
@@ -198,7 +235,14 @@ fn wrong_key_flipped_bits_and_replays_are_rejected_and_counted() {
     let mut seen = Seen::default();
 
     // Wrong key: a sender with another PSK under the same key id.
-    let mut bad = Sender::new(SenderConfig { key: [9; 32], ..sender_cfg(0xBAD) }, now).unwrap();
+    let mut bad = Sender::new(
+        SenderConfig {
+            key: [9; 32],
+            ..sender_cfg(0xBAD)
+        },
+        now,
+    )
+    .unwrap();
     let s = bad.add_stream("evil");
     bad.push(now, s, b"forged").unwrap();
     bad.flush();
@@ -206,7 +250,14 @@ fn wrong_key_flipped_bits_and_replays_are_rejected_and_counted() {
         assert_eq!(rx.handle_datagram(now, &d), Err(Reject::Auth));
     }
     // Unknown key id.
-    let mut other = Sender::new(SenderConfig { key_id: 2, ..sender_cfg(0xBAD) }, now).unwrap();
+    let mut other = Sender::new(
+        SenderConfig {
+            key_id: 2,
+            ..sender_cfg(0xBAD)
+        },
+        now,
+    )
+    .unwrap();
     for d in drain(&mut other) {
         assert_eq!(rx.handle_datagram(now, &d), Err(Reject::UnknownKey(2)));
     }
@@ -220,7 +271,10 @@ fn wrong_key_flipped_bits_and_replays_are_rejected_and_counted() {
         flips += 1;
     }
     collect(&mut rx, &mut seen);
-    assert!(seen.records.is_empty() && seen.sessions.is_empty(), "nothing from forged datagrams");
+    assert!(
+        seen.records.is_empty() && seen.sessions.is_empty(),
+        "nothing from forged datagrams"
+    );
 
     feed(&mut rx, now, &dgrams, &mut seen);
     assert_eq!(seen.records.len(), 50);
@@ -233,7 +287,10 @@ fn wrong_key_flipped_bits_and_replays_are_rejected_and_counted() {
     assert_eq!(seen.records.len(), 50, "replays add nothing");
     let st = rx.stats();
     // Flips in the key id field read as unknown keys; all others fail framing or the tag.
-    assert_eq!(st.rejected_total(), 2 + 1 + flips as u64 + dgrams.len() as u64);
+    assert_eq!(
+        st.rejected_total(),
+        2 + 1 + flips as u64 + dgrams.len() as u64
+    );
     assert_eq!(st.rejected_for("unknown_key"), 1 + 16);
     assert_eq!(st.rejected_for("replayed"), dgrams.len() as u64);
 }
@@ -250,7 +307,13 @@ fn reordering_and_duplication_within_the_window_lose_nothing() {
     for (i, d) in dgrams.iter().enumerate() {
         rx.handle_datagram(now, d).unwrap();
         if i % 5 == 0 {
-            assert_eq!(rx.handle_datagram(now, d).map_err(|e| e.code()).err().is_some(), true);
+            assert_eq!(
+                rx.handle_datagram(now, d)
+                    .map_err(|e| e.code())
+                    .err()
+                    .is_some(),
+                true
+            );
         }
         collect(&mut rx, &mut seen);
     }
@@ -268,9 +331,15 @@ fn sender_restart_is_reported_and_the_old_session_cannot_be_replayed() {
     let s = tx2.add_stream("input-0");
     load(&mut tx2, now, &[s], 10);
     feed(&mut rx, now, &drain(&mut tx2), &mut seen);
-    assert_eq!(seen.sessions, vec![(0xABCD, None, false), (0x2222, Some(0xABCD), false)]);
+    assert_eq!(
+        seen.sessions,
+        vec![(0xABCD, None, false), (0x2222, Some(0xABCD), false)]
+    );
     assert_eq!(seen.records.len(), 110);
-    assert_eq!(rx.handle_datagram(now, &first[1]), Err(Reject::StaleSession));
+    assert_eq!(
+        rx.handle_datagram(now, &first[1]),
+        Err(Reject::StaleSession)
+    );
 }
 
 #[test]
@@ -290,14 +359,28 @@ fn a_receiver_joining_mid_session_resynchronises_on_a_heartbeat() {
     tx.flush();
     feed(&mut rx, now, &drain(&mut tx), &mut seen);
     assert_eq!(seen.sessions, vec![(0x3333, None, true)]);
-    assert!(seen.gaps.is_empty(), "history before joining is not a gap: {:?}", seen.gaps);
-    assert_eq!(seen.records.iter().map(|r| r.1).collect::<Vec<_>>(), (100_000..100_010).collect::<Vec<_>>());
+    assert!(
+        seen.gaps.is_empty(),
+        "history before joining is not a gap: {:?}",
+        seen.gaps
+    );
+    assert_eq!(
+        seen.records.iter().map(|r| r.1).collect::<Vec<_>>(),
+        (100_000..100_010).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn a_settings_mismatch_is_reported_once() {
     let now = Instant::now();
-    let mut tx = Sender::new(SenderConfig { fingerprint: 0xF2, ..sender_cfg(0x4444) }, now).unwrap();
+    let mut tx = Sender::new(
+        SenderConfig {
+            fingerprint: 0xF2,
+            ..sender_cfg(0x4444)
+        },
+        now,
+    )
+    .unwrap();
     tx.add_stream("x");
     let mut rx = receiver();
     let mut seen = Seen::default();
@@ -323,10 +406,52 @@ fn pending_memory_is_bounded() {
     });
     let mut seen = Seen::default();
     // Block 0 never arrives; everything after it must not pile up without bound.
-    let kept: Vec<Vec<u8>> = dgrams.iter().filter(|d| block_of(d) != Some(0)).cloned().collect();
+    let kept: Vec<Vec<u8>> = dgrams
+        .iter()
+        .filter(|d| block_of(d) != Some(0))
+        .cloned()
+        .collect();
     feed(&mut rx, now, &kept, &mut seen);
-    assert_eq!(seen.lost_blocks, vec![(0, 0)], "only the missing block is given up");
+    assert_eq!(
+        seen.lost_blocks,
+        vec![(0, 0)],
+        "only the missing block is given up"
+    );
     assert_eq!(seen.records.len() as u64 + rx.stats().records_lost, 20_000);
     assert_eq!(seen.gaps.len(), 1);
     assert_eq!((seen.gaps[0].2, seen.gaps[0].3 + 1), (0, seen.records[0].1));
+}
+
+/// Regression: a block sealed because the next record did not fit must not count that record
+/// in the heartbeat's stream positions (the demo once reported a 1-record tail "gap" and then
+/// dropped the record as a duplicate).
+#[test]
+fn heartbeats_interleaved_with_a_lossless_stream_never_report_gaps() {
+    let now = Instant::now();
+    // A long linger keeps records in the open block while heartbeats go out.
+    let cfg = SenderConfig {
+        linger: Duration::from_secs(3600),
+        ..sender_cfg(0x5555)
+    };
+    let mut tx = Sender::new(cfg, now).unwrap();
+    let ids = [tx.add_stream("a"), tx.add_stream("b")];
+    let mut rx = receiver();
+    let mut seen = Seen::default();
+    let mut t = now;
+    for i in 0..20_000u64 {
+        let s = (i % 2) as usize;
+        tx.push(t, ids[s], &record(s, i / 2)).unwrap();
+        if i % 97 == 0 {
+            t += Duration::from_millis(300);
+            tx.handle_timeout(t);
+            feed(&mut rx, t, &drain(&mut tx), &mut seen);
+        }
+    }
+    tx.flush();
+    tx.queue_heartbeat();
+    feed(&mut rx, t, &drain(&mut tx), &mut seen);
+    assert!(seen.heartbeats > 50);
+    assert_eq!(seen.gaps, vec![]);
+    assert_eq!(seen.records.len(), 20_000);
+    assert_eq!(rx.stats().records_duplicate, 0);
 }

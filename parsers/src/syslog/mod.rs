@@ -114,22 +114,24 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext) -> Result<Event, ParseError> {
 pub fn normalise(bytes: &[u8], ctx: &ParseContext) -> Event {
     match parse(bytes, ctx) {
         Ok(event) => event,
-        Err(error) => raw_event(bytes, &error, ctx),
+        Err(error) => raw_event(bytes, error.code(), &error.to_string(), ctx),
     }
 }
 
-/// The raw event for input that did not parse: `event.kind = pipeline_error`, the text as
-/// `message` (invalid UTF-8 replaced), `weir.parse_error` = the error's code, and `error.*`.
-pub fn raw_event(bytes: &[u8], error: &ParseError, ctx: &ParseContext) -> Event {
+/// The raw event for input that could not be parsed (or framed): `event.kind =
+/// pipeline_error`, the text as `message` (invalid UTF-8 replaced), `weir.parse_error = code`,
+/// `error.type = code`, `error.message = detail`, the tag `weir_parse_failure`, and the input in
+/// `event.original` when the context keeps originals.
+pub fn raw_event(bytes: &[u8], code: &'static str, detail: &str, ctx: &ParseContext) -> Event {
     let (text, lossy) = decode(bytes);
     let mut event = Event::new(EventClass::Syslog, ctx.received_at);
     event.event.kind = Cow::Borrowed("pipeline_error");
     event.message = Some(trim_line(&text).to_owned());
     event.tags.push(Cow::Borrowed("weir_parse_failure"));
-    event.weir.parse_error = Some(error.code().to_owned());
+    event.weir.parse_error = Some(code.to_owned());
     event.error = Some(ErrorInfo {
-        kind: Some(Cow::Borrowed(error.code())),
-        message: Some(error.to_string()),
+        kind: Some(Cow::Borrowed(code)),
+        message: Some(detail.to_owned()),
     });
     finish(&mut event, &text, lossy, ctx);
     event

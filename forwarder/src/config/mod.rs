@@ -1,0 +1,373 @@
+/*!
+Configuration: TOML on disk ([`raw`]), validated types in memory (this module).
+
+"Parse, don't validate": [`raw`] mirrors the file with `deny_unknown_fields`, so a typo is an
+error naming the key; [`load`] turns it into [`TxConfig`] / [`RxConfig`], resolving addresses,
+time zones and key files, so the pipelines never see an unchecked value. Keys carry their units
+(`_bytes`, `_milliseconds`, `_bits_per_second`).
+
+The `[diode]` table holds what both sides must agree on. Its fingerprint travels in every
+heartbeat so that a mismatch is reported by the receiver instead of showing up as silent loss.
+*/
+
+pub mod key;
+pub mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono_tz::Tz;
+use weir_diode_proto::Codec;
+use weir_schemas::EventClass;
+
+pub use key::DiodeKey;
+
+/// The diode settings shared by both sides.
+#[derive(Clone, Debug)]
+pub struct DiodeConfig {
+    /// Link MTU.
+    pub mtu_bytes: usize,
+    /// Block compression.
+    pub codec: Codec,
+    /// Largest block (records area), and so the largest record.
+    pub max_block_bytes: usize,
+    /// The pre-shared key.
+    pub key: DiodeKey,
+}
+
+impl DiodeConfig {
+    /// Fingerprint of the settings that must match on both sides (not the key: its id is
+    /// already in every header).
+    pub fn fingerprint(&self) -> u64 {
+        weir_diode_proto::fingerprint(&[
+            ("protocol", "1".into()),
+            ("mtu_bytes", self.mtu_bytes.to_string()),
+            ("compression", format!("{:?}", self.codec)),
+            ("max_block_bytes", self.max_block_bytes.to_string()),
+        ])
+    }
+}
+
+/// How to treat a syslog frame longer than the configured maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oversize {
+    /// Keep the first `max` bytes as a raw event tagged `frame_too_long`.
+    Truncate,
+    /// Drop it and count it.
+    Drop,
+}
+
+/// One syslog input.
+#[derive(Clone, Debug)]
+pub struct SyslogSource {
+    /// The input's name: its diode stream and `weir.stream`.
+    pub name: String,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Listen address.
+    pub address: SocketAddr,
+    /// Zone for timestamps without offset.
+    pub timezone: Tz,
+    /// Largest message (UDP datagram or TCP frame).
+    pub max_message_bytes: usize,
+    /// What to do with longer TCP frames.
+    pub oversize: Oversize,
+    /// TCP connections accepted at once.
+    pub max_connections: usize,
+    /// Keep the raw line in `event.original`.
+    pub keep_original: bool,
+    /// UDP socket receive buffer to request.
+    pub receive_buffer_bytes: Option<usize>,
+}
+
+/// A source's transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// One message per datagram.
+    Udp,
+    /// RFC 6587: octet counting or newline framing, detected per connection.
+    Tcp,
+}
+
+/// The OT-side agent.
+#[derive(Clone, Debug)]
+pub struct TxConfig {
+    /// `weir.agent`.
+    pub agent_name: String,
+    /// Shared diode settings.
+    pub diode: DiodeConfig,
+    /// Where datagrams go.
+    pub destination: SocketAddr,
+    /// Local address to send from.
+    pub bind: SocketAddr,
+    /// Pacing rate, on-wire bits per second.
+    pub link_rate_bits_per_second: u64,
+    /// Heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Longest a record waits for its block to fill.
+    pub linger: Duration,
+    /// Events queued between sources and the diode.
+    pub queue_events: usize,
+    /// Socket send buffer to request.
+    pub send_buffer_bytes: usize,
+    /// Inputs.
+    pub sources: Vec<SyslogSource>,
+}
+
+/// Which classes a sink takes.
+pub type ClassFilter = Vec<EventClass>;
+
+/// One IT-side output.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    /// NDJSON file with rotation.
+    File {
+        /// Sink name.
+        name: String,
+        /// Classes routed to it.
+        classes: ClassFilter,
+        /// Settings.
+        file: weir_integrations::file::FileSinkConfig,
+    },
+    /// NDJSON on stdout.
+    Stdout {
+        /// Sink name.
+        name: String,
+        /// Classes routed to it.
+        classes: ClassFilter,
+    },
+}
+
+impl SinkConfig {
+    /// The classes routed to this sink.
+    pub fn classes(&self) -> &ClassFilter {
+        match self {
+            SinkConfig::File { classes, .. } | SinkConfig::Stdout { classes, .. } => classes,
+        }
+    }
+}
+
+/// The IT-side receiver.
+#[derive(Clone, Debug)]
+pub struct RxConfig {
+    /// Shared diode settings.
+    pub diode: DiodeConfig,
+    /// Where datagrams arrive.
+    pub listen: SocketAddr,
+    /// Socket receive buffer to request.
+    pub receive_buffer_bytes: usize,
+    /// How long a missing block is waited for.
+    pub reorder_timeout: Duration,
+    /// Bytes of incomplete blocks held at most.
+    pub max_pending_bytes: usize,
+    /// Blocks queued between the diode and the sinks; overflow is dropped and counted.
+    pub queue_blocks: usize,
+    /// Outputs.
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// A loaded configuration of either side.
+#[derive(Clone, Debug)]
+pub enum Config {
+    /// `weir tx`.
+    Tx(TxConfig),
+    /// `weir rx`.
+    Rx(RxConfig),
+}
+
+/// Load and validate a config file; the side is told by its `[tx]` or `[rx]` table.
+pub fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Parse and validate config text; relative paths are resolved against `base`.
+pub fn parse(text: &str, base: &Path) -> Result<Config> {
+    let value: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{}", e.message().trim()))?;
+    let strict = |e: toml::de::Error| anyhow!("{}", e.to_string().trim());
+    match (value.contains_key("tx"), value.contains_key("rx")) {
+        (true, false) => tx(toml::from_str(text).map_err(strict)?, base).map(Config::Tx),
+        (false, true) => rx(toml::from_str(text).map_err(strict)?, base).map(Config::Rx),
+        (true, true) => bail!("a config file is for one side: it has both [tx] and [rx]"),
+        (false, false) => bail!("missing [tx] (OT-side agent) or [rx] (IT-side receiver) table"),
+    }
+}
+
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let path = PathBuf::from(p);
+    if path.is_absolute() {
+        path
+    } else {
+        base.join(path)
+    }
+}
+
+fn address(what: &str, text: &str) -> Result<SocketAddr> {
+    text.parse().map_err(|_| {
+        anyhow!(
+            "{what}: {text:?} is not an IP:port address (e.g. \"127.0.0.1:514\" or \"[::1]:514\")"
+        )
+    })
+}
+
+fn diode(raw: raw::Diode, base: &Path) -> Result<DiodeConfig> {
+    let codec = match raw.compression.as_str() {
+        "zstd" => Codec::Zstd(raw.compression_level),
+        "none" => Codec::None,
+        other => bail!("diode.compression: {other:?} is not one of \"zstd\", \"none\""),
+    };
+    if !(576..=65535).contains(&raw.mtu_bytes) {
+        bail!("diode.mtu_bytes: {} is outside 576..=65535", raw.mtu_bytes);
+    }
+    if !(4096..=64 * 1024 * 1024).contains(&raw.max_block_bytes) {
+        bail!(
+            "diode.max_block_bytes: {} is outside 4096..=67108864",
+            raw.max_block_bytes
+        );
+    }
+    let key_path = resolve(base, &raw.key_file);
+    let key = DiodeKey::load(&key_path).with_context(|| "diode.key_file".to_string())?;
+    Ok(DiodeConfig {
+        mtu_bytes: raw.mtu_bytes,
+        codec,
+        max_block_bytes: raw.max_block_bytes,
+        key,
+    })
+}
+
+fn classes(raw: Option<Vec<String>>) -> Result<ClassFilter> {
+    match raw {
+        None => Ok(EventClass::ALL.to_vec()),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                EventClass::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == n)
+                    .ok_or_else(|| anyhow!("unknown event class {n:?} (known: syslog, windows, flow, ot, asset, notable, weir)"))
+            })
+            .collect(),
+    }
+}
+
+fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
+    let t = raw.tx;
+    let mut names = std::collections::HashSet::new();
+    let mut sources = Vec::new();
+    for (i, s) in raw.sources.into_iter().enumerate() {
+        let (transport, s) = match s {
+            raw::Source::SyslogUdp(s) => (Transport::Udp, s),
+            raw::Source::SyslogTcp(s) => (Transport::Tcp, s),
+        };
+        let name = s.name.unwrap_or_else(|| format!("source-{i}"));
+        if !names.insert(name.clone()) {
+            bail!("sources: the name {name:?} is used twice");
+        }
+        let what = format!("sources[{i}] ({name})");
+        let timezone: Tz = s.timezone.parse().map_err(|_| {
+            anyhow!(
+                "{what}.timezone: {:?} is not an IANA time zone (e.g. \"Europe/Berlin\", \"UTC\")",
+                s.timezone
+            )
+        })?;
+        let oversize = match s.oversize.as_str() {
+            "truncate" => Oversize::Truncate,
+            "drop" => Oversize::Drop,
+            other => bail!("{what}.oversize: {other:?} is not \"truncate\" or \"drop\""),
+        };
+        if s.max_message_bytes < 480 {
+            bail!(
+                "{what}.max_message_bytes: {} is below 480 (RFC 3164's minimum)",
+                s.max_message_bytes
+            );
+        }
+        sources.push(SyslogSource {
+            address: address(&format!("{what}.address"), &s.address)?,
+            name,
+            transport,
+            timezone,
+            max_message_bytes: s.max_message_bytes,
+            oversize,
+            max_connections: s.max_connections,
+            keep_original: s.keep_original,
+            receive_buffer_bytes: s.receive_buffer_bytes,
+        });
+    }
+    if sources.is_empty() {
+        bail!("no [[sources]]: the agent would have nothing to send");
+    }
+    let diode = diode(raw.diode, base)?;
+    for s in &sources {
+        if s.max_message_bytes * 2 + 4096 > diode.max_block_bytes {
+            bail!(
+                "sources ({}): max_message_bytes {} does not fit diode.max_block_bytes {} (a record is the message plus its JSON event)",
+                s.name, s.max_message_bytes, diode.max_block_bytes
+            );
+        }
+    }
+    if t.link_rate_bits_per_second < 1_000_000 {
+        bail!(
+            "tx.link_rate_bits_per_second: {} is below 1 Mb/s",
+            t.link_rate_bits_per_second
+        );
+    }
+    if t.queue_events == 0 {
+        bail!("tx.queue_events must be at least 1");
+    }
+    Ok(TxConfig {
+        agent_name: raw.agent.name,
+        diode,
+        destination: address("tx.destination", &t.destination)?,
+        bind: address("tx.bind", &t.bind)?,
+        link_rate_bits_per_second: t.link_rate_bits_per_second,
+        heartbeat_interval: Duration::from_millis(t.heartbeat_interval_milliseconds.max(10)),
+        linger: Duration::from_millis(t.linger_milliseconds),
+        queue_events: t.queue_events,
+        send_buffer_bytes: t.send_buffer_bytes,
+        sources,
+    })
+}
+
+fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
+    let r = raw.rx;
+    let mut sinks = Vec::new();
+    for (i, s) in raw.sinks.into_iter().enumerate() {
+        sinks.push(match s {
+            raw::Sink::File(f) => SinkConfig::File {
+                name: f.name.unwrap_or_else(|| format!("sink-{i}")),
+                classes: classes(f.classes)?,
+                file: weir_integrations::file::FileSinkConfig {
+                    path: resolve(base, &f.path),
+                    max_bytes: f.max_bytes,
+                    max_files: f.max_files,
+                },
+            },
+            raw::Sink::Stdout(s) => SinkConfig::Stdout {
+                name: s.name.unwrap_or_else(|| format!("sink-{i}")),
+                classes: classes(s.classes)?,
+            },
+        });
+    }
+    if sinks.is_empty() {
+        bail!("no [[sinks]]: received events would have nowhere to go");
+    }
+    if r.queue_blocks == 0 {
+        bail!("rx.queue_blocks must be at least 1");
+    }
+    Ok(RxConfig {
+        diode: diode(raw.diode, base)?,
+        listen: address("rx.listen", &r.listen)?,
+        receive_buffer_bytes: r.receive_buffer_bytes,
+        reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),
+        max_pending_bytes: r.max_pending_bytes,
+        queue_blocks: r.queue_blocks,
+        sinks,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,245 @@
+//! The config file as written: serde structs, unknown keys rejected, defaults documented in
+//! `docs/configuration.md`.
+
+use serde::Deserialize;
+
+/// `weir tx` config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxFile {
+    /// `[agent]`.
+    pub agent: Agent,
+    /// `[diode]`.
+    pub diode: Diode,
+    /// `[tx]`.
+    pub tx: Tx,
+    /// `[[sources]]`.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+/// `weir rx` config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RxFile {
+    /// `[diode]`.
+    pub diode: Diode,
+    /// `[rx]`.
+    pub rx: Rx,
+    /// `[[sinks]]`.
+    #[serde(default)]
+    pub sinks: Vec<Sink>,
+}
+
+/// `[agent]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    /// Agent name, stamped into `weir.agent`.
+    pub name: String,
+}
+
+/// `[diode]`: must be the same on both sides.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diode {
+    /// Pre-shared key file (`weir keygen`).
+    pub key_file: String,
+    /// Link MTU.
+    #[serde(default = "default_mtu")]
+    pub mtu_bytes: usize,
+    /// `zstd` or `none`.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// zstd level.
+    #[serde(default = "default_level")]
+    pub compression_level: i32,
+    /// Largest block (uncompressed records).
+    #[serde(default = "default_block")]
+    pub max_block_bytes: usize,
+}
+
+/// `[tx]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tx {
+    /// Receiver (diode input) address.
+    pub destination: String,
+    /// Local address.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Pacing rate.
+    #[serde(default = "default_rate")]
+    pub link_rate_bits_per_second: u64,
+    /// Heartbeat interval.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval_milliseconds: u64,
+    /// Block linger.
+    #[serde(default = "default_linger")]
+    pub linger_milliseconds: u64,
+    /// Source → diode queue.
+    #[serde(default = "default_queue_events")]
+    pub queue_events: usize,
+    /// SO_SNDBUF.
+    #[serde(default = "default_sndbuf")]
+    pub send_buffer_bytes: usize,
+}
+
+/// `[rx]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rx {
+    /// Listen address.
+    pub listen: String,
+    /// SO_RCVBUF.
+    #[serde(default = "default_rcvbuf")]
+    pub receive_buffer_bytes: usize,
+    /// Reorder timeout.
+    #[serde(default = "default_reorder")]
+    pub reorder_timeout_milliseconds: u64,
+    /// Pending block bytes.
+    #[serde(default = "default_pending")]
+    pub max_pending_bytes: usize,
+    /// Diode → sinks queue, in blocks.
+    #[serde(default = "default_queue_blocks")]
+    pub queue_blocks: usize,
+}
+
+/// `[[sources]]`, tagged by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source {
+    /// `type = "syslog_udp"`.
+    SyslogUdp(SyslogSource),
+    /// `type = "syslog_tcp"`.
+    SyslogTcp(SyslogSource),
+}
+
+/// A syslog source's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSource {
+    /// Input name.
+    pub name: Option<String>,
+    /// Listen address.
+    pub address: String,
+    /// IANA zone.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Largest message.
+    #[serde(default = "default_max_message")]
+    pub max_message_bytes: usize,
+    /// `truncate` or `drop`.
+    #[serde(default = "default_oversize")]
+    pub oversize: String,
+    /// TCP connection limit.
+    #[serde(default = "default_connections")]
+    pub max_connections: usize,
+    /// Keep `event.original`.
+    #[serde(default = "default_true")]
+    pub keep_original: bool,
+    /// SO_RCVBUF for UDP.
+    pub receive_buffer_bytes: Option<usize>,
+}
+
+/// `[[sinks]]`, tagged by `type`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Sink {
+    /// `type = "file"`.
+    File(FileSink),
+    /// `type = "stdout"`.
+    Stdout(StdoutSink),
+}
+
+/// File sink keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSink {
+    /// Sink name.
+    pub name: Option<String>,
+    /// Output path.
+    pub path: String,
+    /// Rotation size (0: never).
+    #[serde(default = "default_file_bytes")]
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    #[serde(default = "default_file_count")]
+    pub max_files: u32,
+    /// Event classes routed here (default: all).
+    pub classes: Option<Vec<String>>,
+}
+
+/// Stdout sink keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSink {
+    /// Sink name.
+    pub name: Option<String>,
+    /// Event classes routed here (default: all).
+    pub classes: Option<Vec<String>>,
+}
+
+fn default_mtu() -> usize {
+    1500
+}
+fn default_compression() -> String {
+    "zstd".into()
+}
+fn default_level() -> i32 {
+    1
+}
+fn default_block() -> usize {
+    256 * 1024
+}
+fn default_bind() -> String {
+    "0.0.0.0:0".into()
+}
+fn default_rate() -> u64 {
+    1_000_000_000
+}
+fn default_heartbeat() -> u64 {
+    1000
+}
+fn default_linger() -> u64 {
+    20
+}
+fn default_queue_events() -> usize {
+    65_536
+}
+fn default_sndbuf() -> usize {
+    4 * 1024 * 1024
+}
+fn default_rcvbuf() -> usize {
+    32 * 1024 * 1024
+}
+fn default_reorder() -> u64 {
+    500
+}
+fn default_pending() -> usize {
+    64 * 1024 * 1024
+}
+fn default_queue_blocks() -> usize {
+    4096
+}
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_max_message() -> usize {
+    64 * 1024
+}
+fn default_oversize() -> String {
+    "truncate".into()
+}
+fn default_connections() -> usize {
+    1024
+}
+fn default_true() -> bool {
+    true
+}
+fn default_file_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_file_count() -> u32 {
+    10
+}

@@ -1,0 +1,80 @@
+//! The receiving loop: datagrams from the socket into the [`Receiver`], its outputs onto the
+//! bounded queue towards the sinks. It never waits on the sinks: when the queue is full, what
+//! does not fit is dropped and counted, so the socket is always read.
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use weir_diode_proto::{Output, Receiver};
+
+use crate::pipeline::rx::Work;
+use crate::telemetry::RxStats;
+
+/// Run until cancelled; then tell the sink stage to stop.
+pub async fn run(
+    mut receiver: Receiver,
+    socket: UdpSocket,
+    work: SyncSender<Work>,
+    stats: Arc<RxStats>,
+    cancel: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let timeout = receiver.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, _peer)) => {
+                    stats.datagrams_received.inc();
+                    if let Some(d) = buf.get(..n) {
+                        // Rejections are counted by the receiver and mirrored below.
+                        let _ = receiver.handle_datagram(Instant::now(), d);
+                    }
+                }
+                Err(error) => warn!(message = "Diode receive failed.", %error),
+            },
+            _ = sleep_until(timeout), if timeout.is_some() => receiver.handle_timeout(Instant::now()),
+        }
+        while let Some(output) = receiver.poll_output() {
+            forward(output, &work, &stats);
+        }
+        mirror(&receiver, &stats);
+    }
+    let _ = work.send(Work::Stop);
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn forward(output: Output, work: &SyncSender<Work>, stats: &RxStats) {
+    let records = match &output {
+        Output::Block { records, .. } => records.len() as u64,
+        _ => 1,
+    };
+    match work.try_send(Work::Diode(output)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => stats.dropped_queue_full.add(records),
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+fn mirror(receiver: &Receiver, stats: &RxStats) {
+    let s = receiver.stats();
+    for (counter, value) in stats.datagrams_rejected.iter().zip(s.rejected) {
+        counter.set(value);
+    }
+    stats.records_lost.set(s.records_lost);
+    stats.blocks_lost.set(s.blocks_lost);
+    stats.records_duplicate.set(s.records_duplicate);
+    stats.sessions.set(s.sessions);
+    stats.heartbeats.set(s.heartbeats);
+    stats.settings_mismatches.set(s.settings_mismatches);
+}

@@ -1,0 +1,276 @@
+//! Start and stop the IT-side receiver, and its sink stage: decode records back into events,
+//! stamp their diode provenance, turn gaps and session changes into `weir` events, route by
+//! class, write.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::{sync_channel, Receiver as WorkQueue, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use weir_diode_proto::{Gap, Output, Receiver, ReceiverConfig};
+use weir_integrations::file::FileSink;
+use weir_integrations::stdout::StdoutSink;
+use weir_integrations::Sink;
+use weir_schemas::{Event, EventClass};
+
+use crate::config::{ClassFilter, RxConfig, SinkConfig};
+use crate::diode;
+use crate::telemetry::RxStats;
+
+/// What the diode task hands the sink thread.
+#[derive(Debug)]
+pub enum Work {
+    /// A receiver output.
+    Diode(Output),
+    /// Flush and stop.
+    Stop,
+}
+
+/// A running receiver.
+pub struct RxHandle {
+    /// Counters.
+    pub stats: Arc<RxStats>,
+    /// The bound diode address.
+    pub local_addr: SocketAddr,
+    cancel: CancellationToken,
+    diode: JoinHandle<()>,
+    sinks: std::thread::JoinHandle<()>,
+}
+
+impl RxHandle {
+    /// Stop reading the diode, write what is queued, flush the sinks.
+    pub async fn shutdown(self) -> Result<()> {
+        self.cancel.cancel();
+        self.diode
+            .await
+            .map_err(|e| anyhow!("diode receiver task failed: {e}"))?;
+        tokio::task::spawn_blocking(move || self.sinks.join())
+            .await
+            .map_err(|e| anyhow!("sink thread: {e}"))?
+            .map_err(|_| anyhow!("sink thread panicked"))
+    }
+}
+
+/// Open the sinks, bind the diode socket and start.
+pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
+    let mut sinks: Vec<(Box<dyn Sink>, ClassFilter)> = Vec::new();
+    for s in &cfg.sinks {
+        match s {
+            SinkConfig::File {
+                name,
+                classes,
+                file,
+            } => sinks.push((
+                Box::new(
+                    FileSink::open(name, file.clone()).with_context(|| format!("sink {name}"))?,
+                ),
+                classes.clone(),
+            )),
+            SinkConfig::Stdout { name, classes } => {
+                sinks.push((Box::new(StdoutSink::new(name)), classes.clone()))
+            }
+        }
+    }
+    let receiver = Receiver::new(ReceiverConfig {
+        keys: vec![(cfg.diode.key.id, cfg.diode.key.secret)],
+        fingerprint: cfg.diode.fingerprint(),
+        max_block_bytes: cfg.diode.max_block_bytes,
+        reorder_timeout: cfg.reorder_timeout,
+        max_pending_bytes: cfg.max_pending_bytes,
+    });
+    let socket = diode::udp::bind_udp(cfg.listen, Some(cfg.receive_buffer_bytes), None)
+        .with_context(|| format!("cannot bind diode socket {}", cfg.listen))?;
+    let local_addr = socket.local_addr()?;
+    let stats = Arc::new(RxStats::default());
+    let cancel = CancellationToken::new();
+    let (work_tx, work_rx) = sync_channel(cfg.queue_blocks);
+    let sink_stats = stats.clone();
+    let sinks = std::thread::Builder::new()
+        .name("weir-sinks".into())
+        .spawn(move || sink_stage(work_rx, sinks, &sink_stats))?;
+    info!(message = "Receiver started.", listen = %local_addr, key_id = cfg.diode.key.id);
+    let diode = tokio::spawn(diode::rx::run(
+        receiver,
+        socket,
+        work_tx,
+        stats.clone(),
+        cancel.clone(),
+    ));
+    Ok(RxHandle {
+        stats,
+        local_addr,
+        cancel,
+        diode,
+        sinks,
+    })
+}
+
+fn sink_stage(
+    work: WorkQueue<Work>,
+    mut sinks: Vec<(Box<dyn Sink>, ClassFilter)>,
+    stats: &RxStats,
+) {
+    let mut batch: Vec<Event> = Vec::new();
+    let mut routed: Vec<Event> = Vec::new();
+    let mut dirty = false;
+    loop {
+        let item = match work.recv_timeout(Duration::from_millis(100)) {
+            Ok(item) => item,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty {
+                    flush(&mut sinks, stats);
+                    dirty = false;
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => Work::Stop,
+        };
+        let output = match item {
+            Work::Stop => break,
+            Work::Diode(output) => output,
+        };
+        batch.clear();
+        events_of(output, &mut batch, stats);
+        if batch.is_empty() {
+            continue;
+        }
+        for (sink, classes) in sinks.iter_mut() {
+            routed.clear();
+            routed.extend(
+                batch
+                    .iter()
+                    .filter(|e| classes.contains(&e.class()))
+                    .cloned(),
+            );
+            if routed.is_empty() {
+                continue;
+            }
+            if let Err(err) = sink.write_batch(&routed) {
+                stats.sink_errors.add(routed.len() as u64);
+                error!(message = "Sink write failed; batch dropped.", sink = sink.name(), error = %err);
+            }
+        }
+        for e in &batch {
+            stats.events_sent.of(e.class()).inc();
+        }
+        dirty = true;
+    }
+    flush(&mut sinks, stats);
+}
+
+fn flush(sinks: &mut [(Box<dyn Sink>, ClassFilter)], stats: &RxStats) {
+    for (sink, _) in sinks.iter_mut() {
+        if let Err(err) = sink.flush() {
+            stats.sink_errors.inc();
+            error!(message = "Sink flush failed.", sink = sink.name(), error = %err);
+        }
+    }
+}
+
+fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
+    let now = Utc::now();
+    match output {
+        Output::Block {
+            session, records, ..
+        } => {
+            let session = format!("{session:016x}");
+            for (r, bytes) in records.records() {
+                let mut event = match Event::from_json(bytes) {
+                    Ok(e) => e,
+                    Err(err) => {
+                        stats.decode_errors.inc();
+                        undecodable(bytes, &err.to_string())
+                    }
+                };
+                event.weir.sequence = Some(r.sequence);
+                event.weir.session = Some(session.clone());
+                event.event.ingested = Some(now);
+                out.push(event);
+            }
+        }
+        Output::Gap(gap) => {
+            stats.gaps.inc();
+            warn!(message = "Diode gap: records lost.", stream = %gap.stream_name, first = gap.first, last = gap.last, reason = gap.reason.code());
+            out.push(gap_event(&gap));
+        }
+        Output::SessionStarted {
+            session,
+            previous,
+            joined,
+        } => {
+            let text = match (previous, joined) {
+                (Some(p), _) => format!("Diode sender restarted: session {p:016x} replaced by {session:016x}."),
+                (None, true) => format!("Diode receiver joined session {session:016x} under way; earlier records are not accounted for."),
+                (None, false) => format!("Diode session {session:016x} started."),
+            };
+            info!(message = %text);
+            let mut e = weir_event("diode-session-started", text, session);
+            e.event.kind_type = vec!["start".into()];
+            out.push(e);
+        }
+        Output::SettingsMismatch {
+            session,
+            ours,
+            theirs,
+        } => {
+            let text = format!(
+                "Diode settings mismatch: the sender's [diode] settings fingerprint {theirs:016x} differs from this receiver's {ours:016x}. Make the [diode] tables identical on both sides."
+            );
+            error!(message = %text);
+            let mut e = weir_event("diode-settings-mismatch", text, session);
+            e.event.outcome = Some("failure".into());
+            out.push(e);
+        }
+        Output::BlocksLost { first, last, .. } => {
+            warn!(message = "Diode blocks lost.", first, last);
+        }
+        Output::Heartbeat { .. } => {}
+    }
+}
+
+fn weir_event(action: &str, message: String, session: u64) -> Event {
+    let mut e = Event::new(EventClass::Weir, Utc::now());
+    e.event.action = Some(action.to_owned());
+    e.event.dataset = Some("weir.diode".into());
+    e.event.kind = "event".into();
+    e.message = Some(message);
+    e.weir.session = Some(format!("{session:016x}"));
+    e
+}
+
+fn gap_event(g: &Gap) -> Event {
+    let text = format!(
+        "Diode gap: {} record(s) of stream {} lost (sequences {}..={}, {}).",
+        g.count(),
+        g.stream_name,
+        g.first,
+        g.last,
+        g.reason.code()
+    );
+    let mut e = weir_event("diode-gap", text, g.session);
+    e.event.outcome = Some("failure".into());
+    e.weir.stream = Some(g.stream_name.clone());
+    e.weir.gap = Some(weir_schemas::Gap {
+        stream: g.stream_name.clone(),
+        first_sequence: g.first,
+        last_sequence: g.last,
+        count: g.count(),
+        reason: g.reason.code().to_owned(),
+    });
+    e
+}
+
+fn undecodable(bytes: &[u8], error: &str) -> Event {
+    let mut e = Event::new(EventClass::Weir, Utc::now());
+    e.event.kind = "pipeline_error".into();
+    e.event.action = Some("record-undecodable".into());
+    e.event.original = Some(String::from_utf8_lossy(bytes).into_owned());
+    e.weir.parse_error = Some("undecodable_record".into());
+    e.message = Some(format!("A diode record is not a valid event: {error}"));
+    e
+}

@@ -1,0 +1,126 @@
+//! Start and stop the OT-side agent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use weir_diode_proto::{Sender, SenderConfig};
+
+use crate::config::{Transport, TxConfig};
+use crate::diode;
+use crate::sources::{self, SourceContext};
+use crate::telemetry::TxStats;
+
+/// A running agent.
+pub struct TxHandle {
+    /// Counters.
+    pub stats: Arc<TxStats>,
+    /// Each source's name and bound address (useful when configured with port 0).
+    pub sources: Vec<(String, SocketAddr)>,
+    /// The diode session epoch.
+    pub session: u64,
+    cancel: CancellationToken,
+    diode: JoinHandle<()>,
+}
+
+impl TxHandle {
+    /// Stop the sources, send everything queued and a last heartbeat, and return.
+    pub async fn shutdown(self) -> Result<()> {
+        self.cancel.cancel();
+        self.diode
+            .await
+            .map_err(|e| anyhow!("diode sender task failed: {e}"))
+    }
+}
+
+/// A random session epoch (never 0).
+pub fn random_session() -> Result<u64> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| anyhow!("no randomness from the OS: {e}"))?;
+    Ok(u64::from_be_bytes(b).max(1))
+}
+
+/// Bind every socket and start the agent.
+pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
+    let session = random_session()?;
+    let mut sender = Sender::new(
+        SenderConfig {
+            key_id: cfg.diode.key.id,
+            key: cfg.diode.key.secret,
+            session,
+            mtu_bytes: cfg.diode.mtu_bytes,
+            codec: cfg.diode.codec,
+            max_block_bytes: cfg.diode.max_block_bytes,
+            max_record_bytes: cfg.diode.max_block_bytes - weir_diode_proto::block::RECORD_OVERHEAD,
+            linger: cfg.linger,
+            heartbeat_interval: cfg.heartbeat_interval,
+            fingerprint: cfg.diode.fingerprint(),
+            max_queued_blocks: 64,
+        },
+        Instant::now(),
+    )
+    .map_err(|e| anyhow!("diode settings: {e}"))?;
+    let socket = diode::udp::bind_udp(cfg.bind, None, Some(cfg.send_buffer_bytes))
+        .with_context(|| format!("cannot bind diode socket {}", cfg.bind))?;
+    let stats = Arc::new(TxStats::default());
+    let cancel = CancellationToken::new();
+    let (queue_tx, queue_rx) = mpsc::channel(cfg.queue_events);
+    let agent: Arc<str> = Arc::from(cfg.agent_name.as_str());
+    let mut bound = Vec::new();
+    for source in &cfg.sources {
+        let stream = sender.add_stream(&source.name);
+        let input = match source.transport {
+            Transport::Udp => "syslog_udp",
+            Transport::Tcp => "syslog_tcp",
+        };
+        let ctx = SourceContext {
+            cfg: source.clone(),
+            input,
+            agent: agent.clone(),
+            stream,
+            queue: queue_tx.clone(),
+            stats: stats.clone(),
+        };
+        match source.transport {
+            Transport::Udp => {
+                let (socket, addr) = sources::syslog_udp::bind(&ctx).await?;
+                bound.push((source.name.clone(), addr));
+                tokio::spawn(sources::syslog_udp::run(ctx, socket, cancel.clone()));
+            }
+            Transport::Tcp => {
+                let (listener, addr) = sources::syslog_tcp::bind(&ctx).await?;
+                bound.push((source.name.clone(), addr));
+                tokio::spawn(sources::syslog_tcp::run(ctx, listener, cancel.clone()));
+            }
+        }
+    }
+    // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
+    drop(queue_tx);
+    info!(
+        message = "Agent started.",
+        agent = %cfg.agent_name,
+        session = %format!("{session:016x}"),
+        destination = %cfg.destination,
+        key_id = cfg.diode.key.id,
+    );
+    let diode = tokio::spawn(diode::tx::run(
+        sender,
+        queue_rx,
+        socket,
+        cfg.destination,
+        cfg.link_rate_bits_per_second,
+        stats.clone(),
+    ));
+    Ok(TxHandle {
+        stats,
+        sources: bound,
+        session,
+        cancel,
+        diode,
+    })
+}

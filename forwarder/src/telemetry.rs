@@ -1,0 +1,209 @@
+//! Logging setup and the named counters both sides keep.
+//!
+//! Counters are plain atomics, shared by `Arc`; the process prints them as one JSON summary when
+//! it stops (and `weir demo` prints them as a table). Names follow Vector's component spec:
+//! `events_received_total`, `events_dropped_total{reason}`, `diode_gaps_total`, ...
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{json, Map, Value};
+use weir_schemas::EventClass;
+
+/// A monotonically increasing counter.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Add `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Overwrite (for values mirrored from a state machine).
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+
+    /// Current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One counter per event class.
+#[derive(Debug, Default)]
+pub struct PerClass([Counter; 7]);
+
+impl PerClass {
+    /// The counter of `class`.
+    pub fn of(&self, class: EventClass) -> &Counter {
+        let i = EventClass::ALL
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(0);
+        // `i` < 7 by construction.
+        &self.0[i]
+    }
+
+    /// Sum over all classes.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(Counter::get).sum()
+    }
+
+    /// `{"syslog": n, ...}` with zero classes left out.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for c in EventClass::ALL {
+            let n = self.of(c).get();
+            if n > 0 {
+                m.insert(c.as_str().into(), n.into());
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// The OT-side agent's counters.
+#[derive(Debug, Default)]
+pub struct TxStats {
+    /// Events read by sources, by class.
+    pub events_received: PerClass,
+    /// Inputs that did not parse and travel as raw events.
+    pub parse_errors: Counter,
+    /// TCP framing problems (oversize, bad octet count, truncated frame).
+    pub framing_errors: Counter,
+    /// Dropped: the source → diode queue was full (UDP sources cannot push back).
+    pub dropped_queue_full: Counter,
+    /// Dropped: frames over `max_message_bytes` with `oversize = "drop"`.
+    pub dropped_oversize: Counter,
+    /// Dropped: the event did not fit a diode block.
+    pub dropped_too_large: Counter,
+    /// TCP connections accepted.
+    pub connections_accepted: Counter,
+    /// TCP connections refused (over `max_connections`).
+    pub connections_refused: Counter,
+    /// Records handed to the diode.
+    pub records_sent: Counter,
+    /// Blocks sealed.
+    pub blocks_sent: Counter,
+    /// Datagrams sent.
+    pub datagrams_sent: Counter,
+    /// Datagram bytes sent.
+    pub bytes_sent: Counter,
+    /// Heartbeats sent.
+    pub heartbeats_sent: Counter,
+    /// Datagrams the OS refused to send.
+    pub send_errors: Counter,
+}
+
+impl TxStats {
+    /// Records dropped before the diode, all reasons.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_queue_full.get() + self.dropped_oversize.get() + self.dropped_too_large.get()
+    }
+
+    /// The summary printed at exit.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "side": "tx",
+            "events_received_total": self.events_received.to_json(),
+            "parse_errors_total": self.parse_errors.get(),
+            "framing_errors_total": self.framing_errors.get(),
+            "events_dropped_total": {
+                "queue_full": self.dropped_queue_full.get(),
+                "oversize": self.dropped_oversize.get(),
+                "too_large": self.dropped_too_large.get(),
+            },
+            "connections_accepted_total": self.connections_accepted.get(),
+            "connections_refused_total": self.connections_refused.get(),
+            "diode_records_sent_total": self.records_sent.get(),
+            "diode_blocks_sent_total": self.blocks_sent.get(),
+            "diode_datagrams_sent_total": self.datagrams_sent.get(),
+            "diode_bytes_sent_total": self.bytes_sent.get(),
+            "diode_heartbeats_sent_total": self.heartbeats_sent.get(),
+            "diode_send_errors_total": self.send_errors.get(),
+        })
+    }
+}
+
+/// The IT-side receiver's counters.
+#[derive(Debug, Default)]
+pub struct RxStats {
+    /// Events written to sinks, by class (each event once, whatever the number of sinks).
+    pub events_sent: PerClass,
+    /// Datagrams read from the socket.
+    pub datagrams_received: Counter,
+    /// Datagrams rejected, by reason (see `weir_diode_proto::Reject::ALL`).
+    pub datagrams_rejected: [Counter; 8],
+    /// Records reported lost in gap records.
+    pub records_lost: Counter,
+    /// Gap records emitted.
+    pub gaps: Counter,
+    /// Blocks declared lost.
+    pub blocks_lost: Counter,
+    /// Duplicate records dropped.
+    pub records_duplicate: Counter,
+    /// Sessions seen (sender starts).
+    pub sessions: Counter,
+    /// Heartbeats accepted.
+    pub heartbeats: Counter,
+    /// Heartbeats with another settings fingerprint.
+    pub settings_mismatches: Counter,
+    /// Records that were not valid event JSON (forwarded as `weir` events).
+    pub decode_errors: Counter,
+    /// Records dropped because the queue to the sinks was full.
+    pub dropped_queue_full: Counter,
+    /// Events a sink failed to write.
+    pub sink_errors: Counter,
+}
+
+impl RxStats {
+    /// Rejected datagrams, all reasons.
+    pub fn rejected_total(&self) -> u64 {
+        self.datagrams_rejected.iter().map(Counter::get).sum()
+    }
+
+    /// The summary printed at exit.
+    pub fn to_json(&self) -> Value {
+        let mut rejected = Map::new();
+        for (code, c) in weir_diode_proto::Reject::ALL
+            .iter()
+            .zip(&self.datagrams_rejected)
+        {
+            rejected.insert((*code).into(), c.get().into());
+        }
+        json!({
+            "side": "rx",
+            "events_sent_total": self.events_sent.to_json(),
+            "diode_datagrams_received_total": self.datagrams_received.get(),
+            "diode_datagrams_rejected_total": rejected,
+            "diode_gaps_total": self.gaps.get(),
+            "diode_records_lost_total": self.records_lost.get(),
+            "diode_blocks_lost_total": self.blocks_lost.get(),
+            "diode_records_duplicate_total": self.records_duplicate.get(),
+            "diode_sessions_total": self.sessions.get(),
+            "diode_heartbeats_total": self.heartbeats.get(),
+            "diode_settings_mismatches_total": self.settings_mismatches.get(),
+            "decode_errors_total": self.decode_errors.get(),
+            "events_dropped_total": { "queue_full": self.dropped_queue_full.get() },
+            "sink_errors_total": self.sink_errors.get(),
+        })
+    }
+}
+
+/// Log to stderr; `WEIR_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+pub fn init_logging() {
+    let filter = std::env::var("WEIR_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,199 @@
+//! NDJSON files with size-based rotation.
+//!
+//! Events are appended to `path`. When the file would grow past `max_bytes`, it is closed and
+//! renamed `path.1` (an existing `path.1` becomes `path.2`, and so on up to `max_files`; the
+//! oldest is deleted), and a new `path` is started. A batch is never split across files.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use weir_schemas::Event;
+
+use crate::{encode_ndjson, Sink, SinkError};
+
+/// File sink settings.
+#[derive(Clone, Debug)]
+pub struct FileSinkConfig {
+    /// The file written.
+    pub path: PathBuf,
+    /// Rotate once the file reaches this size (0: never).
+    pub max_bytes: u64,
+    /// Rotated files kept (`path.1` .. `path.N`).
+    pub max_files: u32,
+}
+
+/// The NDJSON file sink.
+#[derive(Debug)]
+pub struct FileSink {
+    name: String,
+    cfg: FileSinkConfig,
+    out: BufWriter<File>,
+    size: u64,
+    buf: Vec<u8>,
+    rotations: u64,
+}
+
+impl FileSink {
+    /// Open (append to) the file, creating its directory.
+    pub fn open(name: &str, cfg: FileSinkConfig) -> Result<FileSink, SinkError> {
+        let err = |source| SinkError::Io {
+            sink: name.to_owned(),
+            source,
+        };
+        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = open_append(&cfg.path).map_err(err)?;
+        let size = file.metadata().map_err(err)?.len();
+        Ok(FileSink {
+            name: name.to_owned(),
+            cfg,
+            out: BufWriter::with_capacity(256 * 1024, file),
+            size,
+            buf: Vec::new(),
+            rotations: 0,
+        })
+    }
+
+    /// How many times the file was rotated.
+    pub fn rotations(&self) -> u64 {
+        self.rotations
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.out.flush()?;
+        let path = &self.cfg.path;
+        let numbered = |n: u32| -> PathBuf {
+            let mut p = path.clone().into_os_string();
+            p.push(format!(".{n}"));
+            p.into()
+        };
+        if self.cfg.max_files == 0 {
+            std::fs::remove_file(path)?;
+        } else {
+            let _ = std::fs::remove_file(numbered(self.cfg.max_files));
+            for n in (1..self.cfg.max_files).rev() {
+                let from = numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(path, numbered(1))?;
+        }
+        self.out = BufWriter::with_capacity(256 * 1024, open_append(path)?);
+        self.size = 0;
+        self.rotations += 1;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Sink for FileSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.buf.clear();
+        encode_ndjson(events, &mut self.buf);
+        let len = self.buf.len() as u64;
+        let result = (|| {
+            if self.cfg.max_bytes > 0 && self.size > 0 && self.size + len > self.cfg.max_bytes {
+                self.rotate()?;
+            }
+            self.out.write_all(&self.buf)
+        })();
+        result.map_err(|source| SinkError::Io {
+            sink: self.name.clone(),
+            source,
+        })?;
+        self.size += len;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|source| SinkError::Io {
+            sink: self.name.clone(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_schemas::EventClass;
+
+    fn event(i: usize) -> Event {
+        let mut e = Event::new(EventClass::Syslog, chrono::DateTime::UNIX_EPOCH);
+        e.message = Some(format!("event {i:04}"));
+        e
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_every_event_exactly_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out/events.ndjson");
+        let one = event(0).to_json().len() as u64 + 1;
+        let mut sink = FileSink::open(
+            "file",
+            FileSinkConfig {
+                path: path.clone(),
+                max_bytes: one * 10,
+                max_files: 5,
+            },
+        )
+        .expect("opens");
+        for i in 0..35 {
+            sink.write_batch(&[event(i)]).expect("writes");
+        }
+        sink.flush().expect("flush");
+        assert_eq!(sink.rotations(), 3);
+        let mut all = Vec::new();
+        for name in [
+            "events.ndjson.3",
+            "events.ndjson.2",
+            "events.ndjson.1",
+            "events.ndjson",
+        ] {
+            let text = std::fs::read_to_string(dir.path().join("out").join(name)).expect("file");
+            all.extend(text.lines().map(|l| {
+                let e = Event::from_json(l.as_bytes()).expect("valid json");
+                e.message.unwrap_or_default()
+            }));
+        }
+        let expected: Vec<String> = (0..35).map(|i| format!("event {i:04}")).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn oldest_rotation_is_deleted_past_max_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("e.ndjson");
+        let mut sink = FileSink::open(
+            "file",
+            FileSinkConfig {
+                path,
+                max_bytes: 1,
+                max_files: 2,
+            },
+        )
+        .expect("opens");
+        for i in 0..5 {
+            sink.write_batch(&[event(i)]).expect("writes");
+        }
+        sink.flush().expect("flush");
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["e.ndjson", "e.ndjson.1", "e.ndjson.2"]);
+        let newest = std::fs::read_to_string(dir.path().join("e.ndjson")).expect("read");
+        assert!(newest.contains("event 0004"));
+    }
+}

@@ -1,0 +1,52 @@
+//! NDJSON on standard output, for debugging and pipes.
+
+use std::io::Write;
+
+use weir_schemas::Event;
+
+use crate::{encode_ndjson, Sink, SinkError};
+
+/// Writes one JSON event per line to stdout.
+#[derive(Debug, Default)]
+pub struct StdoutSink {
+    name: String,
+    buf: Vec<u8>,
+}
+
+impl StdoutSink {
+    /// A stdout sink called `name`.
+    pub fn new(name: &str) -> StdoutSink {
+        StdoutSink {
+            name: name.to_owned(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl Sink for StdoutSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.buf.clear();
+        encode_ndjson(events, &mut self.buf);
+        std::io::stdout()
+            .lock()
+            .write_all(&self.buf)
+            .map_err(|source| SinkError::Io {
+                sink: self.name.clone(),
+                source,
+            })
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        std::io::stdout()
+            .lock()
+            .flush()
+            .map_err(|source| SinkError::Io {
+                sink: self.name.clone(),
+                source,
+            })
+    }
+}
