@@ -1,1 +1,147 @@
+use std::path::{Path, PathBuf};
 
+use super::*;
+
+fn sample(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples/config")
+        .join(name);
+    std::fs::read_to_string(path).expect("sample config")
+}
+
+/// A temp dir holding a key file; sample configs are pointed at it.
+fn with_key() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = DiodeKey::generate(3).expect("key");
+    key.write(&dir.path().join("diode.key")).expect("write key");
+    (dir, "diode.key".into())
+}
+
+fn load_text(text: &str, base: &Path) -> Result<Config> {
+    parse(text, base)
+}
+
+fn error_of(text: &str, base: &Path) -> String {
+    format!("{:#}", load_text(text, base).expect_err("must be rejected"))
+}
+
+fn local(text: &str) -> String {
+    text.replace("/etc/weir/diode.key", "diode.key")
+        .replace("/var/lib/weir/events.ndjson", "events.ndjson")
+}
+
+#[test]
+fn sample_configs_are_valid() {
+    let (dir, _) = with_key();
+    match load_text(&local(&sample("tx.toml")), dir.path()).expect("tx sample") {
+        Config::Tx(c) => {
+            assert_eq!(c.agent_name, "plant-a-zone-3");
+            assert_eq!(c.sources.len(), 2);
+            assert_eq!(c.sources[0].timezone.name(), "Europe/Berlin");
+            assert_eq!(c.diode.key.id, 3);
+        }
+        Config::Rx(_) => panic!("tx sample read as rx"),
+    }
+    match load_text(&local(&sample("rx.toml")), dir.path()).expect("rx sample") {
+        Config::Rx(c) => {
+            assert_eq!(c.sinks.len(), 2);
+            assert_eq!(c.sinks[1].classes(), &vec![EventClass::Weir]);
+        }
+        Config::Tx(_) => panic!("rx sample read as tx"),
+    }
+}
+
+#[test]
+fn both_sides_of_the_samples_agree_on_the_fingerprint() {
+    let (dir, _) = with_key();
+    let (Ok(Config::Tx(t)), Ok(Config::Rx(r))) = (
+        load_text(&local(&sample("tx.toml")), dir.path()),
+        load_text(&local(&sample("rx.toml")), dir.path()),
+    ) else {
+        panic!("samples load");
+    };
+    assert_eq!(t.diode.fingerprint(), r.diode.fingerprint());
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name() {
+    let (dir, _) = with_key();
+    let text = local(&sample("tx.toml")).replace("linger_milliseconds", "linger_ms");
+    let e = error_of(&text, dir.path());
+    assert!(e.contains("unknown field `linger_ms`"), "{e}");
+    let text =
+        local(&sample("rx.toml")).replace("max_files = 10", "max_files = 10\ncompress = true");
+    let e = error_of(&text, dir.path());
+    assert!(e.contains("unknown field `compress`"), "{e}");
+}
+
+#[test]
+fn a_missing_key_file_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = error_of(&local(&sample("rx.toml")), dir.path());
+    assert!(
+        e.contains("diode.key_file") && e.contains("cannot read key file"),
+        "{e}"
+    );
+    let missing: PathBuf = dir.path().join("diode.key");
+    assert!(e.contains(&missing.display().to_string()), "{e}");
+}
+
+#[test]
+fn bad_addresses_are_named() {
+    let (dir, _) = with_key();
+    let text = local(&sample("tx.toml")).replace("192.0.2.20:7000", "diode-host:7000");
+    let e = error_of(&text, dir.path());
+    assert!(
+        e.contains("tx.destination") && e.contains("diode-host:7000"),
+        "{e}"
+    );
+    let text = local(&sample("tx.toml")).replace("0.0.0.0:514", "0.0.0.0:99999");
+    let e = error_of(&text, dir.path());
+    assert!(e.contains("sources[0] (plc-syslog).address"), "{e}");
+}
+
+#[test]
+fn other_mistakes_are_named() {
+    let (dir, _) = with_key();
+    let cases = [
+        ("tx.toml", "Europe/Berlin", "Mars/Olympus", "timezone"),
+        (
+            "tx.toml",
+            "compression = \"zstd\"",
+            "compression = \"lz5\"",
+            "diode.compression",
+        ),
+        (
+            "tx.toml",
+            "oversize = \"truncate\"",
+            "oversize = \"ignore\"",
+            "oversize",
+        ),
+        (
+            "rx.toml",
+            "classes = [\"weir\"]",
+            "classes = [\"wier\"]",
+            "unknown event class \"wier\"",
+        ),
+        ("rx.toml", "[rx]", "[tx]", "unknown field `sinks`"),
+    ];
+    for (file, from, to, needle) in cases {
+        let text = local(&sample(file)).replace(from, to);
+        let e = error_of(&text, dir.path());
+        assert!(e.contains(needle), "{from} -> {to}: {e}");
+    }
+}
+
+#[test]
+fn key_files_round_trip_and_bad_keys_are_rejected() {
+    let k = DiodeKey::generate(9).expect("key");
+    let back = DiodeKey::parse(&k.to_file_text()).expect("parses");
+    assert_eq!((back.id, back.secret), (k.id, k.secret));
+    assert!(
+        !format!("{k:?}").contains(&hex::encode(k.secret)),
+        "Debug must not print the key"
+    );
+    assert!(DiodeKey::parse("key_id = 1\nkey = \"abcd\"").is_err());
+    assert!(DiodeKey::parse("key_id = 1\nkey = \"zz\"").is_err());
+}

@@ -330,7 +330,7 @@ mod tests {
                     reason: "invalid_octet_count"
                 },
                 Frame::Malformed {
-                    bytes: BytesMut::from("<13>"),
+                    bytes: BytesMut::from("5 <13>"),
                     reason: "truncated_frame"
                 },
             ]

@@ -1,0 +1,203 @@
+//! Helpers for the end-to-end tests: real `weir` processes, real sockets on loopback.
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const WEIR: &str = env!("CARGO_BIN_EXE_weir");
+
+/// A free loopback port for UDP and one for TCP (bound, then released).
+pub fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn free_tcp() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temp dir with a fresh diode key written by `weir keygen`.
+pub fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new(WEIR)
+        .args(["keygen", "-o"])
+        .arg(dir.path().join("diode.key"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir
+}
+
+pub const DIODE: &str = r#"
+[diode]
+key_file = "diode.key"
+mtu_bytes = 1500
+compression = "zstd"
+max_block_bytes = 262144
+"#;
+
+pub fn rx_config(dir: &Path, diode_port: u16) -> PathBuf {
+    let text = format!(
+        r#"{DIODE}
+[rx]
+listen = "127.0.0.1:{diode_port}"
+receive_buffer_bytes = 4194304
+reorder_timeout_milliseconds = 300
+queue_blocks = 65536
+
+[[sinks]]
+type = "file"
+path = "out/events.ndjson"
+max_bytes = 0
+"#
+    );
+    let path = dir.join("rx.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An agent config with the given `[[sources]]` text.
+pub fn tx_config(dir: &Path, diode_port: u16, sources: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[agent]
+name = "e2e-agent"
+{DIODE}
+[tx]
+destination = "127.0.0.1:{diode_port}"
+bind = "127.0.0.1:0"
+link_rate_bits_per_second = 300000000
+heartbeat_interval_milliseconds = 200
+linger_milliseconds = 10
+{sources}
+"#
+    );
+    let path = dir.join("tx.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `weir` process; stopped with SIGTERM.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn start(args: &[&str], config: &Path) -> Proc {
+        let child = Command::new(WEIR)
+            .args(args)
+            .arg("-c")
+            .arg(config)
+            .env("WEIR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Proc { child }
+    }
+
+    /// SIGTERM, wait, and return (exit success, stdout summary JSON, stderr).
+    pub fn stop(mut self) -> (bool, Value, String) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "weir did not stop within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut out = String::new();
+        let mut err = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(!err.contains("panicked"), "weir panicked: {err}");
+        let summary = out
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or(Value::Null);
+        (status.success(), summary, err)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until something accepts TCP connections at `addr`.
+pub fn wait_tcp(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "nothing listening on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Events in the receiver's output file.
+pub fn events(dir: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(dir.join("out/events.ndjson")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Wait until the output file holds at least `n` events of class syslog (or time runs out).
+pub fn wait_for_syslog(dir: &Path, n: usize, timeout: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let evs = events(dir);
+        let count = evs
+            .iter()
+            .filter(|e| e["weir"]["class"] == "syslog")
+            .count();
+        if count >= n || Instant::now() > deadline {
+            return evs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn syslog_only(evs: &[Value]) -> Vec<&Value> {
+    evs.iter()
+        .filter(|e| e["weir"]["class"] == "syslog")
+        .collect()
+}
+
+/// Every event conforms to ECS.
+pub fn assert_ecs(evs: &[Value]) {
+    let schema = weir_schemas::ecs::EcsSchema::load_bundled().unwrap();
+    for e in evs {
+        let v = schema.check(e);
+        assert!(v.is_empty(), "{e}\n{v:?}");
+    }
+}
