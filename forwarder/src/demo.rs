@@ -157,7 +157,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
                     Transport::Udp => {
                         udp.send_to(line.as_bytes(), udp_addr).await?;
                         // Loopback UDP has no flow control: keep the pace a device would.
-                        if sent % 64 == 0 {
+                        if sent.is_multiple_of(64) {
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                     }

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Event processing allocates many short-lived strings; mimalloc does that measurably faster
+// than glibc malloc (see the parser benchmark).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = weir::cli::Cli::parse();
     weir::telemetry::init_logging();

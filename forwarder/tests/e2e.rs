@@ -110,7 +110,7 @@ address = "127.0.0.1:{tcp}"
     assert_eq!(
         syslog.len(),
         cases.len(),
-        "exactly the events sent: {evs:#?}"
+        "exactly the events sent: {evs:#?}\ntx: {tx_summary}\nrx: {rx_summary}"
     );
     let host = String::from_utf8(Command::new("uname").arg("-n").output().unwrap().stdout).unwrap();
     for (args, msg, _, stream, input) in &cases {
@@ -194,7 +194,7 @@ fn a_hundred_thousand_tcp_messages_arrive_exactly_once_in_stream_order() {
     let syslog = syslog_only(&evs);
     assert_eq!(syslog.len(), total, "tx: {tx_summary}\nrx: {rx_summary}");
     let mut seen = vec![vec![false; PER_CONNECTION]; CONNECTIONS];
-    let mut last = vec![None::<usize>; CONNECTIONS];
+    let mut last = [None::<usize>; CONNECTIONS];
     let mut sequences: Vec<u64> = Vec::with_capacity(total);
     for e in &syslog {
         let m = e["message"].as_str().unwrap();

@@ -18,6 +18,9 @@ pub const RECORD_OVERHEAD: usize = 2 + 8 + 4;
 /// Bytes in front of the body.
 pub const BLOCK_PREFIX: usize = 4 + 1 + 4;
 
+/// The zstd decompression context a receiver keeps (reused for every block).
+pub type Decompressor = zstd::bulk::Decompressor<'static>;
+
 /// How a block's body is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -161,7 +164,7 @@ impl DecodedBlock {
 pub fn decode(
     block: &[u8],
     max_raw_bytes: usize,
-    zstd: &mut zstd::bulk::Decompressor<'static>,
+    zstd: &mut Decompressor,
 ) -> Result<DecodedBlock, BlockError> {
     let mut r = Reader::new(block);
     let content_len = r.u32().map_err(|_| BlockError::Truncated)? as usize;

@@ -1,10 +1,11 @@
 //! Helpers for the end-to-end tests: real `weir` processes, real sockets on loopback.
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -90,23 +91,56 @@ linger_milliseconds = 10
     path
 }
 
-/// A running `weir` process; stopped with SIGTERM.
+/// A running `weir` process; stopped with SIGTERM. Its stderr is collected as it comes.
 pub struct Proc {
     child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
+    /// Start `weir ARGS -c CONFIG` and wait until it says it has started (sockets bound), so
+    /// that a slow start under load cannot lose the first datagrams.
     pub fn start(args: &[&str], config: &Path) -> Proc {
-        let child = Command::new(WEIR)
+        let mut child = Command::new(WEIR)
             .args(args)
             .arg("-c")
             .arg(config)
-            .env("WEIR_LOG", "warn")
+            .env("WEIR_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        Proc { child }
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        let proc = Proc {
+            child,
+            log,
+            reader: Some(reader),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !proc.log().contains(" started.") {
+            assert!(
+                Instant::now() < deadline,
+                "weir did not start: {}",
+                proc.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        proc
+    }
+
+    /// Everything written to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// SIGTERM, wait, and return (exit success, stdout summary JSON, stderr).
@@ -122,19 +156,16 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         };
         let mut out = String::new();
-        let mut err = String::new();
         self.child
             .stdout
             .take()
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let err = self.log();
         assert!(!err.contains("panicked"), "weir panicked: {err}");
         let summary = out
             .lines()
@@ -161,12 +192,15 @@ pub fn wait_tcp(addr: SocketAddr) {
     }
 }
 
-/// Events in the receiver's output file.
+/// Events in the receiver's output file. While the receiver runs, the last line may still be
+/// half written: only complete lines count.
 pub fn events(dir: &Path) -> Vec<Value> {
     let Ok(text) = std::fs::read_to_string(dir.join("out/events.ndjson")) else {
         return Vec::new();
     };
-    text.lines()
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

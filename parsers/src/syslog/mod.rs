@@ -36,7 +36,7 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use chrono::{DateTime, FixedOffset, Utc};
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 use syslog_loose::{ProcId, Protocol, SyslogFacility, SyslogSeverity, Variant};
 use weir_schemas::{
     CodeName, ErrorInfo, Event, EventClass, Host, Input, Log, Process, SdValue, Syslog, Word,
