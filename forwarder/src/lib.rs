@@ -23,8 +23,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Validate { config } => validate(&config),
         Command::Keygen { output, key_id } => keygen(output.as_deref(), key_id),
-        Command::Tx { config } => runtime()?.block_on(run_tx(&config)),
-        Command::Rx { config } => runtime()?.block_on(run_rx(&config)),
+        Command::Tx { config } => runtime()?.block_on(serve(&config, true)),
+        Command::Rx { config } => runtime()?.block_on(serve(&config, false)),
         Command::Demo { dir, repeat } => runtime()?.block_on(demo::run(&dir, repeat)),
     }
 }
@@ -80,34 +80,41 @@ async fn shutdown_signal() -> Result<()> {
     Ok(())
 }
 
-async fn run_tx(path: &std::path::Path) -> Result<ExitCode> {
-    let Config::Tx(cfg) = config::load(path)? else {
-        bail!(
-            "{} is a receiver config; `weir tx` needs an agent config",
-            path.display()
-        );
-    };
-    let handle = pipeline::tx::start(cfg).await?;
-    let stats = handle.stats.clone();
-    shutdown_signal().await?;
-    tracing::info!(message = "Shutting down: sending what is queued.");
-    handle.shutdown().await?;
-    println!("{}", stats.to_json());
-    Ok(ExitCode::SUCCESS)
+/// A running side, for the shared serve loop.
+enum Running {
+    Tx(pipeline::tx::TxHandle),
+    Rx(pipeline::rx::RxHandle),
 }
 
-async fn run_rx(path: &std::path::Path) -> Result<ExitCode> {
-    let Config::Rx(cfg) = config::load(path)? else {
-        bail!(
+/// Start the side `path` configures (it must be the side the command asked for), run until
+/// SIGTERM or Ctrl-C, stop cleanly, and print the counters as one JSON line.
+async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
+    let running = match (config::load(path)?, want_tx) {
+        (Config::Tx(cfg), true) => Running::Tx(pipeline::tx::start(cfg).await?),
+        (Config::Rx(cfg), false) => Running::Rx(pipeline::rx::start(cfg).await?),
+        (Config::Rx(_), true) => bail!(
+            "{} is a receiver config; `weir tx` needs an agent config",
+            path.display()
+        ),
+        (Config::Tx(_), false) => bail!(
             "{} is an agent config; `weir rx` needs a receiver config",
             path.display()
-        );
+        ),
     };
-    let handle = pipeline::rx::start(cfg).await?;
-    let stats = handle.stats.clone();
     shutdown_signal().await?;
-    tracing::info!(message = "Shutting down: flushing sinks.");
-    handle.shutdown().await?;
-    println!("{}", stats.to_json());
+    tracing::info!(message = "Shutting down: sending and writing what is queued.");
+    let summary = match running {
+        Running::Tx(h) => {
+            let stats = h.stats.clone();
+            h.shutdown().await?;
+            stats.to_json()
+        }
+        Running::Rx(h) => {
+            let stats = h.stats.clone();
+            h.shutdown().await?;
+            stats.to_json()
+        }
+    };
+    println!("{summary}");
     Ok(ExitCode::SUCCESS)
 }

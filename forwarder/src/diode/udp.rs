@@ -17,30 +17,27 @@ pub fn bind_udp(
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if let Some(bytes) = recv_buffer {
         socket.set_recv_buffer_size(bytes)?;
-        // Linux reports twice the usable size it granted.
-        let got = socket.recv_buffer_size()? / 2;
-        if got < bytes {
-            warn!(
-                message = "Kernel capped the UDP receive buffer; datagrams may be dropped in bursts.",
-                requested = bytes,
-                granted = got,
-                fix = %format!("sysctl -w net.core.rmem_max={bytes}"),
-            );
-        }
+        warn_if_capped("receive", bytes, socket.recv_buffer_size()?, "rmem_max");
     }
     if let Some(bytes) = send_buffer {
         socket.set_send_buffer_size(bytes)?;
-        let got = socket.send_buffer_size()? / 2;
-        if got < bytes {
-            warn!(
-                message = "Kernel capped the UDP send buffer.",
-                requested = bytes,
-                granted = got,
-                fix = %format!("sysctl -w net.core.wmem_max={bytes}"),
-            );
-        }
+        warn_if_capped("send", bytes, socket.send_buffer_size()?, "wmem_max");
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// Linux reports twice the usable size it granted; warn with the sysctl that lifts the cap.
+fn warn_if_capped(which: &str, requested: usize, reported: usize, sysctl: &str) {
+    let granted = reported / 2;
+    if granted < requested {
+        warn!(
+            message = "Kernel capped a UDP socket buffer; datagrams may be dropped in bursts.",
+            buffer = which,
+            requested,
+            granted,
+            fix = %format!("sysctl -w net.core.{sysctl}={requested}"),
+        );
+    }
 }
