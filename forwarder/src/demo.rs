@@ -131,6 +131,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         linger: Duration::from_millis(20),
         queue_events: 65_536,
         send_buffer_bytes: 4 * 1024 * 1024,
+        fec_repair_percent: 10,
         sources: vec![
             source("demo-tcp", Transport::Tcp),
             source("demo-udp", Transport::Udp),

@@ -97,6 +97,8 @@ pub struct TxStats {
     pub bytes_sent: Counter,
     /// Heartbeats sent.
     pub heartbeats_sent: Counter,
+    /// Repair (FEC) datagrams sent.
+    pub repair_sent: Counter,
     /// Datagrams the OS refused to send.
     pub send_errors: Counter,
 }
@@ -126,6 +128,7 @@ impl TxStats {
             "diode_datagrams_sent_total": self.datagrams_sent.get(),
             "diode_bytes_sent_total": self.bytes_sent.get(),
             "diode_heartbeats_sent_total": self.heartbeats_sent.get(),
+            "diode_repair_datagrams_sent_total": self.repair_sent.get(),
             "diode_send_errors_total": self.send_errors.get(),
         })
     }
@@ -139,13 +142,15 @@ pub struct RxStats {
     /// Datagrams read from the socket.
     pub datagrams_received: Counter,
     /// Datagrams rejected, by reason (see `weir_diode_proto::Reject::ALL`).
-    pub datagrams_rejected: [Counter; 8],
+    pub datagrams_rejected: [Counter; 7],
     /// Records reported lost in gap records.
     pub records_lost: Counter,
     /// Gap records emitted.
     pub gaps: Counter,
     /// Blocks declared lost.
     pub blocks_lost: Counter,
+    /// Blocks rebuilt with forward error correction.
+    pub blocks_repaired: Counter,
     /// Duplicate records dropped.
     pub records_duplicate: Counter,
     /// Sessions seen (sender starts).
@@ -185,6 +190,7 @@ impl RxStats {
             "diode_gaps_total": self.gaps.get(),
             "diode_records_lost_total": self.records_lost.get(),
             "diode_blocks_lost_total": self.blocks_lost.get(),
+            "diode_blocks_repaired_total": self.blocks_repaired.get(),
             "diode_records_duplicate_total": self.records_duplicate.get(),
             "diode_sessions_total": self.sessions.get(),
             "diode_heartbeats_total": self.heartbeats.get(),

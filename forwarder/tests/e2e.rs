@@ -418,6 +418,7 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
                 heartbeat_interval: Duration::from_secs(1),
                 fingerprint: cfg.diode.fingerprint(),
                 max_queued_blocks: 16,
+                repair_percent: 0,
             },
             Instant::now(),
         )

@@ -72,14 +72,11 @@ pub enum Reject {
     /// Authentic but inconsistent with the rest of its block, too large, or undecodable.
     #[error("inconsistent datagram")]
     Inconsistent,
-    /// A repair symbol; forward error correction is not enabled in this receiver.
-    #[error("repair symbols not supported")]
-    RepairUnsupported,
 }
 
 impl Reject {
     /// Every reason, for metrics.
-    pub const ALL: [&'static str; 8] = [
+    pub const ALL: [&'static str; 7] = [
         "bad_frame",
         "unknown_key",
         "auth_failed",
@@ -87,7 +84,6 @@ impl Reject {
         "replayed",
         "duplicate",
         "inconsistent",
-        "repair_unsupported",
     ];
 
     /// A short stable code for metrics labels.
@@ -100,7 +96,6 @@ impl Reject {
             Reject::Replayed => "replayed",
             Reject::Duplicate => "duplicate",
             Reject::Inconsistent => "inconsistent",
-            Reject::RepairUnsupported => "repair_unsupported",
         }
     }
 
@@ -211,11 +206,16 @@ pub struct ReceiverStats {
     /// Datagrams that verified and were used.
     pub datagrams_accepted: u64,
     /// Rejected datagrams by [`Reject::ALL`] reason.
-    pub rejected: [u64; 8],
+    pub rejected: [u64; 7],
     /// Blocks delivered.
     pub blocks_delivered: u64,
     /// Blocks declared lost.
     pub blocks_lost: u64,
+    /// Blocks rebuilt from repair symbols (some source symbols were lost).
+    pub blocks_repaired: u64,
+    /// Repair symbols that arrived after their block was already complete (normal with FEC;
+    /// not a rejection).
+    pub symbols_redundant: u64,
     /// Records delivered.
     pub records_delivered: u64,
     /// Records reported missing in gap records.
@@ -248,16 +248,26 @@ impl ReceiverStats {
 
 struct Pending {
     source_count: u16,
+    repair_count: u16,
     symbol_size: usize,
+    /// Source symbols then repair symbols, `symbol_size` bytes each.
     data: Vec<u8>,
     have: Vec<bool>,
+    /// Source symbols held (received or rebuilt).
+    sources: u16,
+    /// Symbols of either kind received.
     received: u16,
     first_seen: Instant,
 }
 
 impl Pending {
     fn complete(&self) -> bool {
-        self.received == self.source_count
+        self.sources == self.source_count
+    }
+
+    fn source_bytes(&self) -> &[u8] {
+        let end = usize::from(self.source_count) * self.symbol_size;
+        self.data.get(..end).unwrap_or_default()
     }
 }
 
@@ -290,6 +300,7 @@ pub struct Receiver {
     retired: VecDeque<u64>,
     scratch: Vec<u8>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+    fec: Option<reed_solomon_simd::ReedSolomonDecoder>,
     out: VecDeque<Output>,
     stats: ReceiverStats,
 }
@@ -303,6 +314,7 @@ impl Receiver {
             retired: VecDeque::new(),
             scratch: Vec::new(),
             zstd: zstd::bulk::Decompressor::new().ok(),
+            fec: None,
             out: VecDeque::new(),
             stats: ReceiverStats::default(),
         }
@@ -330,9 +342,10 @@ impl Receiver {
         Some(since + self.cfg.reorder_timeout)
     }
 
-    /// Advance timers: declare overdue blocks lost.
+    /// Advance timers: declare overdue blocks lost. Call it only once every datagram already
+    /// received has been handled.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance(now);
+        self.advance_until(now, Advance::Timeout);
     }
 
     /// Take one datagram. Rejections are counted in [`Receiver::stats`] and returned.
@@ -398,8 +411,9 @@ impl Receiver {
                 }
                 match h.kind {
                     DatagramType::Heartbeat => self.on_heartbeat(now, &h, &scratch),
-                    DatagramType::Source => self.on_symbol(now, &h, &scratch),
-                    DatagramType::Repair => Err(Reject::RepairUnsupported),
+                    DatagramType::Source | DatagramType::Repair => {
+                        self.on_symbol(now, &h, &scratch)
+                    }
                 }
             }
         };
@@ -485,7 +499,7 @@ impl Receiver {
                 p.first_seen = s.stall_since.unwrap_or(now);
             }
         }
-        self.advance_until(now, true);
+        self.advance_until(now, Advance::Drain);
         if let Some(s) = self.session.take() {
             self.retired.push_back(s.epoch);
             if self.retired.len() > RETIRED_SESSIONS {
@@ -503,11 +517,10 @@ impl Receiver {
         }
         s.last_heartbeat = Some(h.block);
         for pos in &hb.streams {
-            let state = s.streams.entry(pos.id).or_insert_with(|| StreamState {
-                name: pos.name.clone(),
-                expected: None,
-            });
-            state.name.clone_from(&pos.name);
+            // Same defaults as for a stream first seen in a record: a session followed from its
+            // start expects sequence 0, so records lost before the first one delivered are a
+            // gap, not silently skipped.
+            stream_state(s, pos.id).name.clone_from(&pos.name);
         }
         if hb.fingerprint != ours {
             self.stats.settings_mismatches += 1;
@@ -540,57 +553,95 @@ impl Receiver {
     fn on_symbol(&mut self, now: Instant, h: &Header, payload: &[u8]) -> Result<(), Reject> {
         let max_block = self.cfg.max_block_bytes + 4096;
         let s = self.session.as_mut().ok_or(Reject::Inconsistent)?;
+        let repair = h.kind == DatagramType::Repair;
         if h.block < s.next_emit {
+            if repair {
+                // Repair symbols trail their block; once it is delivered they are not needed.
+                self.stats.symbols_redundant += 1;
+                return Ok(());
+            }
             return Err(Reject::Replayed);
         }
-        if h.symbol >= h.source_count {
+        let total = usize::from(h.source_count) + usize::from(h.repair_count);
+        let valid_index = if repair {
+            h.symbol >= h.source_count && usize::from(h.symbol) < total
+        } else {
+            h.symbol < h.source_count
+        };
+        if !valid_index || usize::from(h.repair_count) > 4 * usize::from(h.source_count) + 2 {
             return Err(Reject::Inconsistent);
         }
         let symbol_size = usize::from(h.payload_len);
         let p = match s.pending.get_mut(&h.block) {
             Some(p) => p,
             None => {
-                let size = usize::from(h.source_count) * symbol_size;
-                if size > max_block {
+                if usize::from(h.source_count) * symbol_size > max_block {
                     return Err(Reject::Inconsistent);
                 }
+                let size = total * symbol_size;
                 s.pending_bytes += size;
                 s.pending.entry(h.block).or_insert(Pending {
                     source_count: h.source_count,
+                    repair_count: h.repair_count,
                     symbol_size,
                     data: vec![0; size],
-                    have: vec![false; usize::from(h.source_count)],
+                    have: vec![false; total],
+                    sources: 0,
                     received: 0,
                     first_seen: now,
                 })
             }
         };
-        if p.source_count != h.source_count || p.symbol_size != symbol_size {
+        if p.source_count != h.source_count
+            || p.repair_count != h.repair_count
+            || p.symbol_size != symbol_size
+        {
             return Err(Reject::Inconsistent);
         }
         let index = usize::from(h.symbol);
-        match p.have.get_mut(index) {
+        match p.have.get(index) {
             Some(true) => return Err(Reject::Duplicate),
-            Some(slot) => *slot = true,
+            Some(false) if p.complete() => {
+                self.stats.symbols_redundant += 1;
+                return Ok(());
+            }
+            Some(false) => {}
             None => return Err(Reject::Inconsistent),
+        }
+        if let Some(slot) = p.have.get_mut(index) {
+            *slot = true;
         }
         let start = index * symbol_size;
         if let Some(dst) = p.data.get_mut(start..start + symbol_size) {
             dst.copy_from_slice(payload);
         }
         p.received += 1;
+        if !repair {
+            p.sources += 1;
+        }
+        if !p.complete() && p.received >= p.source_count {
+            if repair_block(p, &mut self.fec) {
+                self.stats.blocks_repaired += 1;
+            } else {
+                return Err(Reject::Inconsistent);
+            }
+        }
         s.known_end = s.known_end.max(h.block + 1);
         self.advance(now);
         Ok(())
     }
 
+    /// After a datagram: deliver what is complete. Never declares loss by time: the datagrams
+    /// right behind this one may be the missing ones (a receiver that fell behind must not
+    /// mistake its own backlog for loss). Only [`Receiver::handle_timeout`] does that.
     fn advance(&mut self, now: Instant) {
-        self.advance_until(now, false);
+        self.advance_until(now, Advance::Deliver);
     }
 
-    /// Deliver complete blocks in order; declare lost the blocks that have waited too long (or
-    /// all missing ones, when `drain`); enforce the pending-bytes bound; settle a held heartbeat.
-    fn advance_until(&mut self, now: Instant, drain: bool) {
+    /// Deliver complete blocks in order; declare lost the blocks that have waited too long
+    /// (`Timeout`) or all missing ones (`Drain`); enforce the pending-bytes bound; settle a held
+    /// heartbeat.
+    fn advance_until(&mut self, now: Instant, mode: Advance) {
         let timeout = self.cfg.reorder_timeout;
         let max_pending = self.cfg.max_pending_bytes;
         let max_block = self.cfg.max_block_bytes;
@@ -607,7 +658,7 @@ impl Receiver {
                     s.next_emit += 1;
                     s.stall_since = None;
                     let decoded = match self.zstd.as_mut() {
-                        Some(z) => block::decode(&p.data, max_block, z).ok(),
+                        Some(z) => block::decode(p.source_bytes(), max_block, z).ok(),
                         None => None,
                     };
                     match decoded {
@@ -628,7 +679,9 @@ impl Receiver {
                 .get(&next)
                 .map_or(since, |p| p.first_seen.max(since));
             let over_budget = s.pending_bytes > max_pending;
-            if drain || over_budget || now.saturating_duration_since(waited_from) >= timeout {
+            let overdue =
+                mode == Advance::Timeout && now.saturating_duration_since(waited_from) >= timeout;
+            if mode == Advance::Drain || over_budget || overdue {
                 if let Some(p) = s.pending.remove(&next) {
                     s.pending_bytes -= p.data.len();
                 }
@@ -648,6 +701,59 @@ impl Receiver {
             }
         }
     }
+}
+
+/// Rebuild the missing source symbols of `p` from the symbols it holds (at least as many as it
+/// has source symbols). Returns false if the erasure decoder refuses (a sender bug).
+fn repair_block(p: &mut Pending, fec: &mut Option<reed_solomon_simd::ReedSolomonDecoder>) -> bool {
+    let (k, r, size) = (
+        usize::from(p.source_count),
+        usize::from(p.repair_count),
+        p.symbol_size,
+    );
+    let ready = match fec.as_mut() {
+        Some(dec) => dec.reset(k, r, size).is_ok(),
+        None => {
+            *fec = reed_solomon_simd::ReedSolomonDecoder::new(k, r, size).ok();
+            fec.is_some()
+        }
+    };
+    let Some(dec) = fec.as_mut().filter(|_| ready) else {
+        return false;
+    };
+    for (i, shard) in p.data.chunks_exact(size).enumerate() {
+        if !p.have.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let added = if i < k {
+            dec.add_original_shard(i, shard)
+        } else {
+            dec.add_recovery_shard(i - k, shard)
+        };
+        if added.is_err() {
+            return false;
+        }
+    }
+    let Ok(result) = dec.decode() else {
+        return false;
+    };
+    for (i, shard) in result.restored_original_iter() {
+        if let Some(dst) = p.data.get_mut(i * size..(i + 1) * size) {
+            dst.copy_from_slice(shard);
+            if let Some(slot) = p.have.get_mut(i) {
+                *slot = true;
+            }
+            p.sources += 1;
+        }
+    }
+    p.complete()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Advance {
+    Deliver,
+    Timeout,
+    Drain,
 }
 
 fn note_lost(run: &mut Option<(u64, u64)>, block: u64, stats: &mut ReceiverStats) {

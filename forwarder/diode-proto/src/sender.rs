@@ -52,6 +52,23 @@ pub struct SenderConfig {
     pub fingerprint: u64,
     /// Sealed blocks waiting for transmission before [`Sender::push`] refuses more.
     pub max_queued_blocks: usize,
+    /// Forward error correction: repair symbols per block as a percentage of its source
+    /// symbols (rounded up, at least [`MIN_REPAIR_SYMBOLS`] when not 0). 0 turns FEC off.
+    pub repair_percent: u32,
+}
+
+/// The fewest repair symbols a block gets when FEC is on: small blocks (a few events at low
+/// rate) would otherwise get one repair symbol, which cannot cover two losses.
+pub const MIN_REPAIR_SYMBOLS: usize = 2;
+
+/// Repair symbols for a block of `source_count` symbols at `repair_percent`.
+pub fn repair_count(source_count: usize, repair_percent: u32) -> usize {
+    if repair_percent == 0 {
+        return 0;
+    }
+    (source_count * repair_percent as usize)
+        .div_ceil(100)
+        .max(MIN_REPAIR_SYMBOLS)
 }
 
 /// Why a configuration cannot work.
@@ -67,6 +84,9 @@ pub enum ConfigError {
     /// Blocks could not hold the largest record, or would need too many symbols.
     #[error("max_block_bytes {0} must be at least max_record_bytes and fit {MAX_SOURCE_SYMBOLS} symbols")]
     BadBlockSize(usize),
+    /// More repair than the erasure code supports.
+    #[error("repair_percent {0} is above 400")]
+    BadRepair(u32),
 }
 
 /// Why a record was not accepted.
@@ -101,12 +121,16 @@ pub struct SenderStats {
     pub bytes: u64,
     /// Heartbeats produced.
     pub heartbeats: u64,
+    /// Repair (FEC) symbols produced.
+    pub repair_symbols: u64,
 }
 
 struct Outgoing {
     block: u64,
+    /// Source symbols, then repair symbols, each `symbol_size` bytes.
     data: Vec<u8>,
     source_count: u16,
+    repair_count: u16,
     symbol_size: usize,
     next_symbol: u16,
     /// Each stream's next sequence once this block is out.
@@ -137,6 +161,7 @@ pub struct Sender {
     heartbeat_counter: u64,
     heartbeat_cursor: usize,
     heartbeat_buf: Vec<u8>,
+    fec: Option<reed_solomon_simd::ReedSolomonEncoder>,
     wall_clock_ms: u64,
     dropped: u64,
     spool_depth: u64,
@@ -163,6 +188,9 @@ impl Sender {
         {
             return Err(ConfigError::BadBlockSize(cfg.max_block_bytes));
         }
+        if cfg.repair_percent > 400 {
+            return Err(ConfigError::BadRepair(cfg.repair_percent));
+        }
         let zstd = match cfg.codec {
             Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
             Codec::None => None,
@@ -182,6 +210,7 @@ impl Sender {
             heartbeat_counter: 0,
             heartbeat_cursor: 0,
             heartbeat_buf: Vec::new(),
+            fec: None,
             wall_clock_ms: 0,
             dropped: 0,
             spool_depth: 0,
@@ -269,6 +298,7 @@ impl Sender {
         let source_count = data.len().div_ceil(self.symbol_capacity).max(1);
         let symbol_size = (data.len().div_ceil(source_count) + 1) & !1;
         data.resize(source_count * symbol_size, 0);
+        let repair_count = self.add_repair(&mut data, source_count, symbol_size);
         let positions = self
             .builder_touched
             .drain(..)
@@ -277,8 +307,10 @@ impl Sender {
         self.queue.push_back(Outgoing {
             block: self.next_block,
             data,
-            // Bounded by MAX_SOURCE_SYMBOLS through the block size check in `new`.
+            // Bounded by MAX_SOURCE_SYMBOLS through the block size check in `new`, and the
+            // repair count by 400 % of it.
             source_count: u16::try_from(source_count).unwrap_or(u16::MAX),
+            repair_count: u16::try_from(repair_count).unwrap_or(0),
             symbol_size,
             next_symbol: 0,
             positions,
@@ -286,6 +318,44 @@ impl Sender {
         self.next_block += 1;
         self.builder_since = None;
         self.stats.blocks += 1;
+    }
+
+    /// Append the block's Reed-Solomon repair symbols to `data`; returns how many. The encoder
+    /// is kept and reset between blocks, so FEC allocates per block, never per datagram.
+    fn add_repair(&mut self, data: &mut Vec<u8>, source_count: usize, symbol_size: usize) -> usize {
+        let repair = repair_count(source_count, self.cfg.repair_percent);
+        if repair == 0 {
+            return 0;
+        }
+        let ready = match self.fec.as_mut() {
+            Some(enc) => enc.reset(source_count, repair, symbol_size).is_ok(),
+            None => {
+                self.fec =
+                    reed_solomon_simd::ReedSolomonEncoder::new(source_count, repair, symbol_size)
+                        .ok();
+                self.fec.is_some()
+            }
+        };
+        let Some(enc) = self.fec.as_mut().filter(|_| ready) else {
+            return 0;
+        };
+        for shard in data.chunks_exact(symbol_size) {
+            if enc.add_original_shard(shard).is_err() {
+                return 0;
+            }
+        }
+        let Ok(result) = enc.encode() else {
+            return 0;
+        };
+        let before = data.len();
+        for shard in result.recovery_iter() {
+            data.extend_from_slice(shard);
+        }
+        if data.len() != before + repair * symbol_size {
+            data.truncate(before);
+            return 0;
+        }
+        repair
     }
 
     /// Tell the sender the wall clock (Unix ms), records dropped before the diode and the
@@ -360,19 +430,27 @@ impl Sender {
         let symbol = out.next_symbol;
         let start = usize::from(symbol) * out.symbol_size;
         let chunk = out.data.get(start..start + out.symbol_size)?;
+        let kind = if symbol < out.source_count {
+            DatagramType::Source
+        } else {
+            DatagramType::Repair
+        };
         let header = Header {
-            kind: DatagramType::Source,
+            kind,
             key_id: self.cfg.key_id,
             session: self.cfg.session,
             block: out.block,
             symbol,
             source_count: out.source_count,
-            repair_count: 0,
+            repair_count: out.repair_count,
             payload_len: u16::try_from(chunk.len()).ok()?,
         };
         let len = seal_into(&self.key, &header, chunk, buf)?;
+        if kind == DatagramType::Repair {
+            self.stats.repair_symbols += 1;
+        }
         out.next_symbol += 1;
-        if out.next_symbol == out.source_count {
+        if out.next_symbol == out.source_count + out.repair_count {
             if let Some(done) = self.queue.pop_front() {
                 for (id, next) in done.positions {
                     if let Some(s) = self.streams.get_mut(usize::from(id)) {

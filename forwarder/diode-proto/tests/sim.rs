@@ -24,6 +24,7 @@ fn sender_cfg(session: u64) -> SenderConfig {
         heartbeat_interval: Duration::from_secs(1),
         fingerprint: 0xF1,
         max_queued_blocks: 1 << 20,
+        repair_percent: 0,
     }
 }
 

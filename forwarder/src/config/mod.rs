@@ -112,6 +112,8 @@ pub struct TxConfig {
     pub queue_events: usize,
     /// Socket send buffer to request.
     pub send_buffer_bytes: usize,
+    /// FEC repair symbols per block, percent of its source symbols (0: off).
+    pub fec_repair_percent: u32,
     /// Inputs.
     pub sources: Vec<SyslogSource>,
 }
@@ -315,6 +317,12 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             t.link_rate_bits_per_second
         );
     }
+    if t.fec_repair_percent > 400 {
+        bail!(
+            "tx.fec_repair_percent: {} is above 400",
+            t.fec_repair_percent
+        );
+    }
     if t.queue_events == 0 {
         bail!("tx.queue_events must be at least 1");
     }
@@ -328,6 +336,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         linger: Duration::from_millis(t.linger_milliseconds),
         queue_events: t.queue_events,
         send_buffer_bytes: t.send_buffer_bytes,
+        fec_repair_percent: t.fec_repair_percent,
         sources,
     })
 }

@@ -83,6 +83,9 @@ pub struct Tx {
     /// SO_SNDBUF.
     #[serde(default = "default_sndbuf")]
     pub send_buffer_bytes: usize,
+    /// FEC repair symbols per block, percent of its source symbols.
+    #[serde(default = "default_repair")]
+    pub fec_repair_percent: u32,
 }
 
 /// `[rx]`.
@@ -209,6 +212,9 @@ fn default_queue_events() -> usize {
 }
 fn default_sndbuf() -> usize {
     4 * 1024 * 1024
+}
+fn default_repair() -> u32 {
+    10
 }
 fn default_rcvbuf() -> usize {
     32 * 1024 * 1024

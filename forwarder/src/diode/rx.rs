@@ -26,17 +26,36 @@ pub async fn run(
     loop {
         let timeout = receiver.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
+            // Datagrams before timers: everything already in the socket buffer is handled
+            // before a block may be declared lost, so a pause in processing never passes for
+            // loss on the link.
+            biased;
             _ = cancel.cancelled() => break,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, _peer)) => {
-                    stats.datagrams_received.inc();
-                    if let Some(d) = buf.get(..n) {
-                        // Rejections are counted by the receiver and mirrored below.
-                        let _ = receiver.handle_datagram(Instant::now(), d);
+            r = socket.readable() => {
+                if let Err(error) = r {
+                    warn!(message = "Diode receive failed.", %error);
+                    continue;
+                }
+                for _ in 0..1024 {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, _peer)) => {
+                            stats.datagrams_received.inc();
+                            if let Some(d) = buf.get(..n) {
+                                // Rejections are counted by the receiver and mirrored below.
+                                let _ = receiver.handle_datagram(Instant::now(), d);
+                            }
+                            while let Some(output) = receiver.poll_output() {
+                                forward(output, &work, &stats);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(error) => {
+                            warn!(message = "Diode receive failed.", %error);
+                            break;
+                        }
                     }
                 }
-                Err(error) => warn!(message = "Diode receive failed.", %error),
-            },
+            }
             _ = sleep_until(timeout), if timeout.is_some() => receiver.handle_timeout(Instant::now()),
         }
         while let Some(output) = receiver.poll_output() {
@@ -73,6 +92,7 @@ fn mirror(receiver: &Receiver, stats: &RxStats) {
     }
     stats.records_lost.set(s.records_lost);
     stats.blocks_lost.set(s.blocks_lost);
+    stats.blocks_repaired.set(s.blocks_repaired);
     stats.records_duplicate.set(s.records_duplicate);
     stats.sessions.set(s.sessions);
     stats.heartbeats.set(s.heartbeats);

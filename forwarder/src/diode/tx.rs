@@ -110,6 +110,7 @@ pub async fn run(
         stats.datagrams_sent.set(s.datagrams);
         stats.bytes_sent.set(s.bytes);
         stats.heartbeats_sent.set(s.heartbeats);
+        stats.repair_sent.set(s.repair_symbols);
     }
 }
 

@@ -61,6 +61,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             heartbeat_interval: cfg.heartbeat_interval,
             fingerprint: cfg.diode.fingerprint(),
             max_queued_blocks: 64,
+            repair_percent: cfg.fec_repair_percent,
         },
         Instant::now(),
     )
