@@ -102,7 +102,20 @@ impl Proc {
     /// Start `weir ARGS -c CONFIG` and wait until it says it has started (sockets bound), so
     /// that a slow start under load cannot lose the first datagrams.
     pub fn start(args: &[&str], config: &Path) -> Proc {
-        let mut child = Command::new(WEIR)
+        Proc::start_in(None, args, config)
+    }
+
+    /// Like [`Proc::start`], inside network namespace `netns` when given.
+    pub fn start_in(netns: Option<&str>, args: &[&str], config: &Path) -> Proc {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, WEIR]);
+                c
+            }
+            None => Command::new(WEIR),
+        };
+        let mut child = command
             .args(args)
             .arg("-c")
             .arg(config)
