@@ -101,6 +101,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         mtu_bytes: 1500,
         codec: Codec::Zstd(1),
         max_block_bytes: 256 * 1024,
+        cipher: weir_diode_proto::Cipher::default(),
         key,
     };
     let rx = pipeline::rx::start(RxConfig {

@@ -409,6 +409,7 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
             SenderConfig {
                 key_id: cfg.diode.key.id,
                 key,
+                cipher: weir_diode_proto::Cipher::default(),
                 session,
                 mtu_bytes: 1500,
                 codec: weir_diode_proto::Codec::Zstd(1),

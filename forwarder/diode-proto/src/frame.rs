@@ -7,7 +7,7 @@ The datagram: a fixed 32-byte header, an encrypted payload, a 16-byte tag.
 +---------------+---------------+---------------+---------------+
 |      'W'      |      'D'      |  version (1)  |     type      |  0
 +---------------+---------------+---------------+---------------+
-|            key id             |        flags (0, reserved)    |  4
+|            key id             |    cipher     | reserved (0)  |  4
 +---------------+---------------+---------------+---------------+
 |                    session epoch (u64)                        |  8
 |                                                               |
@@ -30,10 +30,12 @@ All integers are big-endian (network order). The whole header is the AEAD's asso
 not one header bit can change without the datagram failing authentication. A datagram is exactly
 `32 + payload length + 16` bytes; anything else is rejected before any cryptography is done.
 
-Types: 1 = source symbol (a slice of a block), 2 = repair symbol (forward error correction,
-reserved in v1), 3 = heartbeat. For heartbeats the block sequence field is the heartbeat counter.
+Types: 1 = source symbol (a slice of a block), 2 = repair symbol (forward error correction),
+3 = heartbeat. For heartbeats the block sequence field is the heartbeat counter. Cipher: 0 =
+ChaCha20-Poly1305, 1 = AES-256-GCM.
 */
 
+use crate::crypto::Cipher;
 use crate::reader::Reader;
 
 /// `WD`: every Weir diode datagram starts with these two bytes.
@@ -77,6 +79,8 @@ pub struct Header {
     pub kind: DatagramType,
     /// Which pre-shared key sealed the datagram.
     pub key_id: u16,
+    /// Which AEAD sealed it.
+    pub cipher: Cipher,
     /// Random per sender start; identifies the session.
     pub session: u64,
     /// Block sequence (heartbeat counter for heartbeats). Never wraps within a session.
@@ -107,8 +111,11 @@ pub enum FrameError {
     /// An unknown datagram type.
     #[error("unknown datagram type {0}")]
     UnknownType(u8),
-    /// The flags field is not zero.
-    #[error("reserved flags set")]
+    /// An unknown cipher id.
+    #[error("unknown cipher {0}")]
+    UnknownCipher(u8),
+    /// The reserved byte is not zero.
+    #[error("reserved byte set")]
     ReservedFlags,
     /// The payload length field disagrees with the datagram's size.
     #[error("payload length {declared} does not match datagram ({actual} bytes of payload)")]
@@ -130,7 +137,8 @@ impl Header {
         out[2] = VERSION;
         out[3] = self.kind as u8;
         out[4..6].copy_from_slice(&self.key_id.to_be_bytes());
-        out[6..8].copy_from_slice(&0u16.to_be_bytes());
+        out[6] = self.cipher as u8;
+        out[7] = 0;
         out[8..16].copy_from_slice(&self.session.to_be_bytes());
         out[16..24].copy_from_slice(&self.block.to_be_bytes());
         out[24..26].copy_from_slice(&self.symbol.to_be_bytes());
@@ -157,12 +165,15 @@ impl Header {
         let raw_kind = r.u8().map_err(short)?;
         let kind = DatagramType::from_u8(raw_kind).ok_or(FrameError::UnknownType(raw_kind))?;
         let key_id = r.u16().map_err(short)?;
-        if r.u16().map_err(short)? != 0 {
+        let raw_cipher = r.u8().map_err(short)?;
+        let cipher = Cipher::from_u8(raw_cipher).ok_or(FrameError::UnknownCipher(raw_cipher))?;
+        if r.u8().map_err(short)? != 0 {
             return Err(FrameError::ReservedFlags);
         }
         let header = Header {
             kind,
             key_id,
+            cipher,
             session: r.u64().map_err(short)?,
             block: r.u64().map_err(short)?,
             symbol: r.u16().map_err(short)?,
@@ -197,6 +208,7 @@ mod tests {
         Header {
             kind: DatagramType::Source,
             key_id: 7,
+            cipher: Cipher::ChaCha20Poly1305,
             session: 0x0102_0304_0506_0708,
             block: 42,
             symbol: 3,
@@ -240,6 +252,9 @@ mod tests {
         let mut d = good.clone();
         d[3] = 0;
         assert_eq!(Header::decode(&d), Err(FrameError::UnknownType(0)));
+        let mut d = good.clone();
+        d[6] = 9;
+        assert_eq!(Header::decode(&d), Err(FrameError::UnknownCipher(9)));
         let mut d = good.clone();
         d[7] = 1;
         assert_eq!(Header::decode(&d), Err(FrameError::ReservedFlags));

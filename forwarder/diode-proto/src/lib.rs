@@ -28,7 +28,7 @@ pub mod receiver;
 pub mod sender;
 
 pub use block::{Codec, DecodedBlock, RecordRef};
-pub use crypto::KEY_LEN;
+pub use crypto::{Cipher, KEY_LEN};
 pub use heartbeat::{Heartbeat, StreamPosition};
 pub use receiver::{Gap, GapReason, Output, Receiver, ReceiverConfig, ReceiverStats, Reject};
 pub use sender::{PushError, Sender, SenderConfig, SenderStats, StreamId};

@@ -374,7 +374,7 @@ impl Receiver {
         let current = self
             .session
             .as_ref()
-            .filter(|s| s.epoch == h.session && s.key_id == h.key_id);
+            .filter(|s| s.epoch == h.session && s.key_id == h.key_id && s.key.cipher() == h.cipher);
         let fresh_key = match current {
             Some(_) => None,
             None => {
@@ -382,7 +382,7 @@ impl Receiver {
                 if !same_epoch && self.retired.contains(&h.session) {
                     return Err(Reject::StaleSession);
                 }
-                Some(SessionKey::derive(&psk, h.session))
+                Some(SessionKey::derive(&psk, h.session, h.cipher))
             }
         };
         // Verify before anything else is done with the datagram.
@@ -422,7 +422,7 @@ impl Receiver {
     }
 
     /// A datagram of an unknown epoch authenticated: a sender (re)started, or this receiver
-    /// did. The same epoch under another key id (rotation) only swaps the key.
+    /// did. The same epoch under another key id or cipher only swaps the key.
     fn enter_session(&mut self, now: Instant, h: &Header, key: SessionKey, payload: &[u8]) {
         if let Some(s) = self.session.as_mut().filter(|s| s.epoch == h.session) {
             s.key = key;

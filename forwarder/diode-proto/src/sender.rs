@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::block::{BlockBuilder, Codec, RECORD_OVERHEAD};
-use crate::crypto::{SessionKey, KEY_LEN};
+use crate::crypto::{Cipher, SessionKey, KEY_LEN};
 use crate::frame::{DatagramType, Header, HEADER_LEN, OVERHEAD, TAG_LEN};
 use crate::heartbeat::{Heartbeat, StreamPosition};
 
@@ -34,6 +34,8 @@ pub struct SenderConfig {
     pub key_id: u16,
     /// The pre-shared key.
     pub key: [u8; KEY_LEN],
+    /// The AEAD.
+    pub cipher: Cipher,
     /// Random session epoch.
     pub session: u64,
     /// Link MTU in bytes (IP packet size); datagrams are kept below it.
@@ -196,7 +198,7 @@ impl Sender {
             Codec::None => None,
         };
         Ok(Sender {
-            key: SessionKey::derive(&cfg.key, cfg.session),
+            key: SessionKey::derive(&cfg.key, cfg.session, cfg.cipher),
             symbol_capacity,
             zstd,
             builder: BlockBuilder::default(),
@@ -438,6 +440,7 @@ impl Sender {
         let header = Header {
             kind,
             key_id: self.cfg.key_id,
+            cipher: self.cfg.cipher,
             session: self.cfg.session,
             block: out.block,
             symbol,
@@ -487,6 +490,7 @@ impl Sender {
         let header = Header {
             kind: DatagramType::Heartbeat,
             key_id: self.cfg.key_id,
+            cipher: self.cfg.cipher,
             session: self.cfg.session,
             block: self.heartbeat_counter,
             symbol: 0,

@@ -145,6 +145,7 @@ fn run(seed: u64, n: u64, repair_percent: u32, imp: Impairments) -> Outcome {
         SenderConfig {
             key_id: 1,
             key: KEY,
+            cipher: weir_diode_proto::Cipher::default(),
             session: 0x5EED ^ seed,
             mtu_bytes: 1500,
             codec: Codec::Zstd(1),

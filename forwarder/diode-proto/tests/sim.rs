@@ -15,6 +15,7 @@ fn sender_cfg(session: u64) -> SenderConfig {
     SenderConfig {
         key_id: 1,
         key: KEY,
+        cipher: weir_diode_proto::Cipher::default(),
         session,
         mtu_bytes: 1500,
         codec: Codec::Zstd(1),
@@ -454,4 +455,22 @@ fn heartbeats_interleaved_with_a_lossless_stream_never_report_gaps() {
     assert_eq!(seen.gaps, vec![]);
     assert_eq!(seen.records.len(), 20_000);
     assert_eq!(rx.stats().records_duplicate, 0);
+}
+
+#[test]
+fn the_receiver_accepts_either_cipher_as_the_header_says() {
+    use weir_diode_proto::Cipher;
+    let now = Instant::now();
+    let mut rx = receiver();
+    let mut seen = Seen::default();
+    for (session, cipher) in [(0x6001, Cipher::ChaCha20Poly1305), (0x6002, Cipher::Aes256Gcm)] {
+        let mut tx = Sender::new(SenderConfig { cipher, ..sender_cfg(session) }, now).unwrap();
+        let s = tx.add_stream("x");
+        load(&mut tx, now, &[s], 100);
+        let dgrams = drain(&mut tx);
+        assert!(dgrams.iter().all(|d| d[6] == cipher as u8), "cipher id in every header");
+        feed(&mut rx, now, &dgrams, &mut seen);
+    }
+    assert_eq!(seen.records.len(), 200);
+    assert_eq!(rx.stats().rejected_total(), 0);
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono_tz::Tz;
-use weir_diode_proto::Codec;
+use weir_diode_proto::{Cipher, Codec};
 use weir_schemas::EventClass;
 
 pub use key::DiodeKey;
@@ -33,6 +33,8 @@ pub struct DiodeConfig {
     pub codec: Codec,
     /// Largest block (records area), and so the largest record.
     pub max_block_bytes: usize,
+    /// The AEAD the agent seals with (receivers accept both).
+    pub cipher: Cipher,
     /// The pre-shared key.
     pub key: DiodeKey,
 }
@@ -231,12 +233,20 @@ fn diode(raw: raw::Diode, base: &Path) -> Result<DiodeConfig> {
             raw.max_block_bytes
         );
     }
+    let cipher = match raw.cipher.as_str() {
+        "aes-256-gcm" => Cipher::Aes256Gcm,
+        "chacha20-poly1305" => Cipher::ChaCha20Poly1305,
+        other => {
+            bail!("diode.cipher: {other:?} is not one of \"aes-256-gcm\", \"chacha20-poly1305\"")
+        }
+    };
     let key_path = resolve(base, &raw.key_file);
     let key = DiodeKey::load(&key_path).with_context(|| "diode.key_file".to_string())?;
     Ok(DiodeConfig {
         mtu_bytes: raw.mtu_bytes,
         codec,
         max_block_bytes: raw.max_block_bytes,
+        cipher,
         key,
     })
 }

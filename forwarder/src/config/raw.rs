@@ -57,6 +57,9 @@ pub struct Diode {
     /// Largest block (uncompressed records).
     #[serde(default = "default_block")]
     pub max_block_bytes: usize,
+    /// `aes-256-gcm` or `chacha20-poly1305` (what the agent seals with; receivers accept both).
+    #[serde(default = "default_cipher")]
+    pub cipher: String,
 }
 
 /// `[tx]`.
@@ -191,6 +194,9 @@ fn default_compression() -> String {
 }
 fn default_level() -> i32 {
     1
+}
+fn default_cipher() -> String {
+    "aes-256-gcm".into()
 }
 fn default_block() -> usize {
     256 * 1024

@@ -52,6 +52,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         SenderConfig {
             key_id: cfg.diode.key.id,
             key: cfg.diode.key.secret,
+            cipher: cfg.diode.cipher,
             session,
             mtu_bytes: cfg.diode.mtu_bytes,
             codec: cfg.diode.codec,

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use weir_diode_proto::crypto::SessionKey;
+use weir_diode_proto::crypto::{Cipher, SessionKey};
 use weir_diode_proto::frame::{DatagramType, Header, HEADER_LEN};
 use weir_diode_proto::{Output, Receiver, ReceiverConfig};
 
@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
         let h = Header {
             kind,
             key_id: 1,
+            cipher: Cipher::from_u8(head[1] & 1).unwrap_or_default(),
             session,
             block,
             symbol: u16::from(head[4] % 8),
@@ -55,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
         let mut header = [0u8; HEADER_LEN];
         h.encode(&mut header);
         let mut body = payload.to_vec();
-        let tag = SessionKey::derive(&KEY, session).seal(&header, &h, &mut body);
+        let tag = SessionKey::derive(&KEY, session, h.cipher).seal(&header, &h, &mut body);
         let mut datagram = header.to_vec();
         datagram.extend_from_slice(&body);
         datagram.extend_from_slice(&tag);
