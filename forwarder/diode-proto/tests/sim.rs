@@ -463,14 +463,56 @@ fn the_receiver_accepts_either_cipher_as_the_header_says() {
     let now = Instant::now();
     let mut rx = receiver();
     let mut seen = Seen::default();
-    for (session, cipher) in [(0x6001, Cipher::ChaCha20Poly1305), (0x6002, Cipher::Aes256Gcm)] {
-        let mut tx = Sender::new(SenderConfig { cipher, ..sender_cfg(session) }, now).unwrap();
+    for (session, cipher) in [
+        (0x6001, Cipher::ChaCha20Poly1305),
+        (0x6002, Cipher::Aes256Gcm),
+    ] {
+        let mut tx = Sender::new(
+            SenderConfig {
+                cipher,
+                ..sender_cfg(session)
+            },
+            now,
+        )
+        .unwrap();
         let s = tx.add_stream("x");
         load(&mut tx, now, &[s], 100);
         let dgrams = drain(&mut tx);
-        assert!(dgrams.iter().all(|d| d[6] == cipher as u8), "cipher id in every header");
+        assert!(
+            dgrams.iter().all(|d| d[6] == cipher as u8),
+            "cipher id in every header"
+        );
         feed(&mut rx, now, &dgrams, &mut seen);
     }
     assert_eq!(seen.records.len(), 200);
     assert_eq!(rx.stats().rejected_total(), 0);
+}
+
+#[test]
+fn during_a_key_rotation_both_key_ids_are_accepted() {
+    let now = Instant::now();
+    let mut rx = Receiver::new(ReceiverConfig {
+        keys: vec![(1, KEY), (2, [8; 32])],
+        fingerprint: 0xF1,
+        max_block_bytes: 1 << 20,
+        reorder_timeout: REORDER,
+        max_pending_bytes: 64 << 20,
+    });
+    let mut seen = Seen::default();
+    for (session, key_id, key) in [(0x7001, 1, KEY), (0x7002, 2, [8; 32])] {
+        let mut tx = Sender::new(
+            SenderConfig {
+                key_id,
+                key,
+                ..sender_cfg(session)
+            },
+            now,
+        )
+        .unwrap();
+        let s = tx.add_stream("x");
+        load(&mut tx, now, &[s], 50);
+        feed(&mut rx, now, &drain(&mut tx), &mut seen);
+    }
+    assert_eq!(seen.records.len(), 100);
+    assert_eq!(seen.sessions.len(), 2);
 }

@@ -168,6 +168,8 @@ pub struct RxConfig {
     pub max_pending_bytes: usize,
     /// Blocks queued between the diode and the sinks; overflow is dropped and counted.
     pub queue_blocks: usize,
+    /// Keys accepted besides `diode.key` during a rotation.
+    pub additional_keys: Vec<DiodeKey>,
     /// Outputs.
     pub sinks: Vec<SinkConfig>,
 }
@@ -377,8 +379,21 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
     if r.queue_blocks == 0 {
         bail!("rx.queue_blocks must be at least 1");
     }
+    let diode = diode(raw.diode, base)?;
+    let mut ids = vec![diode.key.id];
+    let mut additional_keys = Vec::new();
+    for (i, path) in r.additional_key_files.iter().enumerate() {
+        let key = DiodeKey::load(&resolve(base, path))
+            .with_context(|| format!("rx.additional_key_files[{i}]"))?;
+        if ids.contains(&key.id) {
+            bail!("rx.additional_key_files[{i}]: key id {} is already in use; each key needs its own id (weir keygen --key-id)", key.id);
+        }
+        ids.push(key.id);
+        additional_keys.push(key);
+    }
     Ok(RxConfig {
-        diode: diode(raw.diode, base)?,
+        diode,
+        additional_keys,
         listen: address("rx.listen", &r.listen)?,
         receive_buffer_bytes: r.receive_buffer_bytes,
         reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),

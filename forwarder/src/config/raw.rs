@@ -109,6 +109,9 @@ pub struct Rx {
     /// Diode → sinks queue, in blocks.
     #[serde(default = "default_queue_blocks")]
     pub queue_blocks: usize,
+    /// More key files accepted besides `diode.key_file` (key rotation).
+    #[serde(default)]
+    pub additional_key_files: Vec<String>,
 }
 
 /// `[[sources]]`, tagged by `type`.

@@ -134,6 +134,37 @@ fn other_mistakes_are_named() {
 }
 
 #[test]
+fn key_rotation_accepts_a_second_key_with_its_own_id() {
+    let (dir, _) = with_key(); // id 3
+    DiodeKey::generate(4)
+        .expect("key")
+        .write(&dir.path().join("next.key"))
+        .expect("write");
+    DiodeKey::generate(3)
+        .expect("key")
+        .write(&dir.path().join("clash.key"))
+        .expect("write");
+    let text = local(&sample("rx.toml"));
+    let ok = text.replace(
+        "additional_key_files = []",
+        "additional_key_files = [\"next.key\"]",
+    );
+    let Ok(Config::Rx(c)) = load_text(&ok, dir.path()) else {
+        panic!("rotation config loads")
+    };
+    assert_eq!(
+        c.additional_keys.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![4]
+    );
+    let clash = text.replace(
+        "additional_key_files = []",
+        "additional_key_files = [\"clash.key\"]",
+    );
+    let e = error_of(&clash, dir.path());
+    assert!(e.contains("key id 3 is already in use"), "{e}");
+}
+
+#[test]
 fn key_files_round_trip_and_bad_keys_are_rejected() {
     let k = DiodeKey::generate(9).expect("key");
     let back = DiodeKey::parse(&k.to_file_text()).expect("parses");

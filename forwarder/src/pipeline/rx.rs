@@ -77,7 +77,10 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
         }
     }
     let receiver = Receiver::new(ReceiverConfig {
-        keys: vec![(cfg.diode.key.id, cfg.diode.key.secret)],
+        keys: std::iter::once(&cfg.diode.key)
+            .chain(&cfg.additional_keys)
+            .map(|k| (k.id, k.secret))
+            .collect(),
         fingerprint: cfg.diode.fingerprint(),
         max_block_bytes: cfg.diode.max_block_bytes,
         reorder_timeout: cfg.reorder_timeout,
