@@ -146,7 +146,7 @@ pub struct Gap {
 impl Gap {
     /// Number of missing records.
     pub fn count(&self) -> u64 {
-        self.last - self.first + 1
+        (self.last - self.first).saturating_add(1)
     }
 }
 
@@ -254,15 +254,15 @@ struct Pending {
     data: Vec<u8>,
     have: Vec<bool>,
     /// Source symbols held (received or rebuilt).
-    sources: u16,
+    sources: u32,
     /// Symbols of either kind received.
-    received: u16,
+    received: u32,
     first_seen: Instant,
 }
 
 impl Pending {
     fn complete(&self) -> bool {
-        self.sources == self.source_count
+        self.sources == u32::from(self.source_count)
     }
 
     fn source_bytes(&self) -> &[u8] {
@@ -491,7 +491,7 @@ impl Receiver {
                 .pending
                 .keys()
                 .next_back()
-                .map_or(s.known_end, |last| (last + 1).max(s.known_end));
+                .map_or(s.known_end, |last| last.saturating_add(1).max(s.known_end));
             s.known_end = end;
             // Everything still missing has waited long enough: the sender is gone.
             s.stall_since = Some(now.checked_sub(self.cfg.reorder_timeout).unwrap_or(now));
@@ -579,6 +579,9 @@ impl Receiver {
                     return Err(Reject::Inconsistent);
                 }
                 let size = total * symbol_size;
+                if size > self.cfg.max_pending_bytes {
+                    return Err(Reject::Inconsistent);
+                }
                 s.pending_bytes += size;
                 s.pending.entry(h.block).or_insert(Pending {
                     source_count: h.source_count,
@@ -619,14 +622,14 @@ impl Receiver {
         if !repair {
             p.sources += 1;
         }
-        if !p.complete() && p.received >= p.source_count {
+        if !p.complete() && p.received >= u32::from(p.source_count) {
             if repair_block(p, &mut self.fec) {
                 self.stats.blocks_repaired += 1;
             } else {
                 return Err(Reject::Inconsistent);
             }
         }
-        s.known_end = s.known_end.max(h.block + 1);
+        s.known_end = s.known_end.max(h.block.saturating_add(1));
         self.advance(now);
         Ok(())
     }
@@ -655,7 +658,7 @@ impl Receiver {
                 if let Some(p) = s.pending.remove(&next) {
                     s.pending_bytes -= p.data.len();
                     flush_lost(&mut lost_run, s.epoch, &mut self.out, &mut self.stats);
-                    s.next_emit += 1;
+                    s.next_emit = s.next_emit.saturating_add(1);
                     s.stall_since = None;
                     let decoded = match self.zstd.as_mut() {
                         Some(z) => block::decode(p.source_bytes(), max_block, z).ok(),
@@ -663,7 +666,7 @@ impl Receiver {
                     };
                     match decoded {
                         Some(records) => deliver(s, next, records, &mut self.out, &mut self.stats),
-                        None => note_lost(&mut lost_run, next, &mut self.stats),
+                        None => note_lost(&mut lost_run, next, next, &mut self.stats),
                     }
                 }
                 continue;
@@ -682,11 +685,23 @@ impl Receiver {
             let overdue =
                 mode == Advance::Timeout && now.saturating_duration_since(waited_from) >= timeout;
             if mode == Advance::Drain || over_budget || overdue {
-                if let Some(p) = s.pending.remove(&next) {
-                    s.pending_bytes -= p.data.len();
-                }
-                note_lost(&mut lost_run, next, &mut self.stats);
-                s.next_emit += 1;
+                // Give up on `next`, and in the same step on every following block of which
+                // nothing at all arrived: a long outage is one range, not one step per block.
+                let stop = match s.pending.remove(&next) {
+                    Some(p) => {
+                        s.pending_bytes -= p.data.len();
+                        next.saturating_add(1)
+                    }
+                    None => s
+                        .pending
+                        .range(next..)
+                        .next()
+                        .map_or(s.known_end, |(k, _)| *k)
+                        .min(s.known_end),
+                };
+                let stop = stop.max(next.saturating_add(1));
+                note_lost(&mut lost_run, next, stop - 1, &mut self.stats);
+                s.next_emit = stop;
                 continue;
             }
             break;
@@ -756,11 +771,13 @@ enum Advance {
     Drain,
 }
 
-fn note_lost(run: &mut Option<(u64, u64)>, block: u64, stats: &mut ReceiverStats) {
-    stats.blocks_lost += 1;
+fn note_lost(run: &mut Option<(u64, u64)>, first: u64, last: u64, stats: &mut ReceiverStats) {
+    stats.blocks_lost = stats
+        .blocks_lost
+        .saturating_add((last - first).saturating_add(1));
     *run = match *run {
-        Some((first, _)) => Some((first, block)),
-        None => Some((block, block)),
+        Some((start, _)) => Some((start, last)),
+        None => Some((first, last)),
     };
 }
 
@@ -819,11 +836,13 @@ fn deliver(
             }
             _ => {}
         }
-        state.expected = Some(r.sequence + 1);
+        state.expected = Some(r.sequence.saturating_add(1));
         true
     });
     for (id, name, first, last) in gaps {
-        stats.records_lost += last - first + 1;
+        stats.records_lost = stats
+            .records_lost
+            .saturating_add((last - first).saturating_add(1));
         out.push_back(gap(s, id, &name, first, last, GapReason::LostBlock));
     }
     stats.records_duplicate += duplicates;
@@ -855,7 +874,9 @@ fn settle_tails(
         }
         if let Some((first, last)) = missing {
             let name = state.name.clone();
-            stats.records_lost += last - first + 1;
+            stats.records_lost = stats
+                .records_lost
+                .saturating_add((last - first).saturating_add(1));
             out.push_back(gap(s, pos.id, &name, first, last, GapReason::TailLoss));
         }
     }

@@ -516,3 +516,56 @@ fn during_a_key_rotation_both_key_ids_are_accepted() {
     assert_eq!(seen.records.len(), 100);
     assert_eq!(seen.sessions.len(), 2);
 }
+
+/// Found by the `receiver` fuzz target: an authentic heartbeat claiming 2^64 - 1 records made the
+/// loss counter overflow. A sender holding the key is trusted with data, not with arithmetic.
+#[test]
+fn authentic_but_absurd_counters_never_overflow() {
+    use weir_diode_proto::crypto::SessionKey;
+    use weir_diode_proto::frame::{DatagramType, Header, HEADER_LEN};
+    use weir_diode_proto::{Cipher, Heartbeat, StreamPosition};
+
+    let now = Instant::now();
+    let mut rx = receiver();
+    let mut seen = Seen::default();
+    let seal = |h: Header, payload: &[u8]| {
+        let mut head = [0u8; HEADER_LEN];
+        h.encode(&mut head);
+        let mut body = payload.to_vec();
+        let tag = SessionKey::derive(&KEY, h.session, h.cipher).seal(&head, &h, &mut body);
+        [head.as_slice(), &body, &tag].concat()
+    };
+    let hb = |counter: u64, next_sequence: u64, next_block: u64| {
+        let mut payload = Vec::new();
+        Heartbeat {
+            next_block,
+            fingerprint: 0xF1,
+            streams: vec![StreamPosition {
+                id: 0,
+                next_sequence,
+                name: "x".into(),
+            }],
+            ..Heartbeat::default()
+        }
+        .encode_from(0, 1400, &mut payload);
+        let h = Header {
+            kind: DatagramType::Heartbeat,
+            key_id: 1,
+            cipher: Cipher::default(),
+            session: 0x8888,
+            block: counter,
+            symbol: 0,
+            source_count: 1,
+            repair_count: 0,
+            payload_len: payload.len() as u16,
+        };
+        seal(h, &payload)
+    };
+    feed(&mut rx, now, &[hb(0, 0, 0)], &mut seen);
+    feed(&mut rx, now, &[hb(1, u64::MAX, 0)], &mut seen);
+    feed(&mut rx, now, &[hb(2, u64::MAX, u64::MAX)], &mut seen);
+    rx.handle_timeout(now + Duration::from_secs(10));
+    collect(&mut rx, &mut seen);
+    assert_eq!(seen.gaps.len(), 1);
+    assert_eq!(rx.stats().records_lost, u64::MAX);
+}
