@@ -111,6 +111,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         reorder_timeout: Duration::from_millis(500),
         max_pending_bytes: 64 << 20,
         queue_blocks: 4096,
+        queue_max_bytes: 256 << 20,
         additional_keys: Vec::new(),
         sinks: vec![SinkConfig::File {
             name: "demo-file".into(),

@@ -488,3 +488,80 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
         (forged.len() + 1 + 2 * genuine.len()) as u64
     );
 }
+
+#[test]
+fn a_stalled_output_keeps_the_receiver_within_its_memory_bound_and_counts_what_it_drops() {
+    const MESSAGES: usize = 200_000;
+    const BOUND: u64 = 8 << 20;
+    let dir = workdir();
+    let (diode, tcp) = (free_udp(), free_tcp());
+    // The stdout sink writes into a pipe nobody reads until the end: the output is stalled.
+    let rx_cfg = dir.path().join("rx.toml");
+    std::fs::write(
+        &rx_cfg,
+        format!("{DIODE}\n[rx]\nlisten = \"127.0.0.1:{diode}\"\nreceive_buffer_bytes = 4194304\nqueue_blocks = 65536\nqueue_max_bytes = {BOUND}\nmax_pending_bytes = 8388608\n\n[[sinks]]\ntype = \"stdout\"\n"),
+    )
+    .unwrap();
+    let rx = Proc::start(&["rx"], &rx_cfg);
+    let sources = format!(
+        "[[sources]]\ntype = \"syslog_tcp\"\nname = \"bulk\"\naddress = \"127.0.0.1:{tcp}\"\n"
+    );
+    let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
+    let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
+    wait_tcp(addr);
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut s = std::io::BufWriter::new(&stream);
+    for n in 0..MESSAGES {
+        let msg = format!("<134>1 2026-01-01T00:00:00.000Z plc-7 bulk - - - n={n:06} pump station 3 flow nominal, pressure 4.2 bar");
+        write!(s, "{} {msg}", msg.len()).unwrap();
+    }
+    s.flush().unwrap();
+    drop(s);
+    // The agent closes its side once it has read and queued everything up to our EOF.
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    assert_eq!(std::io::Read::read(&mut &stream, &mut [0u8; 1]).unwrap(), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, tx_summary, _) = tx.stop();
+    assert_eq!(
+        tx_summary["diode_records_sent_total"], MESSAGES as u64,
+        "{tx_summary}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", rx.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let (ok, summary, _) = rx.stop();
+    assert!(ok);
+    let sent = summary["events_sent_total"]["syslog"].as_u64().unwrap_or(0);
+    let dropped = summary["events_dropped_total"]["queue_full"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        dropped > 0,
+        "the stalled output made the receiver drop: {summary}"
+    );
+    assert_eq!(
+        sent + dropped,
+        MESSAGES as u64,
+        "every event written or counted: {summary}"
+    );
+    assert_eq!(
+        summary["diode_gaps_total"], 0,
+        "the diode itself lost nothing"
+    );
+    // The queue bound, the reassembly bound and the process itself (runtime, buffers, code).
+    let limit_kib = (BOUND + (8 << 20) + (48 << 20)) / 1024;
+    assert!(
+        peak_kib < limit_kib,
+        "peak RSS {peak_kib} KiB above {limit_kib} KiB"
+    );
+    eprintln!(
+        "stalled output: peak RSS {peak_kib} KiB, {sent} written, {dropped} dropped and counted"
+    );
+}

@@ -149,6 +149,11 @@ impl DecodedBlock {
         self.records.len()
     }
 
+    /// Memory the decoded block holds, in bytes (for queue accounting).
+    pub fn byte_len(&self) -> usize {
+        self.data.len() + self.records.len() * std::mem::size_of::<RecordRef>()
+    }
+
     /// True when the block holds no record.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()

@@ -168,6 +168,8 @@ pub struct RxConfig {
     pub max_pending_bytes: usize,
     /// Blocks queued between the diode and the sinks; overflow is dropped and counted.
     pub queue_blocks: usize,
+    /// Bytes of decoded records queued for the sinks at most; overflow is dropped and counted.
+    pub queue_max_bytes: usize,
     /// Keys accepted besides `diode.key` during a rotation.
     pub additional_keys: Vec<DiodeKey>,
     /// Outputs.
@@ -399,6 +401,7 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
         reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),
         max_pending_bytes: r.max_pending_bytes,
         queue_blocks: r.queue_blocks,
+        queue_max_bytes: r.queue_max_bytes,
         sinks,
     })
 }

@@ -109,6 +109,9 @@ pub struct Rx {
     /// Diode → sinks queue, in blocks.
     #[serde(default = "default_queue_blocks")]
     pub queue_blocks: usize,
+    /// Diode → sinks queue, in bytes of decoded records.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_max_bytes: usize,
     /// More key files accepted besides `diode.key_file` (key rotation).
     #[serde(default)]
     pub additional_key_files: Vec<String>,
@@ -236,6 +239,9 @@ fn default_pending() -> usize {
 }
 fn default_queue_blocks() -> usize {
     4096
+}
+fn default_queue_bytes() -> usize {
+    256 * 1024 * 1024
 }
 fn default_tz() -> String {
     "UTC".into()

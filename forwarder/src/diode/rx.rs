@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 use weir_diode_proto::{Output, Receiver};
 
-use crate::pipeline::rx::Work;
+use crate::pipeline::rx::{QueueBudget, Work};
 use crate::telemetry::RxStats;
 
 /// Run until cancelled; then tell the sink stage to stop.
@@ -19,6 +19,7 @@ pub async fn run(
     mut receiver: Receiver,
     socket: UdpSocket,
     work: SyncSender<Work>,
+    budget: Arc<QueueBudget>,
     stats: Arc<RxStats>,
     cancel: CancellationToken,
 ) {
@@ -45,7 +46,7 @@ pub async fn run(
                                 let _ = receiver.handle_datagram(Instant::now(), d);
                             }
                             while let Some(output) = receiver.poll_output() {
-                                forward(output, &work, &stats);
+                                forward(output, &work, &budget, &stats);
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -59,7 +60,7 @@ pub async fn run(
             _ = sleep_until(timeout), if timeout.is_some() => receiver.handle_timeout(Instant::now()),
         }
         while let Some(output) = receiver.poll_output() {
-            forward(output, &work, &stats);
+            forward(output, &work, &budget, &stats);
         }
         mirror(&receiver, &stats);
     }
@@ -73,15 +74,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn forward(output: Output, work: &SyncSender<Work>, stats: &RxStats) {
-    let records = match &output {
-        Output::Block { records, .. } => records.len() as u64,
-        _ => 1,
+fn forward(output: Output, work: &SyncSender<Work>, budget: &QueueBudget, stats: &RxStats) {
+    let (records, bytes) = match &output {
+        Output::Block { records, .. } => (records.len() as u64, records.byte_len()),
+        _ => (1, 512),
     };
-    match work.try_send(Work::Diode(output)) {
+    if !budget.try_take(bytes) {
+        stats.dropped_queue_full.add(records);
+        return;
+    }
+    match work.try_send(Work::Diode(output, bytes)) {
         Ok(()) => {}
-        Err(TrySendError::Full(_)) => stats.dropped_queue_full.add(records),
-        Err(TrySendError::Disconnected(_)) => {}
+        Err(TrySendError::Full(_)) => {
+            budget.release(bytes);
+            stats.dropped_queue_full.add(records);
+        }
+        Err(TrySendError::Disconnected(_)) => budget.release(bytes),
     }
 }
 

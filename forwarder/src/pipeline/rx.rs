@@ -25,10 +25,42 @@ use crate::telemetry::RxStats;
 /// What the diode task hands the sink thread.
 #[derive(Debug)]
 pub enum Work {
-    /// A receiver output.
-    Diode(Output),
+    /// A receiver output, and the bytes it holds (released when the sinks are done with it).
+    Diode(Output, usize),
     /// Flush and stop.
     Stop,
+}
+
+/// The bytes queued between the diode task and the sink thread, against a bound.
+#[derive(Debug)]
+pub struct QueueBudget {
+    used: std::sync::atomic::AtomicUsize,
+    max: usize,
+}
+
+impl QueueBudget {
+    /// A budget of `max` bytes.
+    pub fn new(max: usize) -> QueueBudget {
+        QueueBudget {
+            used: std::sync::atomic::AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Reserve `n` bytes; false (nothing reserved) when that would pass the bound.
+    pub fn try_take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u + n <= self.max).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    /// Give `n` bytes back.
+    pub fn release(&self, n: usize) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// A running receiver.
@@ -92,15 +124,18 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     let stats = Arc::new(RxStats::default());
     let cancel = CancellationToken::new();
     let (work_tx, work_rx) = sync_channel(cfg.queue_blocks);
+    let budget = Arc::new(QueueBudget::new(cfg.queue_max_bytes));
     let sink_stats = stats.clone();
+    let sink_budget = budget.clone();
     let sinks = std::thread::Builder::new()
         .name("weir-sinks".into())
-        .spawn(move || sink_stage(work_rx, sinks, &sink_stats))?;
+        .spawn(move || sink_stage(work_rx, sinks, &sink_stats, &sink_budget))?;
     info!(message = "Receiver started.", listen = %local_addr, key_id = cfg.diode.key.id);
     let diode = tokio::spawn(diode::rx::run(
         receiver,
         socket,
         work_tx,
+        budget,
         stats.clone(),
         cancel.clone(),
     ));
@@ -117,6 +152,7 @@ fn sink_stage(
     work: WorkQueue<Work>,
     mut sinks: Vec<(Box<dyn Sink>, ClassFilter)>,
     stats: &RxStats,
+    budget: &QueueBudget,
 ) {
     let mut batch: Vec<Event> = Vec::new();
     let mut routed: Vec<Event> = Vec::new();
@@ -133,12 +169,13 @@ fn sink_stage(
             }
             Err(RecvTimeoutError::Disconnected) => Work::Stop,
         };
-        let output = match item {
+        let (output, bytes) = match item {
             Work::Stop => break,
-            Work::Diode(output) => output,
+            Work::Diode(output, bytes) => (output, bytes),
         };
         batch.clear();
         events_of(output, &mut batch, stats);
+        budget.release(bytes);
         if batch.is_empty() {
             continue;
         }

@@ -58,6 +58,7 @@ listen = "127.0.0.1:{diode_port}"
 receive_buffer_bytes = 4194304
 reorder_timeout_milliseconds = 300
 queue_blocks = 65536
+queue_max_bytes = 4294967296
 
 [[sinks]]
 type = "file"
@@ -151,6 +152,11 @@ impl Proc {
         proc
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything written to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -158,6 +164,14 @@ impl Proc {
 
     /// SIGTERM, wait, and return (exit success, stdout summary JSON, stderr).
     pub fn stop(mut self) -> (bool, Value, String) {
+        // Drain stdout while the process shuts down: a stdout sink may be blocked on a full
+        // pipe (the stalled-output test leaves it unread until now).
+        let mut stdout = self.child.stdout.take().unwrap();
+        let out_reader = std::thread::spawn(move || {
+            let mut out = String::new();
+            let _ = stdout.read_to_string(&mut out);
+            out
+        });
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -168,13 +182,7 @@ impl Proc {
             assert!(Instant::now() < deadline, "weir did not stop within 30 s");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        let out = out_reader.join().unwrap();
         if let Some(reader) = self.reader.take() {
             reader.join().unwrap();
         }
