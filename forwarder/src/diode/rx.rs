@@ -77,6 +77,14 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn forward(output: Output, work: &SyncSender<Work>, budget: &QueueBudget, stats: &RxStats) {
     let (records, bytes) = match &output {
         Output::Block { records, .. } => (records.len() as u64, records.byte_len()),
+        // Heartbeats and lost-block notices become no event (they are counters and logs):
+        // they never take queue space, and are never counted as dropped events.
+        Output::Heartbeat { .. } => return,
+        Output::BlocksLost { first, last, .. } => {
+            warn!(message = "Diode blocks lost.", first, last);
+            return;
+        }
+        // Gap, session and mismatch notices each become one `weir` event.
         _ => (1, 512),
     };
     if !budget.try_take(bytes) {

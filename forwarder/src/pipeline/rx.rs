@@ -266,10 +266,8 @@ fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
             e.event.outcome = Some("failure".into());
             out.push(e);
         }
-        Output::BlocksLost { first, last, .. } => {
-            warn!(message = "Diode blocks lost.", first, last);
-        }
-        Output::Heartbeat { .. } => {}
+        // Handled (logged, counted) by the diode task; never queued.
+        Output::BlocksLost { .. } | Output::Heartbeat { .. } => {}
     }
 }
 
