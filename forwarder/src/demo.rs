@@ -108,6 +108,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         diode: diode.clone(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         receive_buffer_bytes: 4 * 1024 * 1024,
+        receive_offload: true,
         reorder_timeout: Duration::from_millis(500),
         max_pending_bytes: 64 << 20,
         queue_blocks: 4096,
@@ -135,6 +136,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         queue_events: 65_536,
         send_buffer_bytes: 4 * 1024 * 1024,
         fec_repair_percent: 10,
+        segmentation_offload: true,
         sources: vec![
             source("demo-tcp", Transport::Tcp),
             source("demo-udp", Transport::Udp),

@@ -141,6 +141,10 @@ pub struct RxStats {
     pub events_sent: PerClass,
     /// Datagrams read from the socket.
     pub datagrams_received: Counter,
+    /// UDP payload bytes read from the socket.
+    pub bytes_received: Counter,
+    /// Datagrams longer than the receiver's MTU (cut by the kernel, never decoded).
+    pub datagrams_truncated: Counter,
     /// Datagrams rejected, by reason (see `weir_diode_proto::Reject::ALL`).
     pub datagrams_rejected: [Counter; 7],
     /// Records reported lost in gap records.
@@ -186,7 +190,9 @@ impl RxStats {
             "side": "rx",
             "events_sent_total": self.events_sent.to_json(),
             "diode_datagrams_received_total": self.datagrams_received.get(),
+            "diode_bytes_received_total": self.bytes_received.get(),
             "diode_datagrams_rejected_total": rejected,
+            "diode_datagrams_truncated_total": self.datagrams_truncated.get(),
             "diode_gaps_total": self.gaps.get(),
             "diode_records_lost_total": self.records_lost.get(),
             "diode_blocks_lost_total": self.blocks_lost.get(),

@@ -88,6 +88,21 @@ fn setup() -> (Netns, String) {
             dev,
         ]);
     }
+    // The agent's end behaves like a diode NIC without UDP segmentation offload: the kernel
+    // cuts each GSO run into its datagrams before the device, so the loss rule below sees, and
+    // drops, single datagrams as a real link would (a veth would otherwise carry a whole run of
+    // ~44 datagrams as one packet, and iptables would drop it whole).
+    sh(&[
+        "ip",
+        "-n",
+        &n.ot,
+        "link",
+        "set",
+        "dev",
+        &vot,
+        "gso_max_segs",
+        "1",
+    ]);
     // The receiver's side never answers ARP; the agent knows its address statically, as with
     // a real diode.
     sh(&["ip", "-n", &n.it, "link", "set", &vit, "arp", "off"]);

@@ -53,10 +53,24 @@ pub enum BlockError {
 }
 
 /// Records being collected into a block on the sender.
-#[derive(Debug, Default)]
+///
+/// The records area is written after room for the block prefix, so an uncompressed block is
+/// sealed in place; a compressed one is written straight into a recycled buffer. Either way the
+/// record bytes are copied once, from the caller into the block.
+#[derive(Debug)]
 pub struct BlockBuilder {
+    /// Prefix room, then the records area.
     raw: Vec<u8>,
     records: usize,
+}
+
+impl Default for BlockBuilder {
+    fn default() -> BlockBuilder {
+        BlockBuilder {
+            raw: vec![0; BLOCK_PREFIX],
+            records: 0,
+        }
+    }
 }
 
 impl BlockBuilder {
@@ -73,7 +87,7 @@ impl BlockBuilder {
 
     /// Size of the records area so far.
     pub fn raw_len(&self) -> usize {
-        self.raw.len()
+        self.raw.len() - BLOCK_PREFIX
     }
 
     /// Records collected so far.
@@ -82,31 +96,49 @@ impl BlockBuilder {
     }
 
     /// Seal into block bytes (without padding) and start over. Compression that does not pay is
-    /// skipped.
+    /// skipped. `spare` is an empty buffer to reuse (its capacity is kept); the returned block
+    /// has at least `reserve` bytes of spare capacity beyond its length (for padding and repair
+    /// symbols).
     pub fn seal(
         &mut self,
         codec: Codec,
         zstd: &mut Option<zstd::bulk::Compressor<'static>>,
+        spare: Option<Vec<u8>>,
+        reserve: usize,
     ) -> Vec<u8> {
-        let raw_len = u32::try_from(self.raw.len()).unwrap_or(u32::MAX);
-        let compressed = match (codec, zstd.as_mut()) {
-            (Codec::Zstd(_), Some(c)) => c
-                .compress(&self.raw)
-                .ok()
-                .filter(|c| c.len() < self.raw.len()),
-            _ => None,
+        let raw_len = self.raw_len();
+        let mut out = spare.unwrap_or_default();
+        out.clear();
+        let mut compressed = None;
+        if let (Codec::Zstd(_), Some(c)) = (codec, zstd.as_mut()) {
+            out.resize(BLOCK_PREFIX + zstd::zstd_safe::compress_bound(raw_len), 0);
+            if let (Some(dst), Some(src)) =
+                (out.get_mut(BLOCK_PREFIX..), self.raw.get(BLOCK_PREFIX..))
+            {
+                compressed = c.compress_to_buffer(src, dst).ok().filter(|&n| n < raw_len);
+            }
+        }
+        let (codec_byte, body_len) = match compressed {
+            Some(n) => {
+                out.truncate(BLOCK_PREFIX + n);
+                (1u8, n)
+            }
+            None => {
+                // Seal the records area in place; the spare buffer becomes the next builder.
+                std::mem::swap(&mut out, &mut self.raw);
+                (0u8, raw_len)
+            }
         };
-        let (codec_byte, body) = match &compressed {
-            Some(body) => (1u8, body.as_slice()),
-            None => (0u8, self.raw.as_slice()),
-        };
-        let content_len = u32::try_from(5 + body.len()).unwrap_or(u32::MAX);
-        let mut out = Vec::with_capacity(BLOCK_PREFIX + body.len());
-        out.extend_from_slice(&content_len.to_be_bytes());
-        out.push(codec_byte);
-        out.extend_from_slice(&raw_len.to_be_bytes());
-        out.extend_from_slice(body);
+        let content_len = u32::try_from(5 + body_len).unwrap_or(u32::MAX);
+        let raw_len = u32::try_from(raw_len).unwrap_or(u32::MAX);
+        if let Some(prefix) = out.get_mut(..BLOCK_PREFIX) {
+            prefix[..4].copy_from_slice(&content_len.to_be_bytes());
+            prefix[4] = codec_byte;
+            prefix[5..].copy_from_slice(&raw_len.to_be_bytes());
+        }
+        out.reserve(reserve);
         self.raw.clear();
+        self.raw.resize(BLOCK_PREFIX, 0);
         self.records = 0;
         out
     }
@@ -171,7 +203,17 @@ pub fn decode(
     max_raw_bytes: usize,
     zstd: &mut Decompressor,
 ) -> Result<DecodedBlock, BlockError> {
-    let mut r = Reader::new(block);
+    decode_owned(block.to_vec(), max_raw_bytes, zstd)
+}
+
+/// Decode a reassembled block (padding included), taking its buffer: an uncompressed block's
+/// records are indexed where they lie, without a copy.
+pub fn decode_owned(
+    block: Vec<u8>,
+    max_raw_bytes: usize,
+    zstd: &mut Decompressor,
+) -> Result<DecodedBlock, BlockError> {
+    let mut r = Reader::new(&block);
     let content_len = r.u32().map_err(|_| BlockError::Truncated)? as usize;
     let mut content = Reader::new(r.take(content_len).map_err(|_| BlockError::Truncated)?);
     let codec = content.u8().map_err(|_| BlockError::Truncated)?;
@@ -180,12 +222,14 @@ pub fn decode(
         return Err(BlockError::TooLarge(raw_len));
     }
     let body = content.rest();
-    let data = match codec {
+    let (data, base) = match codec {
         0 => {
             if body.len() != raw_len {
                 return Err(BlockError::Truncated);
             }
-            body.to_vec()
+            let mut data = block;
+            data.truncate(BLOCK_PREFIX + raw_len);
+            (data, BLOCK_PREFIX)
         }
         1 => {
             let data = zstd
@@ -197,12 +241,13 @@ pub fn decode(
                     data.len()
                 )));
             }
-            data
+            (data, 0)
         }
         other => return Err(BlockError::UnknownCodec(other)),
     };
     let mut records = Vec::new();
-    let mut r = Reader::new(&data);
+    let area = data.get(base..).ok_or(BlockError::Truncated)?;
+    let mut r = Reader::new(area);
     while !r.is_empty() {
         let stream = r.u16().map_err(|_| BlockError::RecordTruncated)?;
         let sequence = r.u64().map_err(|_| BlockError::RecordTruncated)?;
@@ -237,7 +282,7 @@ mod tests {
             Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
             Codec::None => None,
         };
-        let mut block = b.seal(codec, &mut z);
+        let mut block = b.seal(codec, &mut z, None, 0);
         block.extend_from_slice(&[0u8; 100]); // padding is ignored
         let mut d = zstd::bulk::Decompressor::new().expect("zstd");
         let decoded = decode(&block, 1 << 20, &mut d).expect("decodes");
@@ -262,7 +307,7 @@ mod tests {
     fn oversized_and_truncated_blocks_are_rejected() {
         let mut b = BlockBuilder::default();
         b.push(0, 0, &[7u8; 1000]);
-        let block = b.seal(Codec::None, &mut None);
+        let block = b.seal(Codec::None, &mut None, None, 0);
         let mut d = zstd::bulk::Decompressor::new().expect("zstd");
         assert_eq!(decode(&block, 100, &mut d), Err(BlockError::TooLarge(1014)));
         assert_eq!(

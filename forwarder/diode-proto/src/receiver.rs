@@ -258,6 +258,9 @@ struct Pending {
     /// Symbols of either kind received.
     received: u32,
     first_seen: Instant,
+    /// When its latest symbol arrived: a block still arriving (slowly, on a slow link) is not
+    /// overdue.
+    last_seen: Instant,
 }
 
 impl Pending {
@@ -265,9 +268,12 @@ impl Pending {
         self.sources == u32::from(self.source_count)
     }
 
-    fn source_bytes(&self) -> &[u8] {
+    /// The block's buffer, cut after its source symbols.
+    fn into_source_bytes(self) -> Vec<u8> {
         let end = usize::from(self.source_count) * self.symbol_size;
-        self.data.get(..end).unwrap_or_default()
+        let mut data = self.data;
+        data.truncate(end);
+        data
     }
 }
 
@@ -291,6 +297,29 @@ struct Session {
     streams: HashMap<u16, StreamState>,
     from_start: bool,
     mismatch_reported: bool,
+}
+
+impl Session {
+    /// Since when block `block` has been overdue: its latest symbol's arrival, or, if none of
+    /// it arrived, the arrival of the first later block (which proves it was sent), or when the
+    /// receiver noticed it missing. Each block waits its own reorder timeout from there, so
+    /// blocks queued behind a lost one are not made to wait again.
+    fn waiting_since(&self, block: u64) -> Option<Instant> {
+        match self.pending.get(&block) {
+            Some(p) => Some(p.last_seen),
+            None => {
+                let later = self
+                    .pending
+                    .range(block..)
+                    .next()
+                    .map(|(_, p)| p.first_seen);
+                match (later, self.stall_since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        }
+    }
 }
 
 /// The receiving state machine.
@@ -338,8 +367,9 @@ impl Receiver {
     /// When [`Receiver::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let s = self.session.as_ref()?;
-        let since = s.stall_since?;
-        Some(since + self.cfg.reorder_timeout)
+        // Only while delivery is stalled on a block known to have been sent.
+        s.stall_since?;
+        Some(s.waiting_since(s.next_emit)? + self.cfg.reorder_timeout)
     }
 
     /// Advance timers: declare overdue blocks lost. Call it only once every datagram already
@@ -497,6 +527,7 @@ impl Receiver {
             s.stall_since = Some(now.checked_sub(self.cfg.reorder_timeout).unwrap_or(now));
             for p in s.pending.values_mut() {
                 p.first_seen = s.stall_since.unwrap_or(now);
+                p.last_seen = p.first_seen;
             }
         }
         self.advance_until(now, Advance::Drain);
@@ -592,6 +623,7 @@ impl Receiver {
                     sources: 0,
                     received: 0,
                     first_seen: now,
+                    last_seen: now,
                 })
             }
         };
@@ -614,6 +646,7 @@ impl Receiver {
         if let Some(slot) = p.have.get_mut(index) {
             *slot = true;
         }
+        p.last_seen = now;
         let start = index * symbol_size;
         if let Some(dst) = p.data.get_mut(start..start + symbol_size) {
             dst.copy_from_slice(payload);
@@ -661,7 +694,7 @@ impl Receiver {
                     s.next_emit = s.next_emit.saturating_add(1);
                     s.stall_since = None;
                     let decoded = match self.zstd.as_mut() {
-                        Some(z) => block::decode(p.source_bytes(), max_block, z).ok(),
+                        Some(z) => block::decode_owned(p.into_source_bytes(), max_block, z).ok(),
                         None => None,
                     };
                     match decoded {
@@ -676,11 +709,8 @@ impl Receiver {
                 break;
             }
             // Block `next` was sent (later data or a heartbeat says so) but is not complete.
-            let since = *s.stall_since.get_or_insert(now);
-            let waited_from = s
-                .pending
-                .get(&next)
-                .map_or(since, |p| p.first_seen.max(since));
+            s.stall_since.get_or_insert(now);
+            let waited_from = s.waiting_since(next).unwrap_or(now);
             let over_budget = s.pending_bytes > max_pending;
             let overdue =
                 mode == Advance::Timeout && now.saturating_duration_since(waited_from) >= timeout;

@@ -15,13 +15,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::block::{BlockBuilder, Codec, RECORD_OVERHEAD};
+use crate::block::{BlockBuilder, Codec, BLOCK_PREFIX, RECORD_OVERHEAD};
 use crate::crypto::{Cipher, SessionKey, KEY_LEN};
 use crate::frame::{DatagramType, Header, HEADER_LEN, OVERHEAD, TAG_LEN};
 use crate::heartbeat::{Heartbeat, StreamPosition};
 
 /// IPv6 (40) + UDP (8): what the network adds to every datagram.
 pub const IP_UDP_OVERHEAD: usize = 48;
+/// Block buffers kept for reuse.
+const SPARE_BLOCKS: usize = 4;
+
 /// The smallest MTU the protocol accepts.
 pub const MIN_MTU: usize = 576;
 /// The largest number of source symbols in one block.
@@ -153,6 +156,8 @@ pub struct Sender {
     symbol_capacity: usize,
     zstd: Option<zstd::bulk::Compressor<'static>>,
     builder: BlockBuilder,
+    /// Emptied block buffers, reused for the next blocks.
+    spare: Vec<Vec<u8>>,
     builder_touched: Vec<u16>,
     builder_since: Option<Instant>,
     queue: VecDeque<Outgoing>,
@@ -202,6 +207,7 @@ impl Sender {
             symbol_capacity,
             zstd,
             builder: BlockBuilder::default(),
+            spare: Vec::new(),
             builder_touched: Vec::new(),
             builder_since: None,
             queue: VecDeque::new(),
@@ -296,7 +302,14 @@ impl Sender {
     }
 
     fn seal(&mut self) {
-        let mut data = self.builder.seal(self.cfg.codec, &mut self.zstd);
+        // Room for padding and repair symbols, so neither reallocates.
+        let most_sources = (self.builder.raw_len() + BLOCK_PREFIX).div_ceil(self.symbol_capacity);
+        let reserve =
+            (1 + repair_count(most_sources, self.cfg.repair_percent)) * self.symbol_capacity;
+        let spare = self.spare.pop();
+        let mut data = self
+            .builder
+            .seal(self.cfg.codec, &mut self.zstd, spare, reserve);
         let source_count = data.len().div_ceil(self.symbol_capacity).max(1);
         let symbol_size = (data.len().div_ceil(source_count) + 1) & !1;
         data.resize(source_count * symbol_size, 0);
@@ -459,6 +472,10 @@ impl Sender {
                     if let Some(s) = self.streams.get_mut(usize::from(id)) {
                         s.sent_next_sequence = next;
                     }
+                }
+                // Keep a few block buffers: the allocator would hand back cold pages.
+                if self.spare.len() < SPARE_BLOCKS {
+                    self.spare.push(done.data);
                 }
             }
         }

@@ -569,3 +569,36 @@ fn authentic_but_absurd_counters_never_overflow() {
     assert_eq!(seen.gaps.len(), 1);
     assert_eq!(rx.stats().records_lost, u64::MAX);
 }
+
+#[test]
+fn blocks_lost_behind_each_other_each_wait_one_timeout_not_one_each_in_series() {
+    // Every other block loses its last symbol (no FEC): each is unrecoverable. They all
+    // arrived at the same time, so one reorder timeout later all of them are declared lost in
+    // one step and every complete block between them is delivered. (A receiver that restarted
+    // the clock for each stalled block would take a timeout per lost block, and fall behind a
+    // lossy link for good.)
+    let (_tx, _ids, now, dgrams) = setup(4_000, 1);
+    let blocks: Vec<u64> = dgrams.iter().filter_map(|d| block_of(d)).collect();
+    let last_block = *blocks.iter().max().unwrap();
+    assert!(last_block >= 8, "enough blocks for the test ({last_block})");
+    let last_symbol_of = |b: u64| dgrams.iter().rposition(|d| block_of(d) == Some(b)).unwrap();
+    // Not the last block: only the next heartbeat can tell that one is incomplete.
+    let victims: Vec<u64> = (1..last_block).step_by(2).collect();
+    let dropped: Vec<usize> = victims.iter().map(|&b| last_symbol_of(b)).collect();
+    let kept: Vec<Vec<u8>> = dgrams
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !dropped.contains(i))
+        .map(|(_, d)| d.clone())
+        .collect();
+    let mut rx = receiver();
+    let mut seen = Seen::default();
+    feed(&mut rx, now, &kept, &mut seen);
+    assert_eq!(rx.poll_timeout(), Some(now + REORDER));
+    rx.handle_timeout(now + REORDER);
+    collect(&mut rx, &mut seen);
+    let lost: Vec<u64> = seen.lost_blocks.iter().flat_map(|&(a, b)| a..=b).collect();
+    assert_eq!(lost, victims, "every victim lost in the same step");
+    assert_eq!(rx.stats().records_lost + seen.records.len() as u64, 4_000);
+    assert_eq!(rx.poll_timeout(), None, "nothing left waiting");
+}

@@ -116,6 +116,8 @@ pub struct TxConfig {
     pub send_buffer_bytes: usize,
     /// FEC repair symbols per block, percent of its source symbols (0: off).
     pub fec_repair_percent: u32,
+    /// Send runs of equal-sized datagrams with UDP GSO.
+    pub segmentation_offload: bool,
     /// Inputs.
     pub sources: Vec<SyslogSource>,
 }
@@ -162,6 +164,8 @@ pub struct RxConfig {
     pub listen: SocketAddr,
     /// Socket receive buffer to request.
     pub receive_buffer_bytes: usize,
+    /// Let the kernel coalesce datagrams (UDP GRO).
+    pub receive_offload: bool,
     /// How long a missing block is waited for.
     pub reorder_timeout: Duration,
     /// Bytes of incomplete blocks held at most.
@@ -351,6 +355,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         queue_events: t.queue_events,
         send_buffer_bytes: t.send_buffer_bytes,
         fec_repair_percent: t.fec_repair_percent,
+        segmentation_offload: t.segmentation_offload,
         sources,
     })
 }
@@ -398,6 +403,7 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
         additional_keys,
         listen: address("rx.listen", &r.listen)?,
         receive_buffer_bytes: r.receive_buffer_bytes,
+        receive_offload: r.receive_offload,
         reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),
         max_pending_bytes: r.max_pending_bytes,
         queue_blocks: r.queue_blocks,

@@ -89,6 +89,9 @@ pub struct Tx {
     /// FEC repair symbols per block, percent of its source symbols.
     #[serde(default = "default_repair")]
     pub fec_repair_percent: u32,
+    /// UDP segmentation offload (GSO) for runs of equal-sized datagrams.
+    #[serde(default = "default_true")]
+    pub segmentation_offload: bool,
 }
 
 /// `[rx]`.
@@ -100,6 +103,9 @@ pub struct Rx {
     /// SO_RCVBUF.
     #[serde(default = "default_rcvbuf")]
     pub receive_buffer_bytes: usize,
+    /// UDP receive offload (GRO).
+    #[serde(default = "default_true")]
+    pub receive_offload: bool,
     /// Reorder timeout.
     #[serde(default = "default_reorder")]
     pub reorder_timeout_milliseconds: u64,

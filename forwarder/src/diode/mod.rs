@@ -6,6 +6,7 @@ One-way by construction: the sender's socket is never read, the receiver's socke
 written to.
 */
 
+pub mod mmsg;
 pub mod rx;
 pub mod tx;
 pub mod udp;

@@ -2,7 +2,7 @@
 //! rate.
 //!
 //! ```text
-//!  queue ──► Sender::push ──► Sender::poll_transmit ──► pacer ──► send_to(destination)
+//!  queue ──► Sender::push ──► Sender::poll_transmit ──► batch ──► pacer ──► sendmmsg
 //!              ▲ timers: Sender::poll_timeout / handle_timeout (linger, heartbeats)
 //! ```
 //! While the pacer holds datagrams back, the loop does not read the queue: sources feel the
@@ -12,11 +12,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::warn;
 use weir_diode_proto::{PushError, Sender};
 
+use super::mmsg::SendBatch;
 use super::WIRE_OVERHEAD_BYTES;
 use crate::sources::Record;
 use crate::telemetry::TxStats;
@@ -43,6 +47,11 @@ impl Pacer {
         }
     }
 
+    /// The largest burst the bucket lets out at once.
+    pub fn burst_bytes(&self) -> usize {
+        self.burst as usize
+    }
+
     /// Take `bytes`; returns how long to wait first if the bucket is short.
     pub fn take(&mut self, now: Instant, bytes: usize) -> Option<Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
@@ -61,10 +70,14 @@ pub async fn run(
     socket: UdpSocket,
     destination: SocketAddr,
     link_rate_bits_per_second: u64,
+    segmentation_offload: bool,
     stats: Arc<TxStats>,
 ) {
     let mut pacer = Pacer::new(link_rate_bits_per_second, Instant::now());
-    let mut buf = vec![0u8; sender.max_datagram_len()];
+    // A batch never holds more than half the pacer's burst, so one sendmmsg stays inside it.
+    let slot = sender.max_datagram_len();
+    let per_batch = (pacer.burst_bytes() / 2) / (slot + WIRE_OVERHEAD_BYTES);
+    let mut batch = SendBatch::new(slot, per_batch, destination, segmentation_offload);
     let mut open = true;
     while open || !sender.is_idle() {
         if open {
@@ -94,15 +107,21 @@ pub async fn run(
         let now = Instant::now();
         sender.set_report(unix_ms(), stats.dropped_total(), 0);
         sender.handle_timeout(now);
-        while let Some(n) = sender.poll_transmit(&mut buf) {
-            if let Some(wait) = pacer.take(Instant::now(), n + WIRE_OVERHEAD_BYTES) {
+        loop {
+            while let Some(slot) = batch.free_slot() {
+                match sender.poll_transmit(slot) {
+                    Some(n) => batch.commit(n),
+                    None => break,
+                }
+            }
+            if batch.pending() == 0 {
+                break;
+            }
+            let wire = batch.pending_bytes() + batch.pending() * WIRE_OVERHEAD_BYTES;
+            if let Some(wait) = pacer.take(Instant::now(), wire) {
                 tokio::time::sleep(wait).await;
             }
-            let Some(datagram) = buf.get(..n) else { break };
-            if let Err(error) = socket.send_to(datagram, destination).await {
-                stats.send_errors.inc();
-                warn!(message = "Diode send failed.", %error, %destination);
-            }
+            send_batch(&socket, &mut batch, &stats).await;
         }
         let s = sender.stats();
         stats.records_sent.set(s.records);
@@ -111,6 +130,24 @@ pub async fn run(
         stats.bytes_sent.set(s.bytes);
         stats.heartbeats_sent.set(s.heartbeats);
         stats.repair_sent.set(s.repair_symbols);
+    }
+}
+
+/// Send every datagram of `batch`, waiting for socket space as needed. A send error drops the
+/// rest of the batch, counted per datagram.
+async fn send_batch(socket: &UdpSocket, batch: &mut SendBatch, stats: &TxStats) {
+    while batch.pending() > 0 {
+        match socket
+            .async_io(Interest::WRITABLE, || batch.send(socket.as_fd()))
+            .await
+        {
+            Ok(_) => {}
+            Err(error) => {
+                stats.send_errors.add(batch.pending() as u64);
+                warn!(message = "Diode send failed.", %error, datagrams = batch.pending());
+                batch.clear();
+            }
+        }
     }
 }
 

@@ -121,6 +121,7 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     let socket = diode::udp::bind_udp(cfg.listen, Some(cfg.receive_buffer_bytes), None)
         .with_context(|| format!("cannot bind diode socket {}", cfg.listen))?;
     let local_addr = socket.local_addr()?;
+    let slot_len = diode::udp::receive_slot_len(&socket, cfg.receive_offload, cfg.diode.mtu_bytes);
     let stats = Arc::new(RxStats::default());
     let cancel = CancellationToken::new();
     let (work_tx, work_rx) = sync_channel(cfg.queue_blocks);
@@ -134,6 +135,7 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     let diode = tokio::spawn(diode::rx::run(
         receiver,
         socket,
+        slot_len,
         work_tx,
         budget,
         stats.clone(),

@@ -61,7 +61,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             linger: cfg.linger,
             heartbeat_interval: cfg.heartbeat_interval,
             fingerprint: cfg.diode.fingerprint(),
-            max_queued_blocks: 64,
+            max_queued_blocks: 8,
             repair_percent: cfg.fec_repair_percent,
         },
         Instant::now(),
@@ -116,6 +116,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         socket,
         cfg.destination,
         cfg.link_rate_bits_per_second,
+        cfg.segmentation_offload,
         stats.clone(),
     ));
     Ok(TxHandle {

@@ -33,7 +33,7 @@ pub struct Record {
     /// The event's class (for counters).
     pub class: EventClass,
     /// Canonical event JSON.
-    pub json: Vec<u8>,
+    pub json: bytes::Bytes,
 }
 
 /// What every source needs to turn bytes into queued records.
@@ -93,7 +93,7 @@ impl SourceContext {
         Record {
             stream: self.stream,
             class,
-            json: event.to_json(),
+            json: event.to_json().into(),
         }
     }
 }
