@@ -109,6 +109,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         receive_buffer_bytes: 4 * 1024 * 1024,
         receive_offload: true,
+        metrics_listen: None,
         reorder_timeout: Duration::from_millis(500),
         max_pending_bytes: 64 << 20,
         queue_blocks: 4096,
@@ -137,6 +138,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         send_buffer_bytes: 4 * 1024 * 1024,
         fec_repair_percent: 10,
         segmentation_offload: true,
+        metrics_listen: None,
         sources: vec![
             source("demo-tcp", Transport::Tcp),
             source("demo-udp", Transport::Udp),

@@ -7,11 +7,14 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diode;
+pub mod health;
+pub mod metrics;
 pub mod pipeline;
 pub mod sources;
 pub mod telemetry;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
@@ -89,9 +92,34 @@ enum Running {
 /// Start the side `path` configures (it must be the side the command asked for), run until
 /// SIGTERM or Ctrl-C, stop cleanly, and print the counters as one JSON line.
 async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let metrics_cancel = tokio_util::sync::CancellationToken::new();
     let running = match (config::load(path)?, want_tx) {
-        (Config::Tx(cfg), true) => Running::Tx(pipeline::tx::start(cfg).await?),
-        (Config::Rx(cfg), false) => Running::Rx(pipeline::rx::start(cfg).await?),
+        (Config::Tx(cfg), true) => {
+            let listen = cfg.metrics_listen;
+            let h = pipeline::tx::start(cfg).await?;
+            if let Some(addr) = listen {
+                let source = Arc::new(health::TxHealth {
+                    stats: h.stats.clone(),
+                    session: h.session,
+                    started,
+                });
+                metrics::serve(addr, source, metrics_cancel.clone()).await?;
+            }
+            Running::Tx(h)
+        }
+        (Config::Rx(cfg), false) => {
+            let listen = cfg.metrics_listen;
+            let h = pipeline::rx::start(cfg).await?;
+            if let Some(addr) = listen {
+                let source = Arc::new(health::RxHealth {
+                    stats: h.stats.clone(),
+                    started,
+                });
+                metrics::serve(addr, source, metrics_cancel.clone()).await?;
+            }
+            Running::Rx(h)
+        }
         (Config::Rx(_), true) => bail!(
             "{} is a receiver config; `weir tx` needs an agent config",
             path.display()
@@ -102,6 +130,7 @@ async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
         ),
     };
     shutdown_signal().await?;
+    metrics_cancel.cancel();
     tracing::info!(message = "Shutting down: sending and writing what is queued.");
     let summary = match running {
         Running::Tx(h) => {

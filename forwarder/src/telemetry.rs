@@ -101,6 +101,8 @@ pub struct TxStats {
     pub repair_sent: Counter,
     /// Datagrams the OS refused to send.
     pub send_errors: Counter,
+    /// Gauge: sealed blocks waiting for the link.
+    pub queued_blocks: Counter,
 }
 
 impl TxStats {
@@ -130,6 +132,7 @@ impl TxStats {
             "diode_heartbeats_sent_total": self.heartbeats_sent.get(),
             "diode_repair_datagrams_sent_total": self.repair_sent.get(),
             "diode_send_errors_total": self.send_errors.get(),
+            "diode_queued_blocks": self.queued_blocks.get(),
         })
     }
 }
@@ -169,6 +172,10 @@ pub struct RxStats {
     pub dropped_queue_full: Counter,
     /// Events a sink failed to write.
     pub sink_errors: Counter,
+    /// Gauge: bytes of decoded records queued towards the sinks.
+    pub sink_queue_bytes: Counter,
+    /// Gauge: when the last datagram arrived (Unix ms; 0: never).
+    pub last_datagram_unix_ms: Counter,
 }
 
 impl RxStats {
@@ -204,8 +211,17 @@ impl RxStats {
             "decode_errors_total": self.decode_errors.get(),
             "events_dropped_total": { "queue_full": self.dropped_queue_full.get() },
             "sink_errors_total": self.sink_errors.get(),
+            "sink_queue_bytes": self.sink_queue_bytes.get(),
+            "diode_last_datagram_unix_ms": self.last_datagram_unix_ms.get(),
         })
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Log to stderr; `WEIR_LOG` (or `RUST_LOG`) sets the filter, default `info`.

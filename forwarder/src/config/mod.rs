@@ -120,6 +120,8 @@ pub struct TxConfig {
     pub segmentation_offload: bool,
     /// Inputs.
     pub sources: Vec<SyslogSource>,
+    /// Where `/metrics` and `/health` are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Which classes a sink takes.
@@ -178,6 +180,8 @@ pub struct RxConfig {
     pub additional_keys: Vec<DiodeKey>,
     /// Outputs.
     pub sinks: Vec<SinkConfig>,
+    /// Where `/metrics` and `/health` are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A loaded configuration of either side.
@@ -357,7 +361,12 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         fec_repair_percent: t.fec_repair_percent,
         segmentation_offload: t.segmentation_offload,
         sources,
+        metrics_listen: metrics_listen(raw.metrics.as_ref())?,
     })
+}
+
+fn metrics_listen(m: Option<&raw::Metrics>) -> Result<Option<SocketAddr>> {
+    m.map(|m| address("metrics.listen", &m.listen)).transpose()
 }
 
 fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
@@ -404,6 +413,7 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
         listen: address("rx.listen", &r.listen)?,
         receive_buffer_bytes: r.receive_buffer_bytes,
         receive_offload: r.receive_offload,
+        metrics_listen: metrics_listen(raw.metrics.as_ref())?,
         reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),
         max_pending_bytes: r.max_pending_bytes,
         queue_blocks: r.queue_blocks,

@@ -16,6 +16,9 @@ pub struct TxFile {
     /// `[[sources]]`.
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
 }
 
 /// `weir rx` config file.
@@ -29,6 +32,17 @@ pub struct RxFile {
     /// `[[sinks]]`.
     #[serde(default)]
     pub sinks: Vec<Sink>,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: Option<Metrics>,
+}
+
+/// `[metrics]`: Prometheus `/metrics` and `/health`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    /// Listen address.
+    pub listen: String,
 }
 
 /// `[agent]`.

@@ -50,6 +50,7 @@ pub async fn run(
                     match socket.try_io(Interest::READABLE, || batch.recv(socket.as_fd())) {
                         Ok(_) => {
                             let now = Instant::now();
+                            stats.last_datagram_unix_ms.set(crate::telemetry::unix_ms());
                             for (d, truncated) in batch.datagrams() {
                                 stats.datagrams_received.inc();
                                 stats.bytes_received.add(d.len() as u64);
@@ -79,6 +80,7 @@ pub async fn run(
             forward(output, &work, &budget, &stats);
         }
         mirror(&receiver, &stats);
+        stats.sink_queue_bytes.set(budget.used() as u64);
     }
     let _ = work.send(Work::Stop);
 }

@@ -105,7 +105,7 @@ pub async fn run(
             }
         }
         let now = Instant::now();
-        sender.set_report(unix_ms(), stats.dropped_total(), 0);
+        sender.set_report(crate::telemetry::unix_ms(), stats.dropped_total(), 0);
         sender.handle_timeout(now);
         loop {
             while let Some(slot) = batch.free_slot() {
@@ -130,6 +130,7 @@ pub async fn run(
         stats.bytes_sent.set(s.bytes);
         stats.heartbeats_sent.set(s.heartbeats);
         stats.repair_sent.set(s.repair_symbols);
+        stats.queued_blocks.set(sender.queued_blocks() as u64);
     }
 }
 
@@ -163,10 +164,4 @@ fn push(sender: &mut Sender, record: Record, stats: &TxStats) {
             warn!(message = "Diode sender refused a record.", %error);
         }
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -57,6 +57,11 @@ impl QueueBudget {
             .is_ok()
     }
 
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Give `n` bytes back.
     pub fn release(&self, n: usize) {
         self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
