@@ -139,6 +139,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         fec_repair_percent: 10,
         segmentation_offload: true,
         metrics_listen: None,
+        spool: None,
         sources: vec![
             source("demo-tcp", Transport::Tcp),
             source("demo-udp", Transport::Udp),

@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod pipeline;
 pub mod sources;
+pub mod spool;
 pub mod telemetry;
 
 use std::process::ExitCode;

@@ -103,12 +103,28 @@ pub struct TxStats {
     pub send_errors: Counter,
     /// Gauge: sealed blocks waiting for the link.
     pub queued_blocks: Counter,
+    /// Events written to the spool.
+    pub spooled: Counter,
+    /// Dropped: the spool was full (either overflow policy).
+    pub dropped_spool_full: Counter,
+    /// Dropped: the spool could not be written.
+    pub dropped_spool_error: Counter,
+    /// Damaged spool records skipped.
+    pub spool_corrupt: Counter,
+    /// Gauge: spool bytes on disk.
+    pub spool_bytes: Counter,
+    /// Gauge: events in the spool.
+    pub spool_records: Counter,
 }
 
 impl TxStats {
     /// Records dropped before the diode, all reasons.
     pub fn dropped_total(&self) -> u64 {
-        self.dropped_queue_full.get() + self.dropped_oversize.get() + self.dropped_too_large.get()
+        self.dropped_queue_full.get()
+            + self.dropped_oversize.get()
+            + self.dropped_too_large.get()
+            + self.dropped_spool_full.get()
+            + self.dropped_spool_error.get()
     }
 
     /// The summary printed at exit.
@@ -122,6 +138,8 @@ impl TxStats {
                 "queue_full": self.dropped_queue_full.get(),
                 "oversize": self.dropped_oversize.get(),
                 "too_large": self.dropped_too_large.get(),
+                "spool_full": self.dropped_spool_full.get(),
+                "spool_error": self.dropped_spool_error.get(),
             },
             "connections_accepted_total": self.connections_accepted.get(),
             "connections_refused_total": self.connections_refused.get(),
@@ -133,6 +151,10 @@ impl TxStats {
             "diode_repair_datagrams_sent_total": self.repair_sent.get(),
             "diode_send_errors_total": self.send_errors.get(),
             "diode_queued_blocks": self.queued_blocks.get(),
+            "spooled_total": self.spooled.get(),
+            "spool_corrupt_records_total": self.spool_corrupt.get(),
+            "spool_bytes": self.spool_bytes.get(),
+            "spool_records": self.spool_records.get(),
         })
     }
 }

@@ -7,6 +7,7 @@ Splunk HEC, Kafka and Elasticsearch sinks, with the shared batching/retry driver
 buffers, build on the same trait.
 */
 
+pub mod buffer;
 pub mod file;
 pub mod stdout;
 

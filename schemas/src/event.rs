@@ -524,6 +524,9 @@ pub struct Weir {
     /// `weir.gap.*`: set on diode gap records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<Gap>,
+    /// `weir.dropped`: on a `weir` event reporting dropped events, how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
 }
 
 impl Weir {
@@ -539,6 +542,7 @@ impl Weir {
             session: None,
             parse_error: None,
             gap: None,
+            dropped: None,
         }
     }
 }

@@ -122,6 +122,8 @@ pub struct TxConfig {
     pub sources: Vec<SyslogSource>,
     /// Where `/metrics` and `/health` are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The on-disk spool, if configured.
+    pub spool: Option<crate::spool::SpoolConfig>,
 }
 
 /// Which classes a sink takes.
@@ -362,6 +364,29 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         segmentation_offload: t.segmentation_offload,
         sources,
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,
+        spool: raw.spool.map(|s| spool(s, base)).transpose()?,
+    })
+}
+
+fn spool(s: raw::Spool, base: &Path) -> Result<crate::spool::SpoolConfig> {
+    use weir_integrations::buffer::Overflow;
+    let overflow = match s.overflow.as_str() {
+        "drop_oldest" => Overflow::DropOldest,
+        "drop_newest" => Overflow::DropNewest,
+        other => bail!("spool.overflow: {other:?} is not \"drop_oldest\" or \"drop_newest\""),
+    };
+    if s.segment_bytes < 4096 || s.max_bytes < 2 * s.segment_bytes {
+        bail!(
+            "spool: segment_bytes must be at least 4096 and max_bytes at least two segments ({} and {})",
+            s.segment_bytes,
+            s.max_bytes
+        );
+    }
+    Ok(crate::spool::SpoolConfig {
+        path: resolve(base, &s.path),
+        max_bytes: s.max_bytes,
+        segment_bytes: s.segment_bytes,
+        overflow,
     })
 }
 

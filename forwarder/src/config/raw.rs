@@ -16,6 +16,9 @@ pub struct TxFile {
     /// `[[sources]]`.
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// `[spool]`.
+    #[serde(default)]
+    pub spool: Option<Spool>,
     /// `[metrics]`.
     #[serde(default)]
     pub metrics: Option<Metrics>,
@@ -35,6 +38,35 @@ pub struct RxFile {
     /// `[metrics]`.
     #[serde(default)]
     pub metrics: Option<Metrics>,
+}
+
+/// `[spool]`: the agent's on-disk spool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spool {
+    /// Directory.
+    pub path: String,
+    /// Most bytes on disk.
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: u64,
+    /// Segment size.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    /// `drop_oldest` or `drop_newest`.
+    #[serde(default = "default_overflow")]
+    pub overflow: String,
+}
+
+fn default_spool_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_segment_bytes() -> u64 {
+    16 << 20
+}
+
+fn default_overflow() -> String {
+    "drop_oldest".into()
 }
 
 /// `[metrics]`: Prometheus `/metrics` and `/health`.

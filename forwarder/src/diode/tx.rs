@@ -105,7 +105,11 @@ pub async fn run(
             }
         }
         let now = Instant::now();
-        sender.set_report(crate::telemetry::unix_ms(), stats.dropped_total(), 0);
+        sender.set_report(
+            crate::telemetry::unix_ms(),
+            stats.dropped_total(),
+            stats.spool_bytes.get(),
+        );
         sender.handle_timeout(now);
         loop {
             while let Some(slot) = batch.free_slot() {

@@ -14,6 +14,7 @@ use weir_diode_proto::{Sender, SenderConfig};
 use crate::config::{Transport, TxConfig};
 use crate::diode;
 use crate::sources::{self, SourceContext};
+use crate::spool::Spool;
 use crate::telemetry::TxStats;
 
 /// A running agent.
@@ -103,6 +104,24 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     }
     // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
     drop(queue_tx);
+    // The agent's own events (spool reports), and spooled records of streams gone since.
+    let agent_stream = sender.add_stream("agent");
+    let queue_rx = match &cfg.spool {
+        Some(spool_cfg) => {
+            let streams = u16::try_from(cfg.sources.len()).unwrap_or(u16::MAX);
+            let spool = Spool::open(
+                spool_cfg,
+                stats.clone(),
+                streams,
+                agent_stream,
+                agent.clone(),
+            )?;
+            let (to_diode, from_spool) = mpsc::channel(1024);
+            tokio::spawn(spool.run(queue_rx, to_diode));
+            from_spool
+        }
+        None => queue_rx,
+    };
     info!(
         message = "Agent started.",
         agent = %cfg.agent_name,

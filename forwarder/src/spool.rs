@@ -1,0 +1,294 @@
+/*!
+The agent's on-disk spool: where events wait when the sources outpace the diode link.
+
+```text
+sources ─► queue (tx.queue_events) ─► spool stage ─┬─ link keeping up: straight on ─► diode
+                                                   └─ link behind: disk (spool.path) ─┘
+```
+
+Order is kept: once anything is on disk, new events go behind it until the disk is empty.
+The spool is bounded (`spool.max_bytes`); when full, `spool.overflow` drops the newest event
+or the oldest segment, counts every event dropped (`events_dropped_total{reason="spool_full"}`)
+and reports it as a `weir` event (`event.action = "spool-overflow"`, at most one per 10
+seconds, with the count since the last one). On shutdown the spool stays on disk and is sent
+first after the next start, so a restart loses nothing that reached it.
+
+File IO runs inline on this task: appends are buffered (256 KiB) and go to the page cache.
+*/
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{error, info, warn};
+use weir_diode_proto::StreamId;
+use weir_integrations::buffer::{Appended, Config, DiskQueue, Overflow};
+use weir_schemas::{Event, EventClass};
+
+use crate::sources::Record;
+use crate::telemetry::{unix_ms, TxStats};
+
+/// Spool settings.
+#[derive(Clone, Debug)]
+pub struct SpoolConfig {
+    /// Directory of the segments.
+    pub path: PathBuf,
+    /// Most bytes on disk.
+    pub max_bytes: u64,
+    /// Segment size.
+    pub segment_bytes: u64,
+    /// When full.
+    pub overflow: Overflow,
+}
+
+/// How often at most an overflow is reported as a `weir` event.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The spool stage; open it before the sources start.
+pub struct Spool {
+    queue: DiskQueue,
+    stats: Arc<TxStats>,
+    /// The agent's own stream (spool reports; records of streams no longer configured).
+    agent_stream: StreamId,
+    streams: u16,
+    agent: Arc<str>,
+    unreported: u64,
+    last_report: Option<Instant>,
+}
+
+impl Spool {
+    /// Open (and check) the spool directory. `streams` is the number of diode streams the
+    /// sources use; `agent_stream` takes the agent's own events.
+    pub fn open(
+        cfg: &SpoolConfig,
+        stats: Arc<TxStats>,
+        streams: u16,
+        agent_stream: StreamId,
+        agent: Arc<str>,
+    ) -> Result<Spool> {
+        let queue = DiskQueue::open(
+            &cfg.path,
+            Config {
+                max_bytes: cfg.max_bytes,
+                segment_bytes: cfg.segment_bytes,
+                overflow: cfg.overflow,
+            },
+        )
+        .with_context(|| format!("cannot open spool {}", cfg.path.display()))?;
+        let mut spool = Spool {
+            queue,
+            stats,
+            agent_stream,
+            streams,
+            agent,
+            unreported: 0,
+            last_report: None,
+        };
+        let s = spool.queue.summary()?;
+        if s.damage.corrupt_records + s.damage.torn_tail_bytes > 0 {
+            warn!(
+                message = "Spool damage found and skipped.",
+                corrupt_records = s.damage.corrupt_records,
+                corrupt_bytes = s.damage.corrupt_bytes,
+                torn_tail_bytes = s.damage.torn_tail_bytes
+            );
+            spool.stats.spool_corrupt.add(s.damage.corrupt_records);
+        }
+        if s.records > 0 {
+            info!(
+                message = "Spool holds events from before the restart; sending them first.",
+                records = s.records,
+                bytes = s.bytes
+            );
+        }
+        spool.gauges();
+        Ok(spool)
+    }
+
+    /// Run until the input closes; the spool's contents stay on disk.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>) {
+        loop {
+            if let Err(e) = self.refill(&output) {
+                error!(message = "Spool read failed.", error = %e);
+            }
+            let drained = self.queue.is_drained();
+            tokio::select! {
+                biased;
+                r = input.recv() => match r {
+                    Some(record) => {
+                        self.take(record, &output);
+                        while let Ok(record) = input.try_recv() {
+                            self.take(record, &output);
+                        }
+                        if let Err(e) = self.queue.flush() {
+                            error!(message = "Spool write failed.", error = %e);
+                        }
+                    }
+                    None => break,
+                },
+                // Room downstream while events wait on disk.
+                p = output.reserve(), if !drained => match p {
+                    Ok(permit) => drop(permit),
+                    Err(_) => break,
+                },
+            }
+            self.gauges();
+        }
+        // What was dropped since the last report is reported now (sent next if there is room,
+        // else first after the next start).
+        self.report_overflow(&output, true);
+        if let Err(e) = self.queue.sync() {
+            error!(message = "Spool sync at shutdown failed.", error = %e);
+        }
+        self.gauges();
+        let records = self.queue.records();
+        if records > 0 {
+            info!(message = "Spool kept on disk for the next start.", records);
+        }
+    }
+
+    /// One event in: straight on if nothing waits on disk and there is room, else to disk.
+    fn take(&mut self, record: Record, output: &mpsc::Sender<Record>) {
+        let record = if self.queue.is_drained() {
+            match output.try_send(record) {
+                Ok(()) => return,
+                Err(TrySendError::Full(r)) | Err(TrySendError::Closed(r)) => r,
+            }
+        } else {
+            record
+        };
+        self.store(&record);
+        self.report_overflow(output, false);
+    }
+
+    fn store(&mut self, record: &Record) {
+        let mut buf = Vec::with_capacity(3 + record.json.len());
+        buf.extend_from_slice(&record.stream.0.to_be_bytes());
+        buf.push(class_code(record.class));
+        buf.extend_from_slice(&record.json);
+        match self.queue.append(&buf, unix_ms()) {
+            Ok(Appended::Stored) => self.stats.spooled.inc(),
+            Ok(Appended::StoredDroppingOldest(n)) => {
+                self.stats.spooled.inc();
+                self.stats.dropped_spool_full.add(n);
+                self.unreported += n;
+            }
+            Ok(Appended::Refused) => {
+                self.stats.dropped_spool_full.inc();
+                self.unreported += 1;
+            }
+            Err(e) => {
+                self.stats.dropped_spool_error.inc();
+                error!(message = "Spool write failed; event dropped.", error = %e);
+            }
+        }
+    }
+
+    /// Move events from disk downstream while there is room.
+    fn refill(&mut self, output: &mpsc::Sender<Record>) -> std::io::Result<()> {
+        while !self.queue.is_drained() {
+            let room = output.capacity();
+            if room == 0 {
+                break;
+            }
+            let batch = self.queue.read(room, 4 << 20)?;
+            let Some(last) = batch.last().map(|r| r.end) else {
+                break;
+            };
+            for r in batch {
+                match self.decode(&r.data) {
+                    Some(record) => {
+                        if output.try_send(record).is_err() {
+                            // Room was reserved above; only a closed channel gets here.
+                            self.queue.rewind();
+                            return Ok(());
+                        }
+                    }
+                    None => self.stats.spool_corrupt.inc(),
+                }
+            }
+            self.queue.ack(last)?;
+        }
+        Ok(())
+    }
+
+    fn decode(&self, data: &[u8]) -> Option<Record> {
+        let stream = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+        let class = class_of(*data.get(2)?)?;
+        let json = data.get(3..)?;
+        let stream = if stream < self.streams || stream == self.agent_stream.0 {
+            StreamId(stream)
+        } else {
+            self.agent_stream
+        };
+        Some(Record {
+            stream,
+            class,
+            json: bytes::Bytes::copy_from_slice(json),
+        })
+    }
+
+    /// At most one `spool-overflow` event per [`REPORT_EVERY`], carrying the count since the
+    /// last one (it goes behind what is queued, like any event).
+    fn report_overflow(&mut self, output: &mpsc::Sender<Record>, now: bool) {
+        if self.unreported == 0
+            || (!now && self.last_report.is_some_and(|t| t.elapsed() < REPORT_EVERY))
+        {
+            return;
+        }
+        let n = self.unreported;
+        let mut e = Event::new(EventClass::Weir, Utc::now());
+        e.event.kind = "event".into();
+        e.event.action = Some("spool-overflow".into());
+        e.event.dataset = Some("weir.agent".into());
+        e.event.outcome = Some("failure".into());
+        e.message = Some(format!(
+            "Agent spool full: {n} event(s) dropped since the last report (the diode link is slower than the sources)."
+        ));
+        e.weir.agent = Some(self.agent.to_string());
+        e.weir.stream = Some("agent".into());
+        e.weir.dropped = Some(n);
+        let record = Record {
+            stream: self.agent_stream,
+            class: EventClass::Weir,
+            json: e.to_json().into(),
+        };
+        // Behind everything on disk, like any event; if even that fails it stays unreported.
+        let stored = if self.queue.is_drained() {
+            output.try_send(record).is_ok()
+        } else {
+            let mut buf = Vec::new();
+            buf.extend_from_slice(&self.agent_stream.0.to_be_bytes());
+            buf.push(class_code(EventClass::Weir));
+            buf.extend_from_slice(&record.json);
+            matches!(
+                self.queue.append(&buf, unix_ms()),
+                Ok(Appended::Stored | Appended::StoredDroppingOldest(_))
+            )
+        };
+        if stored {
+            self.unreported = 0;
+            self.last_report = Some(Instant::now());
+            warn!(message = "Spool full; events dropped.", dropped = n);
+        }
+    }
+
+    fn gauges(&self) {
+        self.stats.spool_bytes.set(self.queue.bytes());
+        self.stats.spool_records.set(self.queue.records());
+    }
+}
+
+fn class_code(c: EventClass) -> u8 {
+    EventClass::ALL
+        .iter()
+        .position(|x| *x == c)
+        .map_or(0, |i| i as u8)
+}
+
+fn class_of(code: u8) -> Option<EventClass> {
+    EventClass::ALL.get(usize::from(code)).copied()
+}

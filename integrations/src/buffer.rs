@@ -1,0 +1,678 @@
+/*!
+A bounded, crash-safe, append-only disk queue: the agent's diode spool and (next) each sink's
+buffer.
+
+```text
+DIR/
+  00000000000000000001.wseg   segment: records appended, never rewritten
+  00000000000000000002.wseg
+  ack                         "SEGMENT OFFSET\n": the first record not yet acknowledged
+record = magic "WREC" (4) | length u32 LE (4) | written-at Unix ms u64 LE (8)
+         | CRC-32C of length, time and data, u32 LE (4) | data (length bytes)
+```
+
+* **Appends** go to the newest segment; a segment is closed at `segment_bytes`.
+* **Reads** hand out records from a read cursor without consuming them; **acknowledgements**
+  move the persisted ack position (write-then-rename, so it is never torn). Segments wholly
+  behind it are deleted. After a crash, reading resumes at the ack position: records that were
+  read but not acknowledged are read again (at-least-once; duplicates are limited to what was
+  in flight).
+* **Recovery** checks every record's CRC. A torn tail (a crash mid-append) is cut off; damaged
+  records in the middle are skipped by scanning for the next valid record, and counted. Nothing
+  ever blocks the queue.
+* **Bounds**: at most `max_bytes` on disk. When full, the [`Overflow`] policy drops the
+  incoming record or the oldest segment; either way the records dropped are counted and
+  returned, so the caller can report them.
+
+Every method does blocking file IO: call it from a thread of its own or `spawn_blocking`.
+*/
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes of framing per record.
+pub const RECORD_HEADER: usize = 20;
+const MAGIC: [u8; 4] = *b"WREC";
+/// Largest record accepted (the length field is trusted no further than this when scanning).
+pub const MAX_RECORD: usize = 64 << 20;
+const SUFFIX: &str = "wseg";
+
+/// What to do with a record that does not fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the new record.
+    DropNewest,
+    /// Delete the oldest segment (even unacknowledged records in it) to make room.
+    DropOldest,
+}
+
+/// Sizes and policy.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most bytes on disk (segments included whole).
+    pub max_bytes: u64,
+    /// A segment is closed once it reaches this size.
+    pub segment_bytes: u64,
+    /// When full.
+    pub overflow: Overflow,
+}
+
+/// A record's place: segment number and the byte offset just past it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Position {
+    /// Segment number.
+    pub segment: u64,
+    /// Byte offset in the segment.
+    pub offset: u64,
+}
+
+/// One record read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Acknowledge up to here to consume this record (and all before it).
+    pub end: Position,
+    /// When it was appended (Unix ms).
+    pub written_unix_ms: u64,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+/// What recovery and reading found wrong (cumulative).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Damage {
+    /// Damaged records skipped (each run of bad bytes counts as one).
+    pub corrupt_records: u64,
+    /// Bytes skipped with them.
+    pub corrupt_bytes: u64,
+    /// Bytes of a torn last record cut off at open.
+    pub torn_tail_bytes: u64,
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored.
+    Stored,
+    /// Stored after deleting the oldest segment, which held this many unacknowledged records.
+    StoredDroppingOldest(u64),
+    /// Not stored: the queue is full (`DropNewest`), or the record is larger than allowed.
+    Refused,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Segment {
+    bytes: u64,
+    records: u64,
+    /// Records in it behind the ack position (only for the oldest segment).
+    acked: u64,
+}
+
+/// The queue.
+#[derive(Debug)]
+pub struct DiskQueue {
+    dir: PathBuf,
+    cfg: Config,
+    segments: BTreeMap<u64, Segment>,
+    writer: Option<(u64, File)>,
+    /// Appended bytes not yet written to the file.
+    pending: Vec<u8>,
+    read: Position,
+    ack: Position,
+    damage: Damage,
+    total_bytes: u64,
+    /// Ends of records read and not yet acknowledged, oldest first.
+    inflight: VecDeque<Position>,
+}
+
+/// A summary for `weir buffer inspect` and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Segment files.
+    pub segments: usize,
+    /// Records not yet acknowledged.
+    pub records: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Append time of the oldest unacknowledged record (Unix ms).
+    pub oldest_unix_ms: Option<u64>,
+    /// Damage found.
+    pub damage: Damage,
+}
+
+impl DiskQueue {
+    /// Open (or create) the queue in `dir`, checking every record.
+    pub fn open(dir: &Path, cfg: Config) -> io::Result<DiskQueue> {
+        fs::create_dir_all(dir)?;
+        let mut q = DiskQueue {
+            dir: dir.to_path_buf(),
+            cfg,
+            segments: BTreeMap::new(),
+            writer: None,
+            pending: Vec::new(),
+            read: Position::default(),
+            ack: Position::default(),
+            damage: Damage::default(),
+            total_bytes: 0,
+            inflight: VecDeque::new(),
+        };
+        let mut numbers: Vec<u64> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(&format!(".{SUFFIX}"))?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        q.ack = read_ack(dir).unwrap_or_default();
+        let last = numbers.last().copied();
+        for n in numbers {
+            if n < q.ack.segment {
+                // Wholly acknowledged; a crash came between the ack and the delete.
+                let _ = fs::remove_file(q.segment_path(n));
+                continue;
+            }
+            let path = q.segment_path(n);
+            let data = fs::read(&path)?;
+            let mut seg = Segment {
+                bytes: data.len() as u64,
+                ..Segment::default()
+            };
+            let mut at = 0usize;
+            let mut valid_end = 0usize;
+            while at < data.len() {
+                match parse(&data, at) {
+                    Parsed::Record { end, .. } => {
+                        seg.records += 1;
+                        if n == q.ack.segment && (end as u64) <= q.ack.offset {
+                            seg.acked += 1;
+                        }
+                        at = end;
+                        valid_end = end;
+                    }
+                    Parsed::Incomplete => break,
+                    Parsed::Corrupt { skip_to } => match skip_to {
+                        Some(next) => {
+                            q.damage.corrupt_records += 1;
+                            q.damage.corrupt_bytes += (next - at) as u64;
+                            at = next;
+                            valid_end = next;
+                        }
+                        None => break,
+                    },
+                }
+            }
+            if valid_end < data.len() {
+                if Some(n) == last {
+                    // A torn append: cut it so new records follow the last good one.
+                    q.damage.torn_tail_bytes += (data.len() - valid_end) as u64;
+                    let f = OpenOptions::new().write(true).open(&path)?;
+                    f.set_len(valid_end as u64)?;
+                    seg.bytes = valid_end as u64;
+                } else {
+                    q.damage.corrupt_records += 1;
+                    q.damage.corrupt_bytes += (data.len() - valid_end) as u64;
+                }
+            }
+            q.total_bytes += seg.bytes;
+            q.segments.insert(n, seg);
+        }
+        let first = q.segments.keys().next().copied();
+        q.ack = match first {
+            Some(f) if f > q.ack.segment => Position {
+                segment: f,
+                offset: 0,
+            },
+            Some(_) => q.ack,
+            None => Position {
+                segment: q.ack.segment.max(1),
+                offset: 0,
+            },
+        };
+        q.read = q.ack;
+        Ok(q)
+    }
+
+    fn segment_path(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("{n:020}.{SUFFIX}"))
+    }
+
+    /// Append one record (buffered until [`flush`](Self::flush) or a read).
+    pub fn append(&mut self, data: &[u8], now_unix_ms: u64) -> io::Result<Appended> {
+        let size = (RECORD_HEADER + data.len()) as u64;
+        if data.len() > MAX_RECORD || size > self.cfg.max_bytes {
+            return Ok(Appended::Refused);
+        }
+        let mut dropped = None;
+        while self.total_bytes + self.pending.len() as u64 + size > self.cfg.max_bytes {
+            match self.cfg.overflow {
+                Overflow::DropNewest => return Ok(Appended::Refused),
+                Overflow::DropOldest => {
+                    let Some(n) = self.drop_oldest()? else {
+                        return Ok(Appended::Refused);
+                    };
+                    *dropped.get_or_insert(0) += n;
+                }
+            }
+        }
+        let writer_full = self.writer.as_ref().is_some_and(|(n, _)| {
+            self.segments.get(n).map_or(0, |s| s.bytes) + self.pending.len() as u64
+                >= self.cfg.segment_bytes
+        });
+        if self.writer.is_none() || writer_full {
+            self.roll()?;
+        }
+        let len = data.len() as u32;
+        let mut crc = crc32c::crc32c(&len.to_le_bytes());
+        crc = crc32c::crc32c_append(crc, &now_unix_ms.to_le_bytes());
+        crc = crc32c::crc32c_append(crc, data);
+        self.pending.extend_from_slice(&MAGIC);
+        self.pending.extend_from_slice(&len.to_le_bytes());
+        self.pending.extend_from_slice(&now_unix_ms.to_le_bytes());
+        self.pending.extend_from_slice(&crc.to_le_bytes());
+        self.pending.extend_from_slice(data);
+        if let Some((n, _)) = &self.writer {
+            if let Some(seg) = self.segments.get_mut(n) {
+                seg.records += 1;
+            }
+        }
+        if self.pending.len() >= 256 * 1024 {
+            self.flush()?;
+        }
+        Ok(match dropped {
+            Some(n) => Appended::StoredDroppingOldest(n),
+            None => Appended::Stored,
+        })
+    }
+
+    /// Hand appended records to the OS (they survive a crash of this process from here on).
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if let Some((n, file)) = &mut self.writer {
+            file.write_all(&self.pending)?;
+            if let Some(seg) = self.segments.get_mut(n) {
+                seg.bytes += self.pending.len() as u64;
+            }
+            self.total_bytes += self.pending.len() as u64;
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Make everything flushed durable against power loss too (`fdatasync`).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
+        if let Some((_, file)) = &self.writer {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self) -> io::Result<()> {
+        self.flush()?;
+        let next = self
+            .segments
+            .keys()
+            .next_back()
+            .map_or(self.ack.segment.max(1), |n| n + 1);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.segment_path(next))?;
+        self.segments.insert(next, Segment::default());
+        self.writer = Some((next, file));
+        Ok(())
+    }
+
+    /// Delete the oldest segment; returns the unacknowledged records it held, or None if it is
+    /// the one being written and holds nothing to give up.
+    fn drop_oldest(&mut self) -> io::Result<Option<u64>> {
+        self.flush()?;
+        let Some((&n, seg)) = self.segments.iter().next() else {
+            return Ok(None);
+        };
+        let lost = seg.records - seg.acked;
+        if self.writer.as_ref().is_some_and(|(w, _)| *w == n) {
+            if seg.bytes == 0 {
+                return Ok(None);
+            }
+            self.writer = None; // the next append starts a new segment
+        }
+        let bytes = seg.bytes;
+        self.segments.remove(&n);
+        self.inflight.retain(|p| p.segment != n);
+        fs::remove_file(self.segment_path(n))?;
+        self.total_bytes -= bytes;
+        let next = Position {
+            segment: self.segments.keys().next().copied().unwrap_or(n + 1),
+            offset: 0,
+        };
+        if self.ack < next {
+            self.ack = next;
+            write_ack(&self.dir, self.ack)?;
+        }
+        if self.read < next {
+            self.read = next;
+        }
+        Ok(Some(lost))
+    }
+
+    /// Up to `max_records` records (and about `max_bytes`) from the read cursor on; they stay
+    /// in the queue until acknowledged.
+    pub fn read(&mut self, max_records: usize, max_bytes: usize) -> io::Result<Vec<Record>> {
+        self.flush()?;
+        let mut out = Vec::new();
+        let mut taken = 0usize;
+        while out.len() < max_records && taken < max_bytes {
+            let Some(seg) = self.segments.get(&self.read.segment) else {
+                // Move to the next segment, if any.
+                match self.segments.range(self.read.segment + 1..).next() {
+                    Some((&n, _)) => {
+                        self.read = Position {
+                            segment: n,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            let limit = seg.bytes;
+            if self.read.offset >= limit {
+                match self.segments.range(self.read.segment + 1..).next() {
+                    Some((&n, _)) => {
+                        self.read = Position {
+                            segment: n,
+                            offset: 0,
+                        };
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            let want = (limit - self.read.offset).min((max_bytes - taken).max(64 * 1024) as u64);
+            let file = File::open(self.segment_path(self.read.segment))?;
+            let mut buf = vec![0u8; want as usize];
+            file.read_exact_at(&mut buf, self.read.offset)?;
+            let mut at = 0usize;
+            let mut progressed = false;
+            while at < buf.len() && out.len() < max_records && taken < max_bytes {
+                match parse(&buf, at) {
+                    Parsed::Record { end, time, data } => {
+                        taken += data.len();
+                        out.push(Record {
+                            end: Position {
+                                segment: self.read.segment,
+                                offset: self.read.offset + end as u64,
+                            },
+                            written_unix_ms: time,
+                            data: data.to_vec(),
+                        });
+                        self.inflight.push_back(Position {
+                            segment: self.read.segment,
+                            offset: self.read.offset + end as u64,
+                        });
+                        at = end;
+                        progressed = true;
+                    }
+                    Parsed::Incomplete if progressed => break,
+                    Parsed::Incomplete => {
+                        // One record larger than the read: read exactly it.
+                        let need = record_len(&buf, at).unwrap_or(0);
+                        if need == 0 || self.read.offset + (at + need) as u64 > limit {
+                            // Cannot complete within the segment: damage at its end.
+                            self.damage.corrupt_records += 1;
+                            self.damage.corrupt_bytes += limit - self.read.offset - at as u64;
+                            at = (limit - self.read.offset) as usize;
+                            progressed = true;
+                            break;
+                        }
+                        let mut big = vec![0u8; need];
+                        file.read_exact_at(&mut big, self.read.offset + at as u64)?;
+                        if let Parsed::Record { end, time, data } = parse(&big, 0) {
+                            taken += data.len();
+                            out.push(Record {
+                                end: Position {
+                                    segment: self.read.segment,
+                                    offset: self.read.offset + (at + end) as u64,
+                                },
+                                written_unix_ms: time,
+                                data: data.to_vec(),
+                            });
+                            self.inflight.push_back(Position {
+                                segment: self.read.segment,
+                                offset: self.read.offset + (at + end) as u64,
+                            });
+                            at += end;
+                        } else {
+                            self.damage.corrupt_records += 1;
+                            self.damage.corrupt_bytes += need as u64;
+                            at += need;
+                        }
+                        progressed = true;
+                        break;
+                    }
+                    Parsed::Corrupt { skip_to } => {
+                        let next = skip_to.unwrap_or(buf.len());
+                        self.damage.corrupt_records += 1;
+                        self.damage.corrupt_bytes += (next - at) as u64;
+                        at = next;
+                        progressed = true;
+                    }
+                }
+            }
+            self.read.offset += at as u64;
+            if !progressed {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything up to `upto` has been delivered: persist it and delete finished segments.
+    pub fn ack(&mut self, upto: Position) -> io::Result<()> {
+        if upto <= self.ack {
+            return Ok(());
+        }
+        let done: Vec<u64> = self
+            .segments
+            .range(..upto.segment)
+            .map(|(&n, _)| n)
+            .filter(|&n| self.writer.as_ref().is_none_or(|(w, _)| *w != n))
+            .collect();
+        for n in done {
+            if let Some(seg) = self.segments.remove(&n) {
+                self.total_bytes -= seg.bytes;
+                fs::remove_file(self.segment_path(n))?;
+            }
+        }
+        while let Some(&front) = self.inflight.front() {
+            if front > upto {
+                break;
+            }
+            self.inflight.pop_front();
+            if let Some(seg) = self.segments.get_mut(&front.segment) {
+                seg.acked += 1;
+            }
+        }
+        self.ack = upto;
+        write_ack(&self.dir, upto)
+    }
+
+    /// Rewind the read cursor to the ack position (after a failed delivery, to read the
+    /// unacknowledged records again).
+    pub fn rewind(&mut self) {
+        self.read = self.ack;
+        self.inflight.clear();
+    }
+
+    /// True when nothing is left to read.
+    pub fn is_drained(&self) -> bool {
+        let pending = self.pending.is_empty();
+        let tail = self.segments.iter().next_back();
+        pending
+            && match tail {
+                None => true,
+                Some((&n, seg)) => {
+                    self.read.segment > n
+                        || (self.read.segment == n && self.read.offset >= seg.bytes)
+                }
+            }
+    }
+
+    /// Bytes on disk (and buffered).
+    pub fn bytes(&self) -> u64 {
+        self.total_bytes + self.pending.len() as u64
+    }
+
+    /// Records appended and not yet acknowledged.
+    pub fn records(&self) -> u64 {
+        self.segments.values().map(|s| s.records - s.acked).sum()
+    }
+
+    /// Segments, unacknowledged records, bytes, oldest record time and damage.
+    pub fn summary(&mut self) -> io::Result<Summary> {
+        self.flush()?;
+        Ok(Summary {
+            segments: self.segments.len(),
+            records: self.records(),
+            bytes: self.bytes(),
+            oldest_unix_ms: self.oldest_unacked()?,
+            damage: self.damage.clone(),
+        })
+    }
+
+    /// The append time of the first record at or after the ack position (one header read).
+    fn oldest_unacked(&self) -> io::Result<Option<u64>> {
+        for (&n, seg) in self.segments.range(self.ack.segment..) {
+            let offset = if n == self.ack.segment {
+                self.ack.offset
+            } else {
+                0
+            };
+            if offset + RECORD_HEADER as u64 > seg.bytes {
+                continue;
+            }
+            let mut h = [0u8; RECORD_HEADER];
+            File::open(self.segment_path(n))?.read_exact_at(&mut h, offset)?;
+            if h[..4] == MAGIC {
+                let t = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+                return Ok(Some(t));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for DiskQueue {
+    /// Appended records reach the file even if the owner forgot to flush.
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+enum Parsed<'a> {
+    Record {
+        end: usize,
+        time: u64,
+        data: &'a [u8],
+    },
+    /// The buffer ends inside a record.
+    Incomplete,
+    /// Bad bytes at `at`; the next valid record starts at `skip_to` (None: none in the buffer).
+    Corrupt { skip_to: Option<usize> },
+}
+
+fn record_len(buf: &[u8], at: usize) -> Option<usize> {
+    let h = buf.get(at..at + RECORD_HEADER)?;
+    let len = u32::from_le_bytes(h.get(4..8)?.try_into().ok()?) as usize;
+    (len <= MAX_RECORD).then_some(RECORD_HEADER + len)
+}
+
+fn parse(buf: &[u8], at: usize) -> Parsed<'_> {
+    match check(buf, at) {
+        Check::Ok(end, time) => Parsed::Record {
+            end,
+            time,
+            data: buf.get(at + RECORD_HEADER..end).unwrap_or_default(),
+        },
+        Check::Short => Parsed::Incomplete,
+        Check::Bad => {
+            // Resynchronise: the next magic whose record checks out (or runs past the buffer).
+            let mut from = at + 1;
+            while let Some(i) = memchr::memmem::find(buf.get(from..).unwrap_or_default(), &MAGIC) {
+                let cand = from + i;
+                match check(buf, cand) {
+                    Check::Ok(..) | Check::Short => {
+                        return Parsed::Corrupt {
+                            skip_to: Some(cand),
+                        }
+                    }
+                    Check::Bad => from = cand + 1,
+                }
+            }
+            Parsed::Corrupt { skip_to: None }
+        }
+    }
+}
+
+enum Check {
+    Ok(usize, u64),
+    Short,
+    Bad,
+}
+
+fn check(buf: &[u8], at: usize) -> Check {
+    let Some(h) = buf.get(at..at + RECORD_HEADER) else {
+        // A partial header that starts with (part of) the magic may be a torn append.
+        let rest = buf.get(at..).unwrap_or_default();
+        return if MAGIC.starts_with(rest) || rest.starts_with(&MAGIC) {
+            Check::Short
+        } else {
+            Check::Bad
+        };
+    };
+    if h[..4] != MAGIC {
+        return Check::Bad;
+    }
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    if len > MAX_RECORD {
+        return Check::Bad;
+    }
+    let time = u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]);
+    let crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+    let end = at + RECORD_HEADER + len;
+    let Some(data) = buf.get(at + RECORD_HEADER..end) else {
+        return Check::Short;
+    };
+    let mut c = crc32c::crc32c(&h[4..8]);
+    c = crc32c::crc32c_append(c, &h[8..16]);
+    c = crc32c::crc32c_append(c, data);
+    if c == crc {
+        Check::Ok(end, time)
+    } else {
+        Check::Bad
+    }
+}
+
+fn read_ack(dir: &Path) -> Option<Position> {
+    let text = fs::read_to_string(dir.join("ack")).ok()?;
+    let mut it = text.split_whitespace();
+    Some(Position {
+        segment: it.next()?.parse().ok()?,
+        offset: it.next()?.parse().ok()?,
+    })
+}
+
+fn write_ack(dir: &Path, p: Position) -> io::Result<()> {
+    let tmp = dir.join("ack.tmp");
+    fs::write(&tmp, format!("{} {}\n", p.segment, p.offset))?;
+    fs::rename(&tmp, dir.join("ack"))
+}
+
+#[cfg(test)]
+mod tests;

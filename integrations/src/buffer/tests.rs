@@ -1,0 +1,190 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::*;
+
+fn cfg(max_bytes: u64, segment_bytes: u64, overflow: Overflow) -> Config {
+    Config {
+        max_bytes,
+        segment_bytes,
+        overflow,
+    }
+}
+
+fn rec(i: usize) -> Vec<u8> {
+    format!("record {i:06} {}", "x".repeat(i % 300)).into_bytes()
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == SUFFIX))
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_all(q: &mut DiskQueue) -> Vec<Record> {
+    let mut out = Vec::new();
+    loop {
+        let batch = q.read(100, 1 << 20).unwrap();
+        if batch.is_empty() {
+            return out;
+        }
+        out.extend(batch);
+    }
+}
+
+#[test]
+fn records_come_back_byte_for_byte_across_segments_and_acked_segments_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), cfg(1 << 30, 4096, Overflow::DropNewest)).unwrap();
+    for i in 0..1000 {
+        assert_eq!(
+            q.append(&rec(i), 1_000 + i as u64).unwrap(),
+            Appended::Stored
+        );
+    }
+    q.flush().unwrap();
+    assert!(segment_files(dir.path()).len() > 20, "small segments roll");
+    assert_eq!(q.records(), 1000);
+    let got = read_all(&mut q);
+    assert_eq!(got.len(), 1000);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.data, rec(i));
+        assert_eq!(r.written_unix_ms, 1_000 + i as u64);
+    }
+    assert!(q.is_drained());
+    assert_eq!(q.summary().unwrap().oldest_unix_ms, Some(1_000));
+    q.ack(got[499].end).unwrap();
+    assert_eq!(q.records(), 500);
+    assert_eq!(q.summary().unwrap().oldest_unix_ms, Some(1_500));
+    q.ack(got[999].end).unwrap();
+    assert_eq!(q.records(), 0);
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        1,
+        "only the segment being written is left"
+    );
+    assert_eq!(q.summary().unwrap().damage, Damage::default());
+}
+
+#[test]
+fn after_a_crash_reading_resumes_at_the_last_acknowledgement() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(1 << 30, 2048, Overflow::DropNewest);
+    let mut q = DiskQueue::open(dir.path(), c.clone()).unwrap();
+    for i in 0..100 {
+        q.append(&rec(i), i as u64).unwrap();
+    }
+    let first = q.read(60, 1 << 20).unwrap();
+    assert_eq!(first.len(), 60);
+    q.ack(first[39].end).unwrap();
+    drop(q); // a crash: read-but-unacknowledged records 40..59 are not consumed
+
+    let mut q = DiskQueue::open(dir.path(), c).unwrap();
+    assert_eq!(q.records(), 60);
+    let again = read_all(&mut q);
+    let want: Vec<Vec<u8>> = (40..100).map(rec).collect();
+    assert_eq!(
+        again.iter().map(|r| r.data.clone()).collect::<Vec<_>>(),
+        want
+    );
+    // New appends follow, in order.
+    q.append(b"after restart", 7).unwrap();
+    let tail = q.read(10, 1 << 20).unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0].data, b"after restart");
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_a_damaged_record_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cfg(1 << 30, 1 << 20, Overflow::DropNewest);
+    let mut q = DiskQueue::open(dir.path(), c.clone()).unwrap();
+    for i in 0..50 {
+        q.append(&rec(i), i as u64).unwrap();
+    }
+    q.flush().unwrap();
+    drop(q);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1);
+    let mut bytes = fs::read(&files[0]).unwrap();
+    // Damage record 10's data, and tear the last record (a crash mid-append).
+    let offset_of = |k: usize| -> usize { (0..k).map(|i| RECORD_HEADER + rec(i).len()).sum() };
+    bytes[offset_of(10) + RECORD_HEADER + 3] ^= 0xFF;
+    let torn = 9;
+    bytes.truncate(bytes.len() - torn);
+    fs::write(&files[0], &bytes).unwrap();
+
+    let mut q = DiskQueue::open(dir.path(), c).unwrap();
+    let s = q.summary().unwrap();
+    assert_eq!(s.damage.corrupt_records, 1);
+    assert_eq!(
+        s.damage.corrupt_bytes,
+        (RECORD_HEADER + rec(10).len()) as u64
+    );
+    assert_eq!(
+        s.damage.torn_tail_bytes,
+        (RECORD_HEADER + rec(49).len() - torn) as u64
+    );
+    let got: Vec<Vec<u8>> = read_all(&mut q).into_iter().map(|r| r.data).collect();
+    let want: Vec<Vec<u8>> = (0..49).filter(|&i| i != 10).map(rec).collect();
+    assert_eq!(got, want, "everything else, in order");
+    q.append(b"next", 1).unwrap();
+    assert_eq!(q.read(10, 1 << 20).unwrap()[0].data, b"next");
+}
+
+#[test]
+fn overflow_drops_newest_or_oldest_and_says_how_many() {
+    // Room for about 10 records of ~60 bytes in segments of ~3 records.
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), cfg(600, 150, Overflow::DropNewest)).unwrap();
+    let r = vec![b'n'; 40]; // 60 bytes with its header
+    let stored = (0..20)
+        .filter(|_| q.append(&r, 0).unwrap() == Appended::Stored)
+        .count();
+    assert_eq!(stored, 10);
+    assert_eq!(q.records(), 10);
+    assert!(q.bytes() <= 600);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), cfg(600, 150, Overflow::DropOldest)).unwrap();
+    let mut dropped = 0;
+    for i in 0..20u8 {
+        match q.append(&[i; 40], u64::from(i)).unwrap() {
+            Appended::Stored => {}
+            Appended::StoredDroppingOldest(n) => dropped += n,
+            Appended::Refused => panic!("drop-oldest never refuses a record that fits"),
+        }
+    }
+    let left: Vec<u8> = read_all(&mut q).iter().map(|r| r.data[0]).collect();
+    assert_eq!(
+        dropped + left.len() as u64,
+        20,
+        "every record stored or counted as dropped"
+    );
+    let first_kept = 20 - left.len() as u8;
+    assert_eq!(
+        left,
+        (first_kept..20).collect::<Vec<u8>>(),
+        "the newest survive, in order"
+    );
+    assert!(q.bytes() <= 600);
+}
+
+#[test]
+fn rewind_reads_unacknowledged_records_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), cfg(1 << 20, 1 << 16, Overflow::DropNewest)).unwrap();
+    for i in 0..10 {
+        q.append(&rec(i), 0).unwrap();
+    }
+    let a = q.read(4, 1 << 20).unwrap();
+    q.ack(a[1].end).unwrap();
+    let _ = q.read(4, 1 << 20).unwrap();
+    q.rewind();
+    let b = q.read(100, 1 << 20).unwrap();
+    assert_eq!(b.len(), 8);
+    assert_eq!(b[0].data, rec(2));
+}
