@@ -30,6 +30,7 @@ fn sender(mtu: usize, codec: Codec, repair: u32) -> Sender {
             fingerprint: 1,
             max_queued_blocks: 1 << 20,
             repair_percent: repair,
+            interleave_blocks: 1,
         },
         Instant::now(),
     )

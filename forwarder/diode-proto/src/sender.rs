@@ -60,6 +60,10 @@ pub struct SenderConfig {
     /// Forward error correction: repair symbols per block as a percentage of its source
     /// symbols (rounded up, at least [`MIN_REPAIR_SYMBOLS`] when not 0). 0 turns FEC off.
     pub repair_percent: u32,
+    /// Interleave the symbols of up to this many queued blocks (1: off), so that a burst of
+    /// lost datagrams is spread over several blocks' repair budgets. It only engages when
+    /// blocks queue up (a busy link); it never delays a block to wait for others.
+    pub interleave_blocks: usize,
 }
 
 /// The fewest repair symbols a block gets when FEC is on: small blocks (a few events at low
@@ -142,6 +146,12 @@ struct Outgoing {
     positions: Vec<(u16, u64)>,
 }
 
+impl Outgoing {
+    fn finished(&self) -> bool {
+        self.next_symbol >= self.source_count + self.repair_count
+    }
+}
+
 struct Stream {
     name: String,
     next_sequence: u64,
@@ -156,6 +166,8 @@ pub struct Sender {
     symbol_capacity: usize,
     zstd: Option<zstd::bulk::Compressor<'static>>,
     builder: BlockBuilder,
+    /// Round-robin position over the interleaved blocks.
+    interleave_turn: usize,
     /// Emptied block buffers, reused for the next blocks.
     spare: Vec<Vec<u8>>,
     builder_touched: Vec<u16>,
@@ -207,6 +219,7 @@ impl Sender {
             symbol_capacity,
             zstd,
             builder: BlockBuilder::default(),
+            interleave_turn: 0,
             spare: Vec::new(),
             builder_touched: Vec::new(),
             builder_since: None,
@@ -441,7 +454,25 @@ impl Sender {
     }
 
     fn write_symbol(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let out = self.queue.front_mut()?;
+        // The first `interleave_blocks` unfinished blocks take turns (finished ones wait in
+        // the queue until every block before them is finished too, so that stream positions
+        // in heartbeats never run ahead of the blocks fully sent).
+        let depth = self
+            .queue
+            .iter()
+            .filter(|o| !o.finished())
+            .take(self.cfg.interleave_blocks.max(1))
+            .count()
+            .max(1);
+        self.interleave_turn = (self.interleave_turn + 1) % depth;
+        let index = self
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.finished())
+            .nth(self.interleave_turn)
+            .map(|(i, _)| i)?;
+        let out = self.queue.get_mut(index)?;
         let symbol = out.next_symbol;
         let start = usize::from(symbol) * out.symbol_size;
         let chunk = out.data.get(start..start + out.symbol_size)?;
@@ -466,7 +497,7 @@ impl Sender {
             self.stats.repair_symbols += 1;
         }
         out.next_symbol += 1;
-        if out.next_symbol == out.source_count + out.repair_count {
+        while self.queue.front().is_some_and(Outgoing::finished) {
             if let Some(done) = self.queue.pop_front() {
                 for (id, next) in done.positions {
                     if let Some(s) = self.streams.get_mut(usize::from(id)) {

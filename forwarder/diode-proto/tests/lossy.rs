@@ -139,6 +139,19 @@ struct Outcome {
 }
 
 fn run(seed: u64, n: u64, repair_percent: u32, imp: Impairments) -> Outcome {
+    run_opts(seed, n, repair_percent, 1, 512, imp)
+}
+
+/// `interleave_blocks` as in the sender config; the sender transmits after every
+/// `push_per_step` records (a large value lets blocks queue up, as on a busy link).
+fn run_opts(
+    seed: u64,
+    n: u64,
+    repair_percent: u32,
+    interleave_blocks: usize,
+    push_per_step: u64,
+    imp: Impairments,
+) -> Outcome {
     let start = Instant::now();
     let mut now = start;
     let mut tx = Sender::new(
@@ -156,6 +169,7 @@ fn run(seed: u64, n: u64, repair_percent: u32, imp: Impairments) -> Outcome {
             fingerprint: 1,
             max_queued_blocks: 1 << 20,
             repair_percent,
+            interleave_blocks,
         },
         now,
     )
@@ -210,7 +224,7 @@ fn run(seed: u64, n: u64, repair_percent: u32, imp: Impairments) -> Outcome {
         let seq = o.sent[s];
         assert_eq!(tx.push(now, streams[s], &record(s, seq)).unwrap(), seq);
         o.sent[s] += 1;
-        if i % 512 == 0 {
+        if i % push_per_step == 0 {
             now += Duration::from_millis(1);
             step(
                 &mut tx, &mut rx, &mut now, &mut o, &mut link, &mut wire, false,
@@ -397,4 +411,24 @@ fn without_fec_a_single_loss_costs_its_block_and_with_fec_it_does_not() {
     assert_exact(&with);
     assert!(lost(&without) > 0);
     assert_eq!(lost(&with), 0);
+}
+
+#[test]
+fn interleaving_spreads_burst_loss_over_several_blocks_repair_budgets() {
+    // Bursts of about 10 datagrams (Gilbert-Elliott), blocks queued 16 deep, 20 % repair.
+    let imp = Impairments {
+        burst: Some((0.002, 0.1, 1.0)),
+        ..Impairments::default()
+    };
+    let plain = run_opts(11, 300_000, 20, 1, 20_000, imp);
+    let interleaved = run_opts(11, 300_000, 20, 8, 20_000, imp);
+    assert_exact(&plain);
+    assert_exact(&interleaved);
+    assert!(
+        lost(&plain) > lost(&interleaved),
+        "interleaving must help: {} lost plain, {} interleaved",
+        lost(&plain),
+        lost(&interleaved)
+    );
+    assert_eq!(lost(&interleaved), 0, "{}", interleaved.stats);
 }

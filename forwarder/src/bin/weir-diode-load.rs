@@ -406,6 +406,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
             fingerprint: fingerprint(o),
             max_queued_blocks: 8,
             repair_percent: o.fec_percent,
+            interleave_blocks: 1,
         },
         Instant::now(),
     )

@@ -116,6 +116,8 @@ pub struct TxConfig {
     pub send_buffer_bytes: usize,
     /// FEC repair symbols per block, percent of its source symbols (0: off).
     pub fec_repair_percent: u32,
+    /// Interleave the symbols of up to this many queued blocks (1: off).
+    pub fec_interleave_blocks: usize,
     /// Send runs of equal-sized datagrams with UDP GSO.
     pub segmentation_offload: bool,
     /// Inputs.
@@ -341,6 +343,12 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             t.link_rate_bits_per_second
         );
     }
+    if !(1..=64).contains(&t.fec_interleave_blocks) {
+        bail!(
+            "tx.fec_interleave_blocks: {} is not between 1 and 64",
+            t.fec_interleave_blocks
+        );
+    }
     if t.fec_repair_percent > 400 {
         bail!(
             "tx.fec_repair_percent: {} is above 400",
@@ -361,6 +369,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         queue_events: t.queue_events,
         send_buffer_bytes: t.send_buffer_bytes,
         fec_repair_percent: t.fec_repair_percent,
+        fec_interleave_blocks: t.fec_interleave_blocks,
         segmentation_offload: t.segmentation_offload,
         sources,
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,

@@ -135,6 +135,9 @@ pub struct Tx {
     /// FEC repair symbols per block, percent of its source symbols.
     #[serde(default = "default_repair")]
     pub fec_repair_percent: u32,
+    /// Interleave symbols of this many queued blocks.
+    #[serde(default = "default_interleave")]
+    pub fec_interleave_blocks: usize,
     /// UDP segmentation offload (GSO) for runs of equal-sized datagrams.
     #[serde(default = "default_true")]
     pub segmentation_offload: bool,
@@ -280,6 +283,10 @@ fn default_sndbuf() -> usize {
 fn default_repair() -> u32 {
     10
 }
+fn default_interleave() -> usize {
+    1
+}
+
 fn default_rcvbuf() -> usize {
     32 * 1024 * 1024
 }
