@@ -125,6 +125,10 @@ pub struct DiskQueue {
     total_bytes: u64,
     /// Ends of records read and not yet acknowledged, oldest first.
     inflight: VecDeque<Position>,
+    /// Records appended and not yet read (for batching decisions).
+    unread_records: u64,
+    /// Their bytes (approximate after a rewind).
+    unread_bytes: u64,
 }
 
 /// A summary for `weir buffer inspect` and metrics.
@@ -157,6 +161,8 @@ impl DiskQueue {
             damage: Damage::default(),
             total_bytes: 0,
             inflight: VecDeque::new(),
+            unread_records: 0,
+            unread_bytes: 0,
         };
         let mut numbers: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -232,6 +238,8 @@ impl DiskQueue {
             },
         };
         q.read = q.ack;
+        q.unread_records = q.records();
+        q.unread_bytes = q.total_bytes;
         Ok(q)
     }
 
@@ -278,6 +286,8 @@ impl DiskQueue {
                 seg.records += 1;
             }
         }
+        self.unread_records += 1;
+        self.unread_bytes += data.len() as u64;
         if self.pending.len() >= 256 * 1024 {
             self.flush()?;
         }
@@ -344,7 +354,16 @@ impl DiskQueue {
         }
         let bytes = seg.bytes;
         self.segments.remove(&n);
+        let before = self.inflight.len();
         self.inflight.retain(|p| p.segment != n);
+        let read_in_segment = (before - self.inflight.len()) as u64;
+        let unread_lost = if self.read.segment > n {
+            0
+        } else {
+            lost.saturating_sub(read_in_segment)
+        };
+        self.unread_records = self.unread_records.saturating_sub(unread_lost);
+        self.unread_bytes = self.unread_bytes.saturating_sub(bytes);
         fs::remove_file(self.segment_path(n))?;
         self.total_bytes -= bytes;
         let next = Position {
@@ -470,6 +489,10 @@ impl DiskQueue {
                 break;
             }
         }
+        self.unread_records = self.unread_records.saturating_sub(out.len() as u64);
+        self.unread_bytes = self
+            .unread_bytes
+            .saturating_sub(out.iter().map(|r| r.data.len() as u64).sum());
         Ok(out)
     }
 
@@ -508,6 +531,18 @@ impl DiskQueue {
     pub fn rewind(&mut self) {
         self.read = self.ack;
         self.inflight.clear();
+        self.unread_records = self.records();
+        self.unread_bytes = self.bytes();
+    }
+
+    /// Records appended and not yet read.
+    pub fn unread_records(&self) -> u64 {
+        self.unread_records
+    }
+
+    /// About the bytes of those records.
+    pub fn unread_bytes(&self) -> u64 {
+        self.unread_bytes
     }
 
     /// True when nothing is left to read.

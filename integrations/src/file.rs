@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use weir_schemas::Event;
 
-use crate::{encode_ndjson, Sink, SinkError};
+use crate::{encode_ndjson, LocalSink, SinkError};
 
 /// File sink settings.
 #[derive(Clone, Debug)]
@@ -92,7 +92,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-impl Sink for FileSink {
+impl LocalSink for FileSink {
     fn name(&self) -> &str {
         &self.name
     }

@@ -8,8 +8,13 @@ buffers, build on the same trait.
 */
 
 pub mod buffer;
+pub mod driver;
+pub mod envelope;
 pub mod file;
+pub mod hec;
 pub mod stdout;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use weir_schemas::Event;
 
@@ -28,8 +33,9 @@ pub enum SinkError {
     },
 }
 
-/// A destination for events.
-pub trait Sink: Send {
+/// A local output (file, stdout), written directly by the receiver's sink thread. SIEMs go
+/// through [`driver::Sink`] and a disk buffer instead.
+pub trait LocalSink: Send {
     /// The sink's configured name (for logs and metrics).
     fn name(&self) -> &str;
     /// Write a batch. On error nothing of the batch may be assumed written.

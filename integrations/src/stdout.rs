@@ -4,7 +4,7 @@ use std::io::Write;
 
 use weir_schemas::Event;
 
-use crate::{encode_ndjson, Sink, SinkError};
+use crate::{encode_ndjson, LocalSink, SinkError};
 
 /// Writes one JSON event per line to stdout.
 #[derive(Debug, Default)]
@@ -23,7 +23,7 @@ impl StdoutSink {
     }
 }
 
-impl Sink for StdoutSink {
+impl LocalSink for StdoutSink {
     fn name(&self) -> &str {
         &self.name
     }

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use weir_diode_proto::{Gap, Output, Receiver, ReceiverConfig};
 use weir_integrations::file::FileSink;
 use weir_integrations::stdout::StdoutSink;
-use weir_integrations::Sink;
+use weir_integrations::LocalSink;
 use weir_schemas::{Event, EventClass};
 
 use crate::config::{ClassFilter, RxConfig, SinkConfig};
@@ -95,7 +95,7 @@ impl RxHandle {
 
 /// Open the sinks, bind the diode socket and start.
 pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
-    let mut sinks: Vec<(Box<dyn Sink>, ClassFilter)> = Vec::new();
+    let mut sinks: Vec<(Box<dyn LocalSink>, ClassFilter)> = Vec::new();
     for s in &cfg.sinks {
         match s {
             SinkConfig::File {
@@ -157,7 +157,7 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
 
 fn sink_stage(
     work: WorkQueue<Work>,
-    mut sinks: Vec<(Box<dyn Sink>, ClassFilter)>,
+    mut sinks: Vec<(Box<dyn LocalSink>, ClassFilter)>,
     stats: &RxStats,
     budget: &QueueBudget,
 ) {
@@ -210,7 +210,7 @@ fn sink_stage(
     flush(&mut sinks, stats);
 }
 
-fn flush(sinks: &mut [(Box<dyn Sink>, ClassFilter)], stats: &RxStats) {
+fn flush(sinks: &mut [(Box<dyn LocalSink>, ClassFilter)], stats: &RxStats) {
     for (sink, _) in sinks.iter_mut() {
         if let Err(err) = sink.flush() {
             stats.sink_errors.inc();

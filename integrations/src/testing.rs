@@ -1,0 +1,245 @@
+/*!
+In-process SIEM models for the test suites (feature `testing`). No real Splunk can be installed
+here, so this models the documented behaviour of the Splunk HTTP Event Collector:
+
+* Splunk docs, "HTTP Event Collector REST API endpoints": `POST /services/collector/event`
+  (concatenated JSON event objects), `POST /services/collector/raw` (one event per line),
+  `GET /services/collector/health` (`{"text":"HEC is healthy","code":17}`), `POST
+  /services/collector/ack` (`{"acks":[id..]}` → `{"acks":{"id":true}}`).
+* "Troubleshoot HTTP Event Collector", status codes: missing token 401 code 2, malformed
+  authorization 401 code 3, unknown token 403 code 4, `Invalid data format` 400 code 6 with
+  `invalid-event-number`, `Event field is required` 400 code 12, `Event field cannot be blank`
+  400 code 13, `Server is busy` 503 code 9; success `{"text":"Success","code":0}`.
+* Events are processed in order; the events before an invalid one are indexed, the rest of the
+  request is not (the behaviour Splunk's error reply describes by naming the failing event).
+* With a request channel, a successful answer carries an `ackId`.
+* `Content-Encoding: gzip` bodies.
+
+Injectable faults: answer 503 (code 9) until a given instant; treat events whose text contains
+a marker as invalid (code 6).
+*/
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+/// What the model HEC holds and how it misbehaves.
+#[derive(Debug, Default)]
+pub struct HecState {
+    /// Indexed events: the whole HEC event object (`time`, `host`, ..., `event`).
+    pub events: Vec<Value>,
+    /// Lines received on the raw endpoint.
+    pub raw: Vec<String>,
+    /// Requests answered, by status.
+    pub answers: Vec<u16>,
+    /// Answer 503 code 9 until then.
+    pub busy_until: Option<Instant>,
+    /// Events whose serialised `event` contains this are invalid (400 code 6).
+    pub reject_marker: Option<String>,
+    /// Next ackId.
+    next_ack: u64,
+}
+
+/// A running model HEC.
+#[derive(Clone)]
+pub struct HecServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<Mutex<HecState>>,
+    token: Arc<str>,
+}
+
+impl HecServer {
+    /// Listen on a free loopback port (inside the current tokio runtime) with `token`.
+    pub async fn start(token: &str) -> std::io::Result<HecServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = HecServer {
+            addr: listener.local_addr()?,
+            state: Arc::new(Mutex::new(HecState::default())),
+            token: Arc::from(token),
+        };
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let s = s.clone();
+                        async move { Ok::<_, Infallible>(s.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let auth = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let gzip = parts
+            .headers
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        let channel = parts.headers.contains_key("x-splunk-request-channel");
+        let bytes = match body.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return self.answer(400, json!({"text":"Invalid data format","code":6})),
+        };
+        if path == "/services/collector/health" {
+            return self.answer(200, json!({"text":"HEC is healthy","code":17}));
+        }
+        match auth.as_deref() {
+            None => return self.answer(401, json!({"text":"Token is required","code":2})),
+            Some(a) if !a.starts_with("Splunk ") => {
+                return self.answer(401, json!({"text":"Invalid authorization","code":3}))
+            }
+            Some(a) if a["Splunk ".len()..] != *self.token => {
+                return self.answer(403, json!({"text":"Invalid token","code":4}))
+            }
+            _ => {}
+        }
+        let body = if gzip {
+            let mut out = Vec::new();
+            if flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                return self.answer(400, json!({"text":"Invalid data format","code":6}));
+            }
+            out
+        } else {
+            bytes.to_vec()
+        };
+        if path == "/services/collector/ack" {
+            let ids: Vec<u64> = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["acks"].as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Value::as_u64)
+                .collect();
+            let acks: serde_json::Map<String, Value> = ids
+                .iter()
+                .map(|i| (i.to_string(), Value::Bool(true)))
+                .collect();
+            return self.answer(200, json!({ "acks": acks }));
+        }
+        let busy = self
+            .state
+            .lock()
+            .map(|s| s.busy_until.is_some_and(|t| Instant::now() < t))
+            .unwrap_or(false);
+        if busy {
+            return self.answer(503, json!({"text":"Server is busy","code":9}));
+        }
+        match path.as_str() {
+            "/services/collector/event" | "/services/collector" => self.events(&body, channel),
+            "/services/collector/raw" => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if let Ok(mut s) = self.state.lock() {
+                    s.raw.extend(text.lines().map(str::to_owned));
+                }
+                self.success(channel)
+            }
+            _ => self.answer(
+                404,
+                json!({"text":"The requested URL was not found on this server.","code":404}),
+            ),
+        }
+    }
+
+    fn events(&self, body: &[u8], channel: bool) -> Response<Full<Bytes>> {
+        let marker = self.state.lock().ok().and_then(|s| s.reject_marker.clone());
+        let mut accepted = Vec::new();
+        let mut failure = None;
+        for (n, item) in serde_json::Deserializer::from_slice(body)
+            .into_iter::<Value>()
+            .enumerate()
+        {
+            let Ok(v) = item else {
+                failure = Some((n, 6, "Invalid data format"));
+                break;
+            };
+            match v.get("event") {
+                None => {
+                    failure = Some((n, 12, "Event field is required"));
+                    break;
+                }
+                Some(Value::String(s)) if s.is_empty() => {
+                    failure = Some((n, 13, "Event field cannot be blank"));
+                    break;
+                }
+                Some(e) => {
+                    if marker
+                        .as_ref()
+                        .is_some_and(|m| e.to_string().contains(m.as_str()))
+                    {
+                        failure = Some((n, 6, "Invalid data format"));
+                        break;
+                    }
+                }
+            }
+            accepted.push(v);
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.events.extend(accepted);
+        }
+        match failure {
+            Some((n, code, text)) => self.answer(
+                400,
+                json!({"text": text, "code": code, "invalid-event-number": n}),
+            ),
+            None => self.success(channel),
+        }
+    }
+
+    fn success(&self, channel: bool) -> Response<Full<Bytes>> {
+        if channel {
+            let id = self
+                .state
+                .lock()
+                .map(|mut s| {
+                    s.next_ack += 1;
+                    s.next_ack - 1
+                })
+                .unwrap_or(0);
+            return self.answer(200, json!({"text":"Success","code":0,"ackId":id}));
+        }
+        self.answer(200, json!({"text":"Success","code":0}))
+    }
+
+    fn answer(&self, status: u16, body: Value) -> Response<Full<Bytes>> {
+        if let Ok(mut s) = self.state.lock() {
+            s.answers.push(status);
+        }
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+        r.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+}
