@@ -52,4 +52,20 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         key_id: u16,
     },
+    /// Look at a disk buffer or spool (read-only; safe while weir runs).
+    Buffer {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: BufferAction,
+    },
+}
+
+/// `weir buffer ...`.
+#[derive(Debug, Subcommand)]
+pub enum BufferAction {
+    /// Segments, records waiting, damage and the oldest waiting event's age.
+    Inspect {
+        /// The buffer directory (a sink's `buffer.path`, or the agent's `spool.path`).
+        dir: PathBuf,
+    },
 }

@@ -30,6 +30,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tx { config } => runtime()?.block_on(serve(&config, true)),
         Command::Rx { config } => runtime()?.block_on(serve(&config, false)),
         Command::Demo { dir, repeat } => runtime()?.block_on(demo::run(&dir, repeat)),
+        Command::Buffer {
+            action: cli::BufferAction::Inspect { dir },
+        } => inspect_buffer(&dir),
     }
 }
 
@@ -59,6 +62,39 @@ fn validate(path: &std::path::Path) -> Result<ExitCode> {
             c.diode.fingerprint()
         ),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect_buffer(dir: &std::path::Path) -> Result<ExitCode> {
+    let (s, ack) = weir_integrations::buffer::DiskQueue::inspect(dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
+    let now = telemetry::unix_ms();
+    let age = s
+        .oldest_unix_ms
+        .map(|t| now.saturating_sub(t) as f64 / 1000.0);
+    let report = serde_json::json!({
+        "path": dir.display().to_string(),
+        "segments": s.segments,
+        "records": s.records,
+        "bytes": s.bytes,
+        "oldest_event_age_seconds": age,
+        "ack": { "segment": ack.segment, "offset": ack.offset },
+        "corrupt_records": s.damage.corrupt_records,
+        "corrupt_bytes": s.damage.corrupt_bytes,
+        "torn_tail_bytes": s.damage.torn_tail_bytes,
+    });
+    println!("{report}");
+    eprintln!(
+        "{}: {} segment(s), {} record(s) waiting in {} bytes{}; damage: {} corrupt record(s) ({} bytes), {} torn tail bytes",
+        dir.display(),
+        s.segments,
+        s.records,
+        s.bytes,
+        age.map_or(String::new(), |a| format!(", oldest waiting {a:.1} s")),
+        s.damage.corrupt_records,
+        s.damage.corrupt_bytes,
+        s.damage.torn_tail_bytes
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -160,6 +160,32 @@ pub fn render(summary: &Value) -> String {
             Value::Number(n) => {
                 let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {n}");
             }
+            Value::Object(series) if series.values().any(Value::is_object) => {
+                // `{"sink": {"NAME": {"events_sent_total": n, ..}}}` →
+                // `weir_sink_events_sent_total{sink="NAME"} n`
+                let mut names: Vec<&String> = series
+                    .values()
+                    .filter_map(Value::as_object)
+                    .flat_map(|o| o.keys())
+                    .collect();
+                names.sort();
+                names.dedup();
+                for sub in names {
+                    let metric = format!("weir_{key}_{sub}");
+                    let kind = if sub.ends_with("_total") {
+                        "counter"
+                    } else {
+                        "gauge"
+                    };
+                    let _ = writeln!(out, "# TYPE {metric} {kind}");
+                    for (label_value, obj) in series {
+                        if let Some(n) = obj.get(sub).and_then(Value::as_u64) {
+                            let _ =
+                                writeln!(out, "{metric}{{{key}=\"{}\"}} {n}", escape(label_value));
+                        }
+                    }
+                }
+            }
             Value::Object(series) => {
                 let label = if key.contains("dropped") || key.contains("rejected") {
                     "reason"
@@ -198,12 +224,15 @@ mod tests {
             "events_sent_total": {"syslog": 10, "weir": 2},
             "events_dropped_total": {"queue_full": 0},
             "sink_queue_bytes": 512,
+            "sink": {"splunk": {"events_sent_total": 7, "buffer_records": 1}},
         }));
         assert_eq!(
             text,
             "# TYPE weir_diode_gaps_total counter\nweir_diode_gaps_total 3\n\
              # TYPE weir_events_dropped_total counter\nweir_events_dropped_total{reason=\"queue_full\"} 0\n\
              # TYPE weir_events_sent_total counter\nweir_events_sent_total{class=\"syslog\"} 10\nweir_events_sent_total{class=\"weir\"} 2\n\
+             # TYPE weir_sink_buffer_records gauge\nweir_sink_buffer_records{sink=\"splunk\"} 1\n\
+             # TYPE weir_sink_events_sent_total counter\nweir_sink_events_sent_total{sink=\"splunk\"} 7\n\
              # TYPE weir_sink_queue_bytes gauge\nweir_sink_queue_bytes 512\n"
         );
     }

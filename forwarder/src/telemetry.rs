@@ -198,6 +198,8 @@ pub struct RxStats {
     pub sink_queue_bytes: Counter,
     /// Gauge: when the last datagram arrived (Unix ms; 0: never).
     pub last_datagram_unix_ms: Counter,
+    /// The SIEM outputs (their own counters).
+    pub siem: std::sync::Mutex<Vec<std::sync::Arc<crate::pipeline::siem::SiemOutput>>>,
 }
 
 impl RxStats {
@@ -235,6 +237,11 @@ impl RxStats {
             "sink_errors_total": self.sink_errors.get(),
             "sink_queue_bytes": self.sink_queue_bytes.get(),
             "diode_last_datagram_unix_ms": self.last_datagram_unix_ms.get(),
+            "sink": self
+                .siem
+                .lock()
+                .map(|o| crate::pipeline::siem::summary(&o))
+                .unwrap_or_default(),
         })
     }
 }

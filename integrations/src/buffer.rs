@@ -150,6 +150,36 @@ impl DiskQueue {
     /// Open (or create) the queue in `dir`, checking every record.
     pub fn open(dir: &Path, cfg: Config) -> io::Result<DiskQueue> {
         fs::create_dir_all(dir)?;
+        DiskQueue::open_inner(dir, cfg, true)
+    }
+
+    /// Check the queue in `dir` without changing anything (no repair, no deletion): for
+    /// `weir buffer inspect`, also while the receiver runs.
+    pub fn inspect(dir: &Path) -> io::Result<(Summary, Position)> {
+        if !dir.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        let cfg = Config {
+            max_bytes: u64::MAX,
+            segment_bytes: u64::MAX,
+            overflow: Overflow::DropNewest,
+        };
+        let q = DiskQueue::open_inner(dir, cfg, false)?;
+        let ack = q.ack;
+        let summary = Summary {
+            segments: q.segments.len(),
+            records: q.records(),
+            bytes: q.bytes(),
+            oldest_unix_ms: q.oldest_unacked()?,
+            damage: q.damage.clone(),
+        };
+        Ok((summary, ack))
+    }
+
+    fn open_inner(dir: &Path, cfg: Config, repair: bool) -> io::Result<DiskQueue> {
         let mut q = DiskQueue {
             dir: dir.to_path_buf(),
             cfg,
@@ -177,7 +207,9 @@ impl DiskQueue {
         for n in numbers {
             if n < q.ack.segment {
                 // Wholly acknowledged; a crash came between the ack and the delete.
-                let _ = fs::remove_file(q.segment_path(n));
+                if repair {
+                    let _ = fs::remove_file(q.segment_path(n));
+                }
                 continue;
             }
             let path = q.segment_path(n);
@@ -214,8 +246,10 @@ impl DiskQueue {
                 if Some(n) == last {
                     // A torn append: cut it so new records follow the last good one.
                     q.damage.torn_tail_bytes += (data.len() - valid_end) as u64;
-                    let f = OpenOptions::new().write(true).open(&path)?;
-                    f.set_len(valid_end as u64)?;
+                    if repair {
+                        let f = OpenOptions::new().write(true).open(&path)?;
+                        f.set_len(valid_end as u64)?;
+                    }
                     seg.bytes = valid_end as u64;
                 } else {
                     q.damage.corrupt_records += 1;
@@ -604,7 +638,8 @@ impl DiskQueue {
 }
 
 impl Drop for DiskQueue {
-    /// Appended records reach the file even if the owner forgot to flush.
+    /// Appended records reach the file even if the owner forgot to flush (an inspected queue
+    /// never has any).
     fn drop(&mut self) {
         let _ = self.flush();
     }

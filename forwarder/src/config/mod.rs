@@ -150,6 +150,32 @@ pub enum SinkConfig {
         /// Classes routed to it.
         classes: ClassFilter,
     },
+    /// A SIEM behind the shared driver and a disk buffer.
+    Siem(Box<SiemSink>),
+}
+
+/// A SIEM sink's settings.
+#[derive(Clone, Debug)]
+pub struct SiemSink {
+    /// Sink name.
+    pub name: String,
+    /// Classes routed to it.
+    pub classes: ClassFilter,
+    /// Batching, retries, concurrency, dead-letter file.
+    pub driver: weir_integrations::driver::DriverConfig,
+    /// Its disk buffer's directory.
+    pub buffer_path: PathBuf,
+    /// Its disk buffer's bounds.
+    pub buffer: weir_integrations::buffer::Config,
+    /// Which SIEM.
+    pub kind: SiemKind,
+}
+
+/// Which SIEM, with its own settings.
+#[derive(Clone, Debug)]
+pub enum SiemKind {
+    /// Splunk HTTP Event Collector.
+    SplunkHec(weir_integrations::hec::HecConfig),
 }
 
 impl SinkConfig {
@@ -157,6 +183,7 @@ impl SinkConfig {
     pub fn classes(&self) -> &ClassFilter {
         match self {
             SinkConfig::File { classes, .. } | SinkConfig::Stdout { classes, .. } => classes,
+            SinkConfig::Siem(s) => &s.classes,
         }
     }
 }
@@ -399,12 +426,149 @@ fn spool(s: raw::Spool, base: &Path) -> Result<crate::spool::SpoolConfig> {
     })
 }
 
+fn driver_config(
+    b: &raw::Batch,
+    what: &str,
+    dead_letter: PathBuf,
+) -> Result<weir_integrations::driver::DriverConfig> {
+    let d = weir_integrations::driver::DriverConfig::default();
+    let c = weir_integrations::driver::DriverConfig {
+        max_events: b.max_events.unwrap_or(d.max_events),
+        max_bytes: b.max_bytes.unwrap_or(d.max_bytes),
+        max_age: b
+            .max_age_milliseconds
+            .map_or(d.max_age, Duration::from_millis),
+        concurrency: b.concurrency.unwrap_or(d.concurrency),
+        dead_letter: Some(dead_letter),
+        ..d
+    };
+    if c.max_events == 0 || c.concurrency == 0 || c.concurrency > 64 {
+        bail!("{what}.batch: max_events must be at least 1 and concurrency between 1 and 64");
+    }
+    Ok(c)
+}
+
+fn sink_buffer(
+    b: &raw::SinkBuffer,
+    what: &str,
+    default_path: PathBuf,
+    base: &Path,
+) -> Result<(PathBuf, weir_integrations::buffer::Config)> {
+    use weir_integrations::buffer::{Config as BufferConfig, Overflow};
+    let overflow = match b.overflow.as_deref().unwrap_or("drop_oldest") {
+        "drop_oldest" => Overflow::DropOldest,
+        "drop_newest" => Overflow::DropNewest,
+        other => {
+            bail!("{what}.buffer.overflow: {other:?} is not \"drop_oldest\" or \"drop_newest\"")
+        }
+    };
+    let max_bytes = b.max_bytes.unwrap_or(1 << 30);
+    if max_bytes < 1 << 20 {
+        bail!("{what}.buffer.max_bytes: {max_bytes} is below 1 MiB");
+    }
+    let path = b.path.as_deref().map_or(default_path, |p| resolve(base, p));
+    Ok((
+        path,
+        BufferConfig {
+            max_bytes,
+            segment_bytes: (max_bytes / 16).clamp(64 << 10, 64 << 20),
+            overflow,
+        },
+    ))
+}
+
+fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<SiemSink> {
+    use weir_integrations::hec::{Endpoint, HecConfig, Metadata};
+    let name = h.name.unwrap_or_else(|| format!("sink-{i}"));
+    let what = format!("sinks.{name}");
+    let token = weir_integrations::hec::read_token(&resolve(base, &h.token_file))
+        .map_err(|e| anyhow::anyhow!("{what}.token_file: {e}"))?;
+    let kind = match h.endpoint_kind.as_str() {
+        "event" => Endpoint::Event,
+        "raw" => Endpoint::Raw,
+        other => bail!("{what}.endpoint_kind: {other:?} is not \"event\" or \"raw\""),
+    };
+    let gzip = match h.compression.as_str() {
+        "gzip" => true,
+        "none" => false,
+        other => bail!("{what}.compression: {other:?} is not \"gzip\" or \"none\""),
+    };
+    if !(h.endpoint.starts_with("http://") || h.endpoint.starts_with("https://")) {
+        bail!(
+            "{what}.endpoint: {:?} is not an http:// or https:// URL",
+            h.endpoint
+        );
+    }
+    let default = Metadata {
+        index: h.index.clone().unwrap_or_default(),
+        sourcetype: h
+            .sourcetype
+            .clone()
+            .unwrap_or_else(|| "weir:{class}".into()),
+        source: h.source.clone().unwrap_or_else(|| "weir:{agent}".into()),
+        host: h.host.clone().unwrap_or_default(),
+    };
+    let mut metadata = vec![("*".to_owned(), default.clone())];
+    for (class, m) in &h.class_metadata {
+        if !EventClass::ALL.iter().any(|c| c.as_str() == class) {
+            bail!("{what}.class_metadata: unknown event class {class:?}");
+        }
+        metadata.insert(
+            0,
+            (
+                class.clone(),
+                Metadata {
+                    index: m.index.clone().unwrap_or_else(|| default.index.clone()),
+                    sourcetype: m
+                        .sourcetype
+                        .clone()
+                        .unwrap_or_else(|| default.sourcetype.clone()),
+                    source: m.source.clone().unwrap_or_else(|| default.source.clone()),
+                    host: m.host.clone().unwrap_or_else(|| default.host.clone()),
+                },
+            ),
+        );
+    }
+    let dead = h.dead_letter_path.as_deref().map_or_else(
+        || state_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        |p| resolve(base, p),
+    );
+    let driver = driver_config(&h.batch, &what, dead)?;
+    let (buffer_path, buffer) = sink_buffer(
+        &h.buffer,
+        &what,
+        state_dir.join("buffers").join(&name),
+        base,
+    )?;
+    Ok(SiemSink {
+        classes: classes(h.classes)?,
+        driver,
+        buffer_path,
+        buffer,
+        kind: SiemKind::SplunkHec(HecConfig {
+            name: name.clone(),
+            endpoint: h.endpoint,
+            token,
+            kind,
+            gzip,
+            metadata,
+            indexed_fields: h.indexed_fields,
+            ack: h.acknowledgements,
+            ack_timeout: Duration::from_secs(h.ack_timeout_seconds.max(1)),
+            ca_file: h.ca_file.as_deref().map(|p| resolve(base, p)),
+            timeout: Duration::from_secs(h.timeout_seconds.max(1)),
+        }),
+        name,
+    })
+}
+
 fn metrics_listen(m: Option<&raw::Metrics>) -> Result<Option<SocketAddr>> {
     m.map(|m| address("metrics.listen", &m.listen)).transpose()
 }
 
 fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
     let r = raw.rx;
+    let state_dir = resolve(base, &r.state_dir);
     let mut sinks = Vec::new();
     for (i, s) in raw.sinks.into_iter().enumerate() {
         sinks.push(match s {
@@ -421,6 +585,9 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
                 name: s.name.unwrap_or_else(|| format!("sink-{i}")),
                 classes: classes(s.classes)?,
             },
+            raw::Sink::SplunkHec(h) => {
+                SinkConfig::Siem(Box::new(hec_sink(*h, i, base, &state_dir)?))
+            }
         });
     }
     if sinks.is_empty() {

@@ -149,6 +149,9 @@ pub struct Tx {
 pub struct Rx {
     /// Listen address.
     pub listen: String,
+    /// Buffers and dead-letter files live under it.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
     /// SO_RCVBUF.
     #[serde(default = "default_rcvbuf")]
     pub receive_buffer_bytes: usize,
@@ -217,6 +220,121 @@ pub enum Sink {
     File(FileSink),
     /// `type = "stdout"`.
     Stdout(StdoutSink),
+    /// `type = "splunk_hec"`.
+    SplunkHec(Box<HecSink>),
+}
+
+/// Batching and concurrency, shared by the SIEM sinks (`[sinks.batch]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Most events per request.
+    pub max_events: Option<usize>,
+    /// About the most bytes per request.
+    pub max_bytes: Option<usize>,
+    /// Longest a partial batch waits.
+    pub max_age_milliseconds: Option<u64>,
+    /// Requests in flight.
+    pub concurrency: Option<usize>,
+}
+
+/// A SIEM sink's disk buffer (`[sinks.buffer]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkBuffer {
+    /// Directory (default: `STATE_DIR/buffers/NAME`).
+    pub path: Option<String>,
+    /// Most bytes on disk.
+    pub max_bytes: Option<u64>,
+    /// `drop_oldest` or `drop_newest`.
+    pub overflow: Option<String>,
+}
+
+/// Splunk metadata (`index`, `sourcetype`, `source`, `host`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecMetadata {
+    /// `index`.
+    pub index: Option<String>,
+    /// `sourcetype`.
+    pub sourcetype: Option<String>,
+    /// `source`.
+    pub source: Option<String>,
+    /// `host`.
+    pub host: Option<String>,
+}
+
+/// Splunk HEC sink keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecSink {
+    /// Sink name.
+    pub name: Option<String>,
+    /// Event classes routed here (default: all).
+    pub classes: Option<Vec<String>>,
+    /// `https://host:8088`.
+    pub endpoint: String,
+    /// File holding the token.
+    pub token_file: String,
+    /// `event` or `raw`.
+    #[serde(default = "default_hec_kind")]
+    pub endpoint_kind: String,
+    /// `gzip` or `none`.
+    #[serde(default = "default_gzip")]
+    pub compression: String,
+    /// Indexed fields.
+    #[serde(default = "default_true")]
+    pub indexed_fields: bool,
+    /// Indexer acknowledgement.
+    #[serde(default)]
+    pub acknowledgements: bool,
+    /// Acknowledgement wait.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout_seconds: u64,
+    /// CA certificate (PEM).
+    pub ca_file: Option<String>,
+    /// Request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub timeout_seconds: u64,
+    /// Dead-letter file (default: `STATE_DIR/dead-letter/NAME.ndjson`).
+    pub dead_letter_path: Option<String>,
+    /// Default `index`.
+    pub index: Option<String>,
+    /// Default `sourcetype` (default `weir:{class}`).
+    pub sourcetype: Option<String>,
+    /// Default `source` (default `weir:{agent}`).
+    pub source: Option<String>,
+    /// Default `host` (default: the event's host).
+    pub host: Option<String>,
+    /// Metadata by event class.
+    #[serde(default)]
+    pub class_metadata: std::collections::BTreeMap<String, HecMetadata>,
+    /// `[sinks.batch]`.
+    #[serde(default)]
+    pub batch: Batch,
+    /// `[sinks.buffer]`.
+    #[serde(default)]
+    pub buffer: SinkBuffer,
+}
+
+fn default_state_dir() -> String {
+    "/var/lib/weir".into()
+}
+
+fn default_hec_kind() -> String {
+    "event".into()
+}
+
+fn default_gzip() -> String {
+    "gzip".into()
+}
+
+fn default_ack_timeout() -> u64 {
+    60
+}
+
+fn default_request_timeout() -> u64 {
+    30
 }
 
 /// File sink keys.

@@ -20,7 +20,9 @@ use weir_schemas::{Event, EventClass};
 
 use crate::config::{ClassFilter, RxConfig, SinkConfig};
 use crate::diode;
+use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
+use weir_integrations::envelope::Envelope;
 
 /// What the diode task hands the sink thread.
 #[derive(Debug)]
@@ -77,6 +79,7 @@ pub struct RxHandle {
     cancel: CancellationToken,
     diode: JoinHandle<()>,
     sinks: std::thread::JoinHandle<()>,
+    siems: Siems,
 }
 
 impl RxHandle {
@@ -86,10 +89,14 @@ impl RxHandle {
         self.diode
             .await
             .map_err(|e| anyhow!("diode receiver task failed: {e}"))?;
-        tokio::task::spawn_blocking(move || self.sinks.join())
+        let sinks = self.sinks;
+        tokio::task::spawn_blocking(move || sinks.join())
             .await
             .map_err(|e| anyhow!("sink thread: {e}"))?
-            .map_err(|_| anyhow!("sink thread panicked"))
+            .map_err(|_| anyhow!("sink thread panicked"))?;
+        // SIEM buffers: a few seconds to deliver what is queued; the rest waits on disk.
+        self.siems.shutdown(Duration::from_secs(5)).await;
+        Ok(())
     }
 }
 
@@ -111,8 +118,18 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
             SinkConfig::Stdout { name, classes } => {
                 sinks.push((Box::new(StdoutSink::new(name)), classes.clone()))
             }
+            SinkConfig::Siem(_) => {}
         }
     }
+    let siem_cfgs: Vec<_> = cfg
+        .sinks
+        .iter()
+        .filter_map(|s| match s {
+            SinkConfig::Siem(s) => Some((**s).clone()),
+            _ => None,
+        })
+        .collect();
+    let siems = Siems::start(&siem_cfgs)?;
     let receiver = Receiver::new(ReceiverConfig {
         keys: std::iter::once(&cfg.diode.key)
             .chain(&cfg.additional_keys)
@@ -128,14 +145,18 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     let local_addr = socket.local_addr()?;
     let slot_len = diode::udp::receive_slot_len(&socket, cfg.receive_offload, cfg.diode.mtu_bytes);
     let stats = Arc::new(RxStats::default());
+    if let Ok(mut o) = stats.siem.lock() {
+        o.clone_from(&siems.outputs);
+    }
     let cancel = CancellationToken::new();
     let (work_tx, work_rx) = sync_channel(cfg.queue_blocks);
     let budget = Arc::new(QueueBudget::new(cfg.queue_max_bytes));
     let sink_stats = stats.clone();
     let sink_budget = budget.clone();
+    let outputs = siems.outputs.clone();
     let sinks = std::thread::Builder::new()
         .name("weir-sinks".into())
-        .spawn(move || sink_stage(work_rx, sinks, &sink_stats, &sink_budget))?;
+        .spawn(move || sink_stage(work_rx, sinks, &outputs, &sink_stats, &sink_budget))?;
     info!(message = "Receiver started.", listen = %local_addr, key_id = cfg.diode.key.id);
     let diode = tokio::spawn(diode::rx::run(
         receiver,
@@ -152,15 +173,18 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
         cancel,
         diode,
         sinks,
+        siems,
     })
 }
 
 fn sink_stage(
     work: WorkQueue<Work>,
     mut sinks: Vec<(Box<dyn LocalSink>, ClassFilter)>,
+    siems: &[Arc<SiemOutput>],
     stats: &RxStats,
     budget: &QueueBudget,
 ) {
+    let mut records: Vec<(EventClass, Vec<u8>)> = Vec::new();
     let mut batch: Vec<Event> = Vec::new();
     let mut routed: Vec<Event> = Vec::new();
     let mut dirty = false;
@@ -200,6 +224,16 @@ fn sink_stage(
             if let Err(err) = sink.write_batch(&routed) {
                 stats.sink_errors.add(routed.len() as u64);
                 error!(message = "Sink write failed; batch dropped.", sink = sink.name(), error = %err);
+            }
+        }
+        if !siems.is_empty() {
+            // One envelope record per event, shared by every SIEM that takes its class.
+            records.clear();
+            records.extend(batch.iter().map(|e| (e.class(), Envelope::record(e))));
+            let view: Vec<(EventClass, &[u8])> =
+                records.iter().map(|(c, r)| (*c, r.as_slice())).collect();
+            for siem in siems {
+                siem.append(&view);
             }
         }
         for e in &batch {
