@@ -13,11 +13,39 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use weir_integrations::testing::HecServer;
+use weir_integrations::testing::{EsServer, HecServer};
 
 const TOKEN: &str = "8c5b6e1a-0d3f-4c4e-9a57-2f1e6b0c9d11";
 
 fn rx_hec_config(dir: &Path, diode: u16, hec: &HecServer, metrics: u16) -> PathBuf {
+    rx_siem_config(dir, diode, hec, None, metrics)
+}
+
+fn rx_siem_config(
+    dir: &Path,
+    diode: u16,
+    hec: &HecServer,
+    es: Option<&EsServer>,
+    metrics: u16,
+) -> PathBuf {
+    let es = es.map_or(String::new(), |es| {
+        std::fs::write(dir.join("es.key"), "d2Vpcjpzb2MtYXBpLWtleQ==\n").unwrap();
+        format!(
+            r#"
+[[sinks]]
+type = "elasticsearch"
+name = "elastic"
+endpoint = "{}"
+namespace = "plant_a"
+api_key_file = "es.key"
+
+[sinks.batch]
+max_events = 1000
+max_age_milliseconds = 100
+"#,
+            es.url()
+        )
+    });
     std::fs::write(dir.join("hec.token"), format!("{TOKEN}\n")).unwrap();
     let text = format!(
         r#"{DIODE}
@@ -43,6 +71,7 @@ index = "weir_health"
 max_events = 1000
 max_age_milliseconds = 100
 
+{es}
 [metrics]
 listen = "127.0.0.1:{metrics}"
 "#,
@@ -101,12 +130,21 @@ fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 #[test]
-fn a_hundred_thousand_events_reach_splunk_exactly_once_through_an_outage() {
+fn a_hundred_thousand_events_reach_splunk_and_elasticsearch_exactly_once_through_outages() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hec = rt.block_on(HecServer::start(TOKEN)).unwrap();
+    let es = rt.block_on(EsServer::start()).unwrap();
+    {
+        let mut s = es.state.lock().unwrap();
+        s.throttle_a_third = true;
+        s.fail_requests = 5;
+    }
     let dir = workdir();
     let (diode, tcp, metrics) = (free_udp(), free_tcp(), free_tcp());
-    let rx = Proc::start(&["rx"], &rx_hec_config(dir.path(), diode, &hec, metrics));
+    let rx = Proc::start(
+        &["rx"],
+        &rx_siem_config(dir.path(), diode, &hec, Some(&es), metrics),
+    );
     let sources = format!(
         "[[sources]]\ntype = \"syslog_tcp\"\nname = \"rtu\"\naddress = \"127.0.0.1:{tcp}\"\n"
     );

@@ -9,6 +9,7 @@ buffers, build on the same trait.
 
 pub mod buffer;
 pub mod driver;
+pub mod elasticsearch;
 pub mod envelope;
 pub mod file;
 pub mod hec;

@@ -1,6 +1,10 @@
 /*!
-In-process SIEM models for the test suites (feature `testing`). No real Splunk can be installed
-here, so this models the documented behaviour of the Splunk HTTP Event Collector:
+In-process SIEM models for the test suites (feature `testing`).
+
+## [`HecServer`]
+
+No real Splunk can be installed here, so this models the documented behaviour of the Splunk
+HTTP Event Collector:
 
 * Splunk docs, "HTTP Event Collector REST API endpoints": `POST /services/collector/event`
   (concatenated JSON event objects), `POST /services/collector/raw` (one event per line),
@@ -241,5 +245,224 @@ impl HecServer {
             hyper::header::HeaderValue::from_static("application/json"),
         );
         r
+    }
+}
+
+/// What the model Elasticsearch holds and how it misbehaves.
+#[derive(Debug, Default)]
+pub struct EsState {
+    /// Stored documents by (index or data stream, `_id`).
+    pub docs: std::collections::HashMap<(String, String), Value>,
+    /// Item statuses answered, in order.
+    pub item_statuses: Vec<u16>,
+    /// Whole-request statuses answered.
+    pub answers: Vec<u16>,
+    /// Answer 429 to the first attempt of every third document.
+    pub throttle_a_third: bool,
+    /// Documents containing this are refused with a mapping error (400).
+    pub reject_marker: Option<String>,
+    /// Answer the next N bulk requests with 503.
+    pub fail_requests: u32,
+    seen: std::collections::HashSet<String>,
+    arrivals: u64,
+}
+
+/// A model Elasticsearch `_bulk` endpoint. It follows the Elasticsearch documentation:
+///
+/// * "Bulk API": NDJSON action/source pairs; `create` fails with 409
+///   `version_conflict_engine_exception` if the `_id` exists; per-item `status` and `error`
+///   with `errors: true` at the top; a malformed action line refuses the whole request (400);
+///   429 `es_rejected_execution_exception` when a write queue is full; gzip bodies.
+/// * "Data streams": a target named `logs-*-*` is a data stream; only `create` is allowed
+///   (400 otherwise) and every document needs `@timestamp` (400 otherwise).
+///
+/// `noida-db` (a real emulator) covers plain bulk and per-item errors; this model covers data
+/// streams, 429 and whole-request errors, which it lacks.
+#[derive(Clone)]
+pub struct EsServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<Mutex<EsState>>,
+}
+
+impl EsServer {
+    /// Listen on a free loopback port inside the current tokio runtime.
+    pub async fn start() -> std::io::Result<EsServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = EsServer {
+            addr: listener.local_addr()?,
+            state: Arc::new(Mutex::new(EsState::default())),
+        };
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let s = s.clone();
+                        async move { Ok::<_, Infallible>(s.handle(req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn reply(&self, status: u16, body: Value) -> Response<Full<Bytes>> {
+        if let Ok(mut s) = self.state.lock() {
+            s.answers.push(status);
+        }
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+        r.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let gzip = parts
+            .headers
+            .get("content-encoding")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+            return self.reply(
+                400,
+                json!({"error":{"type":"parse_exception","reason":"body"}}),
+            );
+        };
+        if parts.uri.path() != "/_bulk" {
+            return self.reply(
+                404,
+                json!({"error":{"type":"resource_not_found_exception","reason":"no such path"}}),
+            );
+        }
+        let body = if gzip {
+            let mut out = Vec::new();
+            if flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                return self.reply(
+                    400,
+                    json!({"error":{"type":"parse_exception","reason":"gzip"}}),
+                );
+            }
+            out
+        } else {
+            bytes.to_vec()
+        };
+        let fail = self
+            .state
+            .lock()
+            .map(|mut s| {
+                let f = s.fail_requests > 0;
+                s.fail_requests = s.fail_requests.saturating_sub(1);
+                f
+            })
+            .unwrap_or(false);
+        if fail {
+            return self.reply(503, json!({"error":{"type":"unavailable_shards_exception","reason":"model outage"},"status":503}));
+        }
+        let lines: Vec<&[u8]> = body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
+        if !lines.len().is_multiple_of(2) {
+            return self.reply(400, json!({"error":{"type":"illegal_argument_exception","reason":"The bulk request must be terminated by a newline [\\n]"}}));
+        }
+        let mut items = Vec::new();
+        let mut errors = false;
+        let Ok(mut st) = self.state.lock() else {
+            return self.reply(500, json!({}));
+        };
+        for pair in lines.chunks(2) {
+            let (Ok(action), Ok(doc)) = (
+                serde_json::from_slice::<Value>(pair[0]),
+                serde_json::from_slice::<Value>(pair[1]),
+            ) else {
+                drop(st);
+                return self.reply(400, json!({"error":{"type":"illegal_argument_exception","reason":"Malformed action/metadata line"}}));
+            };
+            let (op, meta) = match action.as_object().and_then(|o| o.iter().next()) {
+                Some((op, meta)) => (op.clone(), meta.clone()),
+                None => {
+                    drop(st);
+                    return self.reply(400, json!({"error":{"type":"illegal_argument_exception","reason":"Malformed action/metadata line"}}));
+                }
+            };
+            let index = meta["_index"].as_str().unwrap_or("").to_owned();
+            let id = meta["_id"].as_str().unwrap_or("").to_owned();
+            let data_stream = index.starts_with("logs-") && index.matches('-').count() >= 2;
+            st.arrivals += 1;
+            let first_attempt = st.seen.insert(id.clone());
+            let text = String::from_utf8_lossy(pair[1]).into_owned();
+            let (status, error) = if data_stream && op != "create" {
+                (
+                    400,
+                    Some(
+                        json!({"type":"illegal_argument_exception","reason":format!("only write ops with an op_type of create are allowed in data streams")}),
+                    ),
+                )
+            } else if data_stream && doc.get("@timestamp").is_none() {
+                (
+                    400,
+                    Some(
+                        json!({"type":"document_parsing_exception","reason":"data stream timestamp field [@timestamp] is missing"}),
+                    ),
+                )
+            } else if st
+                .reject_marker
+                .as_ref()
+                .is_some_and(|m| text.contains(m.as_str()))
+            {
+                (
+                    400,
+                    Some(
+                        json!({"type":"document_parsing_exception","reason":"[1:2] failed to parse field [source.port] of type [long] in document"}),
+                    ),
+                )
+            } else if st.throttle_a_third && first_attempt && st.arrivals.is_multiple_of(3) {
+                (
+                    429,
+                    Some(
+                        json!({"type":"es_rejected_execution_exception","reason":"rejected execution: write queue full"}),
+                    ),
+                )
+            } else {
+                match st.docs.entry((index.clone(), id.clone())) {
+                    std::collections::hash_map::Entry::Occupied(_) => (
+                        409,
+                        Some(
+                            json!({"type":"version_conflict_engine_exception","reason":format!("[{id}]: version conflict, document already exists")}),
+                        ),
+                    ),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(doc);
+                        (201, None)
+                    }
+                }
+            };
+            st.item_statuses.push(status);
+            let mut r = json!({"_index": index, "_id": id, "status": status});
+            if let Some(e) = error {
+                errors = true;
+                r["error"] = e;
+            }
+            items.push(json!({ op: r }));
+        }
+        drop(st);
+        self.reply(200, json!({"took": 1, "errors": errors, "items": items}))
     }
 }

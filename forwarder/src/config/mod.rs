@@ -176,6 +176,8 @@ pub struct SiemSink {
 pub enum SiemKind {
     /// Splunk HTTP Event Collector.
     SplunkHec(weir_integrations::hec::HecConfig),
+    /// Elasticsearch `_bulk`.
+    Elasticsearch(weir_integrations::elasticsearch::EsConfig),
 }
 
 impl SinkConfig {
@@ -562,6 +564,82 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
     })
 }
 
+fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<SiemSink> {
+    use weir_integrations::elasticsearch::{Auth, EsConfig, Target};
+    let name = e.name.unwrap_or_else(|| format!("sink-{i}"));
+    let what = format!("sinks.{name}");
+    if !(e.endpoint.starts_with("http://") || e.endpoint.starts_with("https://")) {
+        bail!(
+            "{what}.endpoint: {:?} is not an http:// or https:// URL",
+            e.endpoint
+        );
+    }
+    let target = match e.mode.as_str() {
+        "data_stream" => {
+            // Data stream names: lowercase, no '-' in the namespace (it separates the parts).
+            if e.namespace.is_empty()
+                || e.namespace.contains('-')
+                || e.namespace.chars().any(|c| c.is_ascii_uppercase())
+            {
+                bail!(
+                    "{what}.namespace: {:?} must be lowercase without '-'",
+                    e.namespace
+                );
+            }
+            Target::DataStream {
+                namespace: e.namespace,
+            }
+        }
+        "index" => Target::Index(e.index),
+        other => bail!("{what}.mode: {other:?} is not \"data_stream\" or \"index\""),
+    };
+    let secret = |key: &str, path: &str| -> Result<String> {
+        weir_integrations::hec::read_token(&resolve(base, path))
+            .map_err(|err| anyhow::anyhow!("{what}.{key}: {err}"))
+    };
+    let auth = match (&e.api_key_file, &e.username, &e.password_file) {
+        (Some(k), None, None) => Auth::ApiKey(secret("api_key_file", k)?),
+        (None, Some(u), Some(p)) => Auth::Basic {
+            username: u.clone(),
+            password: secret("password_file", p)?,
+        },
+        (None, None, None) => Auth::None,
+        _ => bail!("{what}: set either api_key_file, or username and password_file"),
+    };
+    let gzip = match e.compression.as_str() {
+        "gzip" => true,
+        "none" => false,
+        other => bail!("{what}.compression: {other:?} is not \"gzip\" or \"none\""),
+    };
+    let dead = e.dead_letter_path.as_deref().map_or_else(
+        || state_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        |p| resolve(base, p),
+    );
+    let driver = driver_config(&e.batch, &what, dead)?;
+    let (buffer_path, buffer) = sink_buffer(
+        &e.buffer,
+        &what,
+        state_dir.join("buffers").join(&name),
+        base,
+    )?;
+    Ok(SiemSink {
+        classes: classes(e.classes)?,
+        driver,
+        buffer_path,
+        buffer,
+        kind: SiemKind::Elasticsearch(EsConfig {
+            name: name.clone(),
+            endpoint: e.endpoint,
+            target,
+            auth,
+            gzip,
+            ca_file: e.ca_file.as_deref().map(|p| resolve(base, p)),
+            timeout: Duration::from_secs(e.timeout_seconds.max(1)),
+        }),
+        name,
+    })
+}
+
 fn metrics_listen(m: Option<&raw::Metrics>) -> Result<Option<SocketAddr>> {
     m.map(|m| address("metrics.listen", &m.listen)).transpose()
 }
@@ -587,6 +665,9 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
             },
             raw::Sink::SplunkHec(h) => {
                 SinkConfig::Siem(Box::new(hec_sink(*h, i, base, &state_dir)?))
+            }
+            raw::Sink::Elasticsearch(e) => {
+                SinkConfig::Siem(Box::new(es_sink(*e, i, base, &state_dir)?))
             }
         });
     }

@@ -222,6 +222,8 @@ pub enum Sink {
     Stdout(StdoutSink),
     /// `type = "splunk_hec"`.
     SplunkHec(Box<HecSink>),
+    /// `type = "elasticsearch"`.
+    Elasticsearch(Box<EsSink>),
 }
 
 /// Batching and concurrency, shared by the SIEM sinks (`[sinks.batch]`).
@@ -315,6 +317,61 @@ pub struct HecSink {
     /// `[sinks.buffer]`.
     #[serde(default)]
     pub buffer: SinkBuffer,
+}
+
+/// Elasticsearch sink keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EsSink {
+    /// Sink name.
+    pub name: Option<String>,
+    /// Event classes routed here (default: all).
+    pub classes: Option<Vec<String>>,
+    /// `https://host:9200`.
+    pub endpoint: String,
+    /// `data_stream` or `index`.
+    #[serde(default = "default_es_mode")]
+    pub mode: String,
+    /// Data stream namespace.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Index name template (mode `index`).
+    #[serde(default = "default_es_index")]
+    pub index: String,
+    /// File holding an encoded API key.
+    pub api_key_file: Option<String>,
+    /// Basic auth user.
+    pub username: Option<String>,
+    /// File holding the basic auth password.
+    pub password_file: Option<String>,
+    /// `gzip` or `none`.
+    #[serde(default = "default_gzip")]
+    pub compression: String,
+    /// CA certificate (PEM).
+    pub ca_file: Option<String>,
+    /// Request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub timeout_seconds: u64,
+    /// Dead-letter file.
+    pub dead_letter_path: Option<String>,
+    /// `[sinks.batch]`.
+    #[serde(default)]
+    pub batch: Batch,
+    /// `[sinks.buffer]`.
+    #[serde(default)]
+    pub buffer: SinkBuffer,
+}
+
+fn default_es_mode() -> String {
+    "data_stream".into()
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+fn default_es_index() -> String {
+    "weir-{class}".into()
 }
 
 fn default_state_dir() -> String {

@@ -212,17 +212,32 @@ fn a_splunk_hec_sink_is_read_with_its_buffer_batching_and_per_class_metadata() {
     assert_eq!(s.driver.max_events, 500);
     assert_eq!(s.buffer_path, dir.path().join("state/buffers/splunk"));
     assert_eq!(s.buffer.max_bytes, 10 << 20);
-    assert_eq!(s.buffer.overflow, weir_integrations::buffer::Overflow::DropNewest);
+    assert_eq!(
+        s.buffer.overflow,
+        weir_integrations::buffer::Overflow::DropNewest
+    );
     assert_eq!(
         s.driver.dead_letter.as_deref(),
         Some(dir.path().join("state/dead-letter/splunk.ndjson").as_path())
     );
-    let SiemKind::SplunkHec(h) = &s.kind;
+    let SiemKind::SplunkHec(h) = &s.kind else {
+        panic!("a HEC sink");
+    };
     assert_eq!(h.token, "abc-123");
-    let windows = &h.metadata.iter().find(|(c, _)| c == "windows").expect("windows").1;
+    let windows = &h
+        .metadata
+        .iter()
+        .find(|(c, _)| c == "windows")
+        .expect("windows")
+        .1;
     assert_eq!(windows.sourcetype, "XmlWinEventLog");
     assert_eq!(windows.index, "ot", "class metadata inherits the defaults");
-    let default = &h.metadata.iter().find(|(c, _)| c == "*").expect("default").1;
+    let default = &h
+        .metadata
+        .iter()
+        .find(|(c, _)| c == "*")
+        .expect("default")
+        .1;
     assert_eq!(default.sourcetype, "weir:{class}");
 }
 
@@ -231,12 +246,21 @@ fn splunk_hec_mistakes_are_named() {
     let (dir, _) = with_key();
     assert!(error_of(HEC_RX, dir.path()).contains("sinks.splunk.token_file"));
     std::fs::write(dir.path().join("hec.token"), "abc\n").expect("token");
-    let e = error_of(&HEC_RX.replace("https://splunk.example:8088", "splunk:8088"), dir.path());
+    let e = error_of(
+        &HEC_RX.replace("https://splunk.example:8088", "splunk:8088"),
+        dir.path(),
+    );
     assert!(e.contains("sinks.splunk.endpoint"), "{e}");
-    let e = error_of(&HEC_RX.replace("class_metadata.windows", "class_metadata.windoze"), dir.path());
+    let e = error_of(
+        &HEC_RX.replace("class_metadata.windows", "class_metadata.windoze"),
+        dir.path(),
+    );
     assert!(e.contains("unknown event class \"windoze\""), "{e}");
     let e = error_of(&HEC_RX.replace("drop_newest", "block"), dir.path());
     assert!(e.contains("sinks.splunk.buffer.overflow"), "{e}");
-    let e = error_of(&HEC_RX.replace("index = \"ot\"", "idx = \"ot\""), dir.path());
+    let e = error_of(
+        &HEC_RX.replace("index = \"ot\"", "idx = \"ot\""),
+        dir.path(),
+    );
     assert!(e.contains("unknown field `idx`"), "{e}");
 }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use weir_integrations::buffer::{Appended, DiskQueue};
 use weir_integrations::driver::{self, SharedQueue, SinkStats};
+use weir_integrations::elasticsearch::EsSink;
 use weir_integrations::hec::HecSink;
 use weir_schemas::EventClass;
 
@@ -145,6 +146,19 @@ impl Siems {
                     tokio::spawn(async move {
                         check.health_check().await;
                     });
+                    tokio::spawn(driver::run(
+                        sink,
+                        output.queue.clone(),
+                        s.driver.clone(),
+                        output.stats.clone(),
+                        cancel.clone(),
+                    ))
+                }
+                SiemKind::Elasticsearch(cfg) => {
+                    let sink = Arc::new(
+                        EsSink::new(cfg.clone())
+                            .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.name))?,
+                    );
                     tokio::spawn(driver::run(
                         sink,
                         output.queue.clone(),

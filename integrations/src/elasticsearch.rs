@@ -1,0 +1,397 @@
+/*!
+Elasticsearch `_bulk`.
+
+Follows the Elasticsearch documentation ("Bulk API", "Data streams", "Index templates"):
+
+* `POST /_bulk` with NDJSON action/document pairs; every action is `create` (so a document
+  whose `_id` exists is refused with 409 instead of overwritten), optionally gzip;
+* data streams `logs-weir.<class>-<namespace>` by default (`@timestamp` is always present), or
+  plain indices from a template;
+* `_id` is deterministic: from the event's provenance (agent, diode session, stream, sequence)
+  when it has one, else from its bytes. A resend after a lost answer, a crash or a receiver
+  restart therefore cannot store an event twice: Elasticsearch answers 409, counted as already
+  stored;
+* the answer is read item by item (`errors: true` is not success): 201/200 stored, 409 already
+  stored, 429 and 5xx retried alone, any other 4xx (mapping errors) dead-lettered with
+  Elasticsearch's error type and reason; a whole-request 429/5xx/timeout is retried; 401/403
+  are configuration errors, retried loudly;
+* `Authorization: ApiKey <key>` or basic auth; TLS with a custom CA.
+*/
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::driver::{BoxFuture, Item, Sink, Verdict};
+use crate::envelope::Envelope;
+
+/// Where documents go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `logs-weir.<class>-<namespace>` data streams.
+    DataStream {
+        /// The namespace part.
+        namespace: String,
+    },
+    /// A plain index name with `{class}` replaced.
+    Index(String),
+}
+
+/// Authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// None.
+    None,
+    /// `Authorization: ApiKey <encoded key>`.
+    ApiKey(String),
+    /// Basic auth.
+    Basic {
+        /// User.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+/// Settings.
+#[derive(Clone, Debug)]
+pub struct EsConfig {
+    /// Sink name.
+    pub name: String,
+    /// `https://es.example:9200`.
+    pub endpoint: String,
+    /// Data streams or indices.
+    pub target: Target,
+    /// Authentication.
+    pub auth: Auth,
+    /// Gzip request bodies.
+    pub gzip: bool,
+    /// PEM CA file.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+/// A bulk request.
+#[derive(Debug)]
+pub struct EsRequest {
+    body: Vec<u8>,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub enum EsResponse {
+    /// HTTP answer.
+    Http {
+        /// Status.
+        status: u16,
+        /// Body.
+        body: String,
+        /// `Retry-After` seconds.
+        retry_after: Option<u64>,
+    },
+    /// No HTTP answer.
+    Transport(String),
+}
+
+/// The Elasticsearch sink.
+pub struct EsSink {
+    cfg: EsConfig,
+    client: reqwest::Client,
+}
+
+impl EsSink {
+    /// A sink; reads the CA file if configured.
+    pub fn new(cfg: EsConfig) -> Result<EsSink, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .pool_max_idle_per_host(8)
+            .use_rustls_tls();
+        if let Some(ca) = &cfg.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        Ok(EsSink {
+            client: builder.build().map_err(|e| e.to_string())?,
+            cfg,
+        })
+    }
+
+    async fn post(&self, request: &EsRequest) -> EsResponse {
+        let url = format!("{}/_bulk", self.cfg.endpoint.trim_end_matches('/'));
+        let mut r = self
+            .client
+            .post(&url)
+            .header("Content-Type", "application/x-ndjson");
+        if self.cfg.gzip {
+            r = r.header("Content-Encoding", "gzip");
+        }
+        r = match &self.cfg.auth {
+            Auth::None => r,
+            Auth::ApiKey(k) => r.header("Authorization", format!("ApiKey {k}")),
+            Auth::Basic { username, password } => r.basic_auth(username, Some(password)),
+        };
+        match r.body(request.body.clone()).send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok());
+                EsResponse::Http {
+                    status,
+                    body: resp.text().await.unwrap_or_default(),
+                    retry_after,
+                }
+            }
+            Err(e) => EsResponse::Transport(e.to_string()),
+        }
+    }
+}
+
+/// The document id of an event: from its provenance, else its bytes.
+pub fn document_id(env: &Envelope, event: &[u8]) -> String {
+    let mut h = Sha256::new();
+    match (&env.session, env.sequence, &env.stream) {
+        (Some(session), Some(sequence), Some(stream)) => {
+            h.update(b"weir/1\0");
+            h.update(env.agent.as_deref().unwrap_or("").as_bytes());
+            h.update(b"\0");
+            h.update(session.as_bytes());
+            h.update(b"\0");
+            h.update(stream.as_bytes());
+            h.update(b"\0");
+            h.update(sequence.to_be_bytes());
+        }
+        _ => {
+            h.update(b"weir/bytes\0");
+            h.update(event);
+        }
+    }
+    // 128 bits, URL-safe: 32 hex digits.
+    hex::encode(&h.finalize()[..16])
+}
+
+/// The index or data stream of an event.
+pub fn target_of(target: &Target, class: &str) -> String {
+    match target {
+        Target::DataStream { namespace } => format!("logs-weir.{class}-{namespace}"),
+        Target::Index(t) => t.replace("{class}", class),
+    }
+}
+
+impl Sink for EsSink {
+    type Request = EsRequest;
+    type Response = EsResponse;
+
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn build(&self, records: &[&[u8]]) -> EsRequest {
+        let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 128).sum());
+        for record in records {
+            let Some((env, event)) = Envelope::split(record) else {
+                continue;
+            };
+            let index = target_of(&self.cfg.target, &env.class);
+            let id = document_id(&env, event);
+            body.extend_from_slice(b"{\"create\":{\"_index\":");
+            body.extend_from_slice(serde_json::to_string(&index).unwrap_or_default().as_bytes());
+            body.extend_from_slice(b",\"_id\":\"");
+            body.extend_from_slice(id.as_bytes());
+            body.extend_from_slice(b"\"}}\n");
+            body.extend_from_slice(event);
+            body.push(b'\n');
+        }
+        if self.cfg.gzip {
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            if enc.write_all(&body).is_ok() {
+                if let Ok(gz) = enc.finish() {
+                    body = gz;
+                }
+            }
+        }
+        EsRequest { body }
+    }
+
+    fn send<'a>(&'a self, request: &'a EsRequest) -> BoxFuture<'a, EsResponse> {
+        Box::pin(self.post(request))
+    }
+
+    fn classify(&self, events: usize, response: &EsResponse) -> Verdict {
+        classify(events, response)
+    }
+}
+
+/// Elasticsearch's answer → what to do with each event (pure; see the module documentation).
+pub fn classify(events: usize, response: &EsResponse) -> Verdict {
+    let (status, body, retry_after) = match response {
+        EsResponse::Transport(e) => {
+            return Verdict::Retry {
+                reason: format!("transport: {e}"),
+                after: None,
+            }
+        }
+        EsResponse::Http {
+            status,
+            body,
+            retry_after,
+        } => (*status, body, *retry_after),
+    };
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if status == 400 {
+        // The whole request refused: a malformed bulk body, which no resend will fix.
+        let reason = error_text(&v["error"]);
+        return Verdict::Items(
+            (0..events)
+                .map(|_| Item::Dead(format!("bulk request refused: {reason}")))
+                .collect(),
+        );
+    }
+    if !(200..300).contains(&status) {
+        return Verdict::Retry {
+            reason: format!("HTTP {status}: {}", error_text(&v["error"])),
+            after: retry_after.map(Duration::from_secs),
+        };
+    }
+    if v.get("errors").and_then(Value::as_bool) == Some(false) {
+        return Verdict::Delivered;
+    }
+    let Some(items) = v.get("items").and_then(Value::as_array) else {
+        return Verdict::Retry {
+            reason: "bulk answer without items".into(),
+            after: None,
+        };
+    };
+    Verdict::Items(
+        items
+            .iter()
+            .map(|item| {
+                let r = item
+                    .as_object()
+                    .and_then(|o| o.values().next())
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let code = r.get("status").and_then(Value::as_u64).unwrap_or(0);
+                match code {
+                    200..=299 => Item::Ok,
+                    409 => Item::Duplicate,
+                    429 => Item::Retry("429 too many requests".into()),
+                    500..=599 => Item::Retry(format!("{code}: {}", error_text(&r["error"]))),
+                    0 => Item::Retry("item without status".into()),
+                    _ => Item::Dead(format!("{code} {}", error_text(&r["error"]))),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn error_text(e: &Value) -> String {
+    match e {
+        Value::Object(o) => {
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("error");
+            let reason = o.get("reason").and_then(Value::as_str).unwrap_or("");
+            format!("{kind}: {reason}")
+        }
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, body: &str) -> EsResponse {
+        EsResponse::Http {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn bulk_answers_are_read_item_by_item() {
+        assert_eq!(
+            classify(2, &http(200, r#"{"errors":false,"items":[]}"#)),
+            Verdict::Delivered
+        );
+        let body = r#"{"errors":true,"items":[
+            {"create":{"status":201}},
+            {"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"document already exists"}}},
+            {"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}},
+            {"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse field [source.port] of type [long]"}}},
+            {"create":{"status":503,"error":{"type":"unavailable_shards_exception","reason":"primary shard is not active"}}}
+        ]}"#;
+        assert_eq!(
+            classify(5, &http(200, body)),
+            Verdict::Items(vec![
+                Item::Ok,
+                Item::Duplicate,
+                Item::Retry("429 too many requests".into()),
+                Item::Dead("400 document_parsing_exception: failed to parse field [source.port] of type [long]".into()),
+                Item::Retry("503: unavailable_shards_exception: primary shard is not active".into()),
+            ])
+        );
+        assert!(matches!(classify(3, &http(429, "")), Verdict::Retry { .. }));
+        assert!(matches!(classify(3, &http(503, "")), Verdict::Retry { .. }));
+        assert!(matches!(classify(3, &http(401, "")), Verdict::Retry { .. }));
+        assert!(matches!(
+            classify(3, &EsResponse::Transport("refused".into())),
+            Verdict::Retry { .. }
+        ));
+        assert_eq!(
+            classify(1, &http(400, r#"{"error":{"type":"illegal_argument_exception","reason":"Malformed action/metadata line [1]"}}"#)),
+            Verdict::Items(vec![Item::Dead("bulk request refused: illegal_argument_exception: Malformed action/metadata line [1]".into())])
+        );
+    }
+
+    #[test]
+    fn ids_come_from_provenance_and_survive_a_resend() {
+        let env = Envelope {
+            class: "syslog".into(),
+            agent: Some("zone-3".into()),
+            session: Some("00000000000000aa".into()),
+            stream: Some("plc".into()),
+            sequence: Some(7),
+            ..Envelope::default()
+        };
+        let a = document_id(&env, b"{}");
+        assert_eq!(a, document_id(&env, b"{\"other\":1}"), "provenance decides");
+        assert_eq!(a.len(), 32);
+        let next = Envelope {
+            sequence: Some(8),
+            ..env.clone()
+        };
+        assert_ne!(a, document_id(&next, b"{}"));
+        let bare = Envelope::default();
+        assert_ne!(
+            document_id(&bare, b"{\"a\":1}"),
+            document_id(&bare, b"{\"a\":2}")
+        );
+        assert_eq!(
+            target_of(
+                &Target::DataStream {
+                    namespace: "plant_a".into()
+                },
+                "syslog"
+            ),
+            "logs-weir.syslog-plant_a"
+        );
+        assert_eq!(
+            target_of(&Target::Index("weir-{class}".into()), "ot"),
+            "weir-ot"
+        );
+    }
+}
