@@ -47,33 +47,47 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// The envelope of `e`.
+    /// The envelope of `e` (typed field access: this runs once per event on the receiver).
     pub fn of(e: &Event) -> Envelope {
-        let v = serde_json::to_value(e).unwrap_or_default();
-        let s = |path: &[&str]| -> Option<String> {
-            let mut cur = &v;
-            for p in path {
-                cur = cur.get(p)?;
-            }
-            match cur {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                serde_json::Value::Array(a) => {
-                    a.first().and_then(|x| x.as_str()).map(str::to_owned)
-                }
-                _ => None,
+        let host = e
+            .host
+            .as_ref()
+            .and_then(|h| h.name.clone().or_else(|| h.hostname.clone()))
+            .or_else(|| e.observer.as_ref().and_then(|o| o.hostname.clone()))
+            .or_else(|| e.weir.input.as_ref().and_then(|i| i.peer_ip.clone()));
+        let mut fields: Vec<(String, String)> = Vec::with_capacity(8);
+        let mut put = |name: &str, value: Option<&str>| {
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                fields.push((name.to_owned(), v.to_owned()));
             }
         };
-        let host = s(&["host", "name"])
-            .or_else(|| s(&["host", "hostname"]))
-            .or_else(|| s(&["observer", "hostname"]))
-            .or_else(|| s(&["weir", "input", "peer_ip"]));
-        let mut fields = Vec::new();
-        for (name, path) in INDEXED {
-            if let Some(value) = s(path) {
-                fields.push(((*name).to_owned(), value));
-            }
-        }
+        put("event.kind", Some(&e.event.kind));
+        put(
+            "event.category",
+            e.event.category.first().map(|c| c.as_ref()),
+        );
+        put("event.action", e.event.action.as_deref());
+        put("event.outcome", e.event.outcome.as_deref());
+        put("event.dataset", e.event.dataset.as_deref());
+        put("host.name", e.host.as_ref().and_then(|h| h.name.as_deref()));
+        put("source.ip", e.source.as_ref().and_then(|x| x.ip.as_deref()));
+        put(
+            "destination.ip",
+            e.destination.as_ref().and_then(|x| x.ip.as_deref()),
+        );
+        put("user.name", e.user.as_ref().and_then(|u| u.name.as_deref()));
+        let community_id = e.network.as_ref().and_then(|n| n.community_id.clone());
+        put("network.community_id", community_id.as_deref());
+        put(
+            "log.syslog.appname",
+            e.log
+                .as_ref()
+                .and_then(|l| l.syslog.as_ref())
+                .and_then(|s| s.appname.as_deref()),
+        );
+        put("weir.class", Some(e.class().as_str()));
+        put("weir.agent", e.weir.agent.as_deref());
+        put("weir.stream", e.weir.stream.as_deref());
         Envelope {
             class: e.class().as_str().to_owned(),
             time_us: e.timestamp.timestamp_micros(),
@@ -82,7 +96,7 @@ impl Envelope {
             stream: e.weir.stream.clone(),
             session: e.weir.session.clone(),
             sequence: e.weir.sequence,
-            community_id: s(&["network", "community_id"]),
+            community_id,
             schema_version: e.weir.schema_version.to_string(),
             fields,
         }
@@ -105,25 +119,6 @@ impl Envelope {
         Some((env, record.get(4 + len..)?))
     }
 }
-
-/// Splunk indexed fields: `(field name, path in the event)`. Chosen for the CIM data models
-/// and for searching OT telemetry by asset without a search-time extraction.
-const INDEXED: &[(&str, &[&str])] = &[
-    ("event.kind", &["event", "kind"]),
-    ("event.category", &["event", "category"]),
-    ("event.action", &["event", "action"]),
-    ("event.outcome", &["event", "outcome"]),
-    ("event.dataset", &["event", "dataset"]),
-    ("host.name", &["host", "name"]),
-    ("source.ip", &["source", "ip"]),
-    ("destination.ip", &["destination", "ip"]),
-    ("user.name", &["user", "name"]),
-    ("network.community_id", &["network", "community_id"]),
-    ("log.syslog.appname", &["log", "syslog", "appname"]),
-    ("weir.class", &["weir", "class"]),
-    ("weir.agent", &["weir", "agent"]),
-    ("weir.stream", &["weir", "stream"]),
-];
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -48,6 +48,10 @@ pub struct HecState {
     pub busy_until: Option<Instant>,
     /// Events whose serialised `event` contains this are invalid (400 code 6).
     pub reject_marker: Option<String>,
+    /// Only count events (load tests), do not keep them.
+    pub count_only: bool,
+    /// Events indexed (kept or counted).
+    pub indexed: u64,
     /// Next ackId.
     next_ack: u64,
 }
@@ -113,6 +117,10 @@ impl HecServer {
         };
         if path == "/services/collector/health" {
             return self.answer(200, json!({"text":"HEC is healthy","code":17}));
+        }
+        if path == "/_model/count" {
+            let n = self.state.lock().map(|s| s.indexed).unwrap_or(0);
+            return self.answer(200, json!({ "indexed": n }));
         }
         match auth.as_deref() {
             None => return self.answer(401, json!({"text":"Token is required","code":2})),
@@ -208,7 +216,10 @@ impl HecServer {
             accepted.push(v);
         }
         if let Ok(mut s) = self.state.lock() {
-            s.events.extend(accepted);
+            s.indexed += accepted.len() as u64;
+            if !s.count_only {
+                s.events.extend(accepted);
+            }
         }
         match failure {
             Some((n, code, text)) => self.answer(

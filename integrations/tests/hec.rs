@@ -143,7 +143,11 @@ async fn every_event_arrives_once_with_its_metadata_and_an_outage_only_delays_it
     let s = server.state.lock().unwrap();
     assert!(s.answers.contains(&503), "the outage happened");
     // Two requests in flight: batches may land in either order.
-    let e = s.events.iter().find(|e| e["event"]["weir"]["sequence"] == 0).unwrap();
+    let e = s
+        .events
+        .iter()
+        .find(|e| e["event"]["weir"]["sequence"] == 0)
+        .unwrap();
     assert_eq!(e["index"], "ot");
     assert_eq!(e["sourcetype"], "weir:syslog");
     assert_eq!(e["source"], "weir:zone-3");
