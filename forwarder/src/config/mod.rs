@@ -178,6 +178,8 @@ pub enum SiemKind {
     SplunkHec(weir_integrations::hec::HecConfig),
     /// Elasticsearch `_bulk`.
     Elasticsearch(weir_integrations::elasticsearch::EsConfig),
+    /// Kafka.
+    Kafka(weir_integrations::kafka::KafkaConfig),
 }
 
 impl SinkConfig {
@@ -564,6 +566,57 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
     })
 }
 
+fn kafka_sink(k: raw::KafkaSink, i: usize, base: &Path, state_dir: &Path) -> Result<SiemSink> {
+    use weir_integrations::kafka::{KafkaConfig, KeyField};
+    let name = k.name.unwrap_or_else(|| format!("sink-{i}"));
+    let what = format!("sinks.{name}");
+    if k.brokers.trim().is_empty() {
+        bail!("{what}.brokers: empty");
+    }
+    let key = match k.key.as_str() {
+        "host" => KeyField::Host,
+        "community_id" => KeyField::CommunityId,
+        "stream" => KeyField::Stream,
+        "none" => KeyField::None,
+        other => bail!(
+            "{what}.key: {other:?} is not one of \"host\", \"community_id\", \"stream\", \"none\""
+        ),
+    };
+    if !["zstd", "lz4", "gzip", "snappy", "none"].contains(&k.compression.as_str()) {
+        bail!(
+            "{what}.compression: {:?} is not one of zstd, lz4, gzip, snappy, none",
+            k.compression
+        );
+    }
+    let dead = k.dead_letter_path.as_deref().map_or_else(
+        || state_dir.join("dead-letter").join(format!("{name}.ndjson")),
+        |p| resolve(base, p),
+    );
+    let driver = driver_config(&k.batch, &what, dead)?;
+    let (buffer_path, buffer) = sink_buffer(
+        &k.buffer,
+        &what,
+        state_dir.join("buffers").join(&name),
+        base,
+    )?;
+    Ok(SiemSink {
+        classes: classes(k.classes)?,
+        driver,
+        buffer_path,
+        buffer,
+        kind: SiemKind::Kafka(KafkaConfig {
+            name: name.clone(),
+            brokers: k.brokers,
+            topic: k.topic,
+            key,
+            compression: k.compression,
+            options: k.options.into_iter().collect(),
+            message_timeout: Duration::from_secs(k.message_timeout_seconds.max(1)),
+        }),
+        name,
+    })
+}
+
 fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<SiemSink> {
     use weir_integrations::elasticsearch::{Auth, EsConfig, Target};
     let name = e.name.unwrap_or_else(|| format!("sink-{i}"));
@@ -669,6 +722,7 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
             raw::Sink::Elasticsearch(e) => {
                 SinkConfig::Siem(Box::new(es_sink(*e, i, base, &state_dir)?))
             }
+            raw::Sink::Kafka(k) => SinkConfig::Siem(Box::new(kafka_sink(*k, i, base, &state_dir)?)),
         });
     }
     if sinks.is_empty() {

@@ -224,6 +224,8 @@ pub enum Sink {
     SplunkHec(Box<HecSink>),
     /// `type = "elasticsearch"`.
     Elasticsearch(Box<EsSink>),
+    /// `type = "kafka"`.
+    Kafka(Box<KafkaSink>),
 }
 
 /// Batching and concurrency, shared by the SIEM sinks (`[sinks.batch]`).
@@ -360,6 +362,57 @@ pub struct EsSink {
     /// `[sinks.buffer]`.
     #[serde(default)]
     pub buffer: SinkBuffer,
+}
+
+/// Kafka sink keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSink {
+    /// Sink name.
+    pub name: Option<String>,
+    /// Event classes routed here (default: all).
+    pub classes: Option<Vec<String>>,
+    /// `host:port,host:port`.
+    pub brokers: String,
+    /// Topic template.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// `host`, `community_id`, `stream` or `none`.
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// `zstd`, `lz4`, `gzip`, `snappy` or `none`.
+    #[serde(default = "default_kafka_compression")]
+    pub compression: String,
+    /// Delivery timeout per message.
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout_seconds: u64,
+    /// librdkafka properties.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Dead-letter file.
+    pub dead_letter_path: Option<String>,
+    /// `[sinks.batch]`.
+    #[serde(default)]
+    pub batch: Batch,
+    /// `[sinks.buffer]`.
+    #[serde(default)]
+    pub buffer: SinkBuffer,
+}
+
+fn default_topic() -> String {
+    "weir.{class}".into()
+}
+
+fn default_key() -> String {
+    "host".into()
+}
+
+fn default_kafka_compression() -> String {
+    "zstd".into()
+}
+
+fn default_message_timeout() -> u64 {
+    60
 }
 
 fn default_es_mode() -> String {

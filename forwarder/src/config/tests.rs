@@ -264,3 +264,40 @@ fn splunk_hec_mistakes_are_named() {
     );
     assert!(e.contains("unknown field `idx`"), "{e}");
 }
+
+#[test]
+fn the_siem_sample_config_is_valid() {
+    let (dir, _) = with_key();
+    for f in ["hec.token", "es.apikey"] {
+        std::fs::write(dir.path().join(f), "secret\n").expect("secret");
+    }
+    std::fs::write(dir.path().join("soc-ca.pem"), "not read at load time\n").expect("ca");
+    let text = local(&sample("rx-siem.toml"))
+        .replace("/etc/weir/", "")
+        .replace("/var/lib/weir", "state")
+        .replace("/var/log/weir/health.ndjson", "health.ndjson");
+    let Config::Rx(c) = load_text(&text, dir.path()).expect("valid") else {
+        panic!("rx config");
+    };
+    assert_eq!(c.sinks.len(), 3);
+    let SinkConfig::Siem(es) = &c.sinks[1] else {
+        panic!("elasticsearch");
+    };
+    let SiemKind::Elasticsearch(e) = &es.kind else {
+        panic!("elasticsearch kind");
+    };
+    assert_eq!(
+        e.target,
+        weir_integrations::elasticsearch::Target::DataStream {
+            namespace: "plant_a".into()
+        }
+    );
+    assert_eq!(
+        e.auth,
+        weir_integrations::elasticsearch::Auth::ApiKey("secret".into())
+    );
+    assert_eq!(
+        c.metrics_listen,
+        Some("127.0.0.1:9599".parse().expect("addr"))
+    );
+}

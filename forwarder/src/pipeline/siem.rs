@@ -14,6 +14,7 @@ use weir_integrations::buffer::{Appended, DiskQueue};
 use weir_integrations::driver::{self, SharedQueue, SinkStats};
 use weir_integrations::elasticsearch::EsSink;
 use weir_integrations::hec::HecSink;
+use weir_integrations::kafka::KafkaSink;
 use weir_schemas::EventClass;
 
 use crate::config::{ClassFilter, SiemKind, SiemSink};
@@ -146,6 +147,19 @@ impl Siems {
                     tokio::spawn(async move {
                         check.health_check().await;
                     });
+                    tokio::spawn(driver::run(
+                        sink,
+                        output.queue.clone(),
+                        s.driver.clone(),
+                        output.stats.clone(),
+                        cancel.clone(),
+                    ))
+                }
+                SiemKind::Kafka(cfg) => {
+                    let sink = Arc::new(
+                        KafkaSink::new(cfg.clone())
+                            .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.name))?,
+                    );
                     tokio::spawn(driver::run(
                         sink,
                         output.queue.clone(),
