@@ -13,12 +13,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use weir_integrations::testing::{EsServer, HecServer};
+use weir_integrations::testing::{EsServer, HecServer, TansuBroker};
 
 const TOKEN: &str = "8c5b6e1a-0d3f-4c4e-9a57-2f1e6b0c9d11";
 
 fn rx_hec_config(dir: &Path, diode: u16, hec: &HecServer, metrics: u16) -> PathBuf {
-    rx_siem_config(dir, diode, hec, None, metrics)
+    rx_siem_config(dir, diode, hec, None, None, metrics)
 }
 
 fn rx_siem_config(
@@ -26,8 +26,25 @@ fn rx_siem_config(
     diode: u16,
     hec: &HecServer,
     es: Option<&EsServer>,
+    kafka: Option<&TansuBroker>,
     metrics: u16,
 ) -> PathBuf {
+    let kafka = kafka.map_or(String::new(), |k| {
+        format!(
+            r#"
+[[sinks]]
+type = "kafka"
+name = "kafka"
+brokers = "{}"
+key = "stream"
+
+[sinks.batch]
+max_events = 1000
+max_age_milliseconds = 100
+"#,
+            k.addr
+        )
+    });
     let es = es.map_or(String::new(), |es| {
         std::fs::write(dir.join("es.key"), "d2Vpcjpzb2MtYXBpLWtleQ==\n").unwrap();
         format!(
@@ -72,6 +89,7 @@ max_events = 1000
 max_age_milliseconds = 100
 
 {es}
+{kafka}
 [metrics]
 listen = "127.0.0.1:{metrics}"
 "#,
@@ -109,6 +127,45 @@ fn stored(hec: &HecServer) -> HashMap<(usize, usize), usize> {
     m
 }
 
+/// (conn, n) → times found in Kafka's `weir.syslog` topic.
+fn kafka_syslog(addr: &str, want: usize) -> HashMap<String, usize> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", "weir-e2e")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let md = consumer
+        .fetch_metadata(Some("weir.syslog"), Duration::from_secs(10))
+        .unwrap();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset("weir.syslog", p.id(), rdkafka::Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut total = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while total < want && Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+        let msg = v["message"].as_str().unwrap();
+        *seen.entry(msg[..15].to_owned()).or_insert(0) += 1;
+        total += 1;
+    }
+    seen
+}
+
 fn metric(port: u16, series: &str) -> u64 {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return 0;
@@ -130,7 +187,8 @@ fn wait(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 #[test]
-fn a_hundred_thousand_events_reach_splunk_and_elasticsearch_exactly_once_through_outages() {
+fn a_hundred_thousand_events_reach_splunk_elasticsearch_and_kafka_through_outages() {
+    let kafka = TansuBroker::start(&["weir.syslog", "weir.weir"]).expect("tansu starts");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hec = rt.block_on(HecServer::start(TOKEN)).unwrap();
     let es = rt.block_on(EsServer::start()).unwrap();
@@ -143,7 +201,7 @@ fn a_hundred_thousand_events_reach_splunk_and_elasticsearch_exactly_once_through
     let (diode, tcp, metrics) = (free_udp(), free_tcp(), free_tcp());
     let rx = Proc::start(
         &["rx"],
-        &rx_siem_config(dir.path(), diode, &hec, Some(&es), metrics),
+        &rx_siem_config(dir.path(), diode, &hec, Some(&es), Some(&kafka), metrics),
     );
     let sources = format!(
         "[[sources]]\ntype = \"syslog_tcp\"\nname = \"rtu\"\naddress = \"127.0.0.1:{tcp}\"\n"
@@ -174,6 +232,20 @@ fn a_hundred_thousand_events_reach_splunk_and_elasticsearch_exactly_once_through
     wait("everything in Splunk", Duration::from_secs(120), || {
         stored(&hec).len() >= 100_000
     });
+    let es_syslog = |es: &EsServer| {
+        es.state
+            .lock()
+            .unwrap()
+            .docs
+            .keys()
+            .filter(|(i, _)| i == "logs-weir.syslog-plant_a")
+            .count()
+    };
+    wait(
+        "everything in Elasticsearch",
+        Duration::from_secs(120),
+        || es_syslog(&es) >= 100_000,
+    );
 
     let (_, tx_summary, _) = tx.stop();
     std::thread::sleep(Duration::from_millis(500));
@@ -209,6 +281,36 @@ fn a_hundred_thousand_events_reach_splunk_and_elasticsearch_exactly_once_through
         .unwrap();
     assert_eq!(session["index"], "weir_health");
     drop(s);
+
+    // Elasticsearch: exactly once by `_id`, through 429 on a third of the items and 503s.
+    let e = es.state.lock().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for ((index, _), doc) in &e.docs {
+        if index == "logs-weir.syslog-plant_a" {
+            let m = doc["message"].as_str().unwrap();
+            assert!(seen.insert(m[..15].to_owned()), "stored twice: {m}");
+        }
+    }
+    assert_eq!(seen.len(), 100_000);
+    assert!(e.item_statuses.iter().filter(|&&c| c == 429).count() > 30_000);
+    assert_eq!(e.answers.iter().filter(|&&c| c == 503).count(), 5);
+    assert!(
+        e.docs.keys().any(|(i, _)| i == "logs-weir.weir-plant_a"),
+        "weir events in their own data stream"
+    );
+    drop(e);
+    let elastic = &rx_summary["sink"]["elastic"];
+    assert_eq!(elastic["dead_lettered_total"], 0, "{elastic}");
+    assert_eq!(elastic["buffer_dropped_total"], 0, "{elastic}");
+
+    // Kafka: every event, each once (the idempotent producer needed no resend here).
+    let consumed = kafka_syslog(&kafka.addr, 100_000);
+    assert_eq!(consumed.len(), 100_000, "every event in Kafka");
+    let duplicates: usize = consumed.values().map(|c| c - 1).sum();
+    assert_eq!(duplicates, 0);
+    let k = &rx_summary["sink"]["kafka"];
+    assert_eq!(k["dead_lettered_total"], 0, "{k}");
+    assert_eq!(k["buffer_dropped_total"], 0, "{k}");
     drop(rt);
 }
 
