@@ -18,7 +18,6 @@ Follows the Elasticsearch documentation ("Bulk API", "Data streams", "Index temp
 * `Authorization: ApiKey <key>` or basic auth; TLS with a custom CA.
 */
 
-use std::io::Write;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -78,6 +77,8 @@ pub struct EsConfig {
 #[derive(Debug)]
 pub struct EsRequest {
     body: Vec<u8>,
+    /// The body is gzipped.
+    gzip: bool,
 }
 
 /// What came back.
@@ -105,20 +106,8 @@ pub struct EsSink {
 impl EsSink {
     /// A sink; reads the CA file if configured.
     pub fn new(cfg: EsConfig) -> Result<EsSink, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .pool_max_idle_per_host(8)
-            .use_rustls_tls();
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        Ok(EsSink {
-            client: builder.build().map_err(|e| e.to_string())?,
-            cfg,
-        })
+        let client = crate::http::client(cfg.timeout, cfg.ca_file.as_deref())?;
+        Ok(EsSink { client, cfg })
     }
 
     async fn post(&self, request: &EsRequest) -> EsResponse {
@@ -127,7 +116,7 @@ impl EsSink {
             .client
             .post(&url)
             .header("Content-Type", "application/x-ndjson");
-        if self.cfg.gzip {
+        if request.gzip {
             r = r.header("Content-Encoding", "gzip");
         }
         r = match &self.cfg.auth {
@@ -138,11 +127,7 @@ impl EsSink {
         match r.body(request.body.clone()).send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
+                let retry_after = crate::http::retry_after(&resp);
                 EsResponse::Http {
                     status,
                     body: resp.text().await.unwrap_or_default(),
@@ -209,18 +194,16 @@ impl Sink for EsSink {
             body.extend_from_slice(event);
             body.push(b'\n');
         }
-        if self.cfg.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            if enc.write_all(&body).is_ok() {
-                if let Ok(gz) = enc.finish() {
-                    body = gz;
-                }
-            }
+        let compressed = if self.cfg.gzip {
+            crate::http::gzip(&body)
+        } else {
+            None
+        };
+        let gzip = compressed.is_some();
+        if let Some(gz) = compressed {
+            body = gz;
         }
-        EsRequest { body }
+        EsRequest { body, gzip }
     }
 
     fn send<'a>(&'a self, request: &'a EsRequest) -> BoxFuture<'a, EsResponse> {

@@ -21,7 +21,6 @@ Indexer Acknowledgment"):
   acknowledged within `ack_timeout` is sent again (duplicates are counted by Splunk, not lost).
 */
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,6 +86,8 @@ pub struct HecConfig {
 pub struct HecRequest {
     path: String,
     body: Vec<u8>,
+    /// The body is gzipped.
+    gzip: bool,
 }
 
 /// What came back.
@@ -117,17 +118,7 @@ pub struct HecSink {
 impl HecSink {
     /// A sink; reads the CA file if configured.
     pub fn new(cfg: HecConfig) -> Result<HecSink, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .pool_max_idle_per_host(8)
-            .use_rustls_tls();
-        if let Some(ca) = &cfg.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("{}: not a PEM certificate: {e}", ca.display()))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = crate::http::client(cfg.timeout, cfg.ca_file.as_deref())?;
         let mut b = [0u8; 16];
         getrandom::fill(&mut b).map_err(|e| e.to_string())?;
         // A random UUID (version 4) names this sink's acknowledgement channel.
@@ -192,7 +183,7 @@ impl HecSink {
             .post(&url)
             .header("Authorization", format!("Splunk {}", self.cfg.token))
             .header("Content-Type", "application/json");
-        if self.cfg.gzip {
+        if request.gzip {
             r = r.header("Content-Encoding", "gzip");
         }
         if self.cfg.ack {
@@ -201,11 +192,7 @@ impl HecSink {
         match r.body(request.body.clone()).send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("Retry-After")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
+                let retry_after = crate::http::retry_after(&resp);
                 let body = resp.text().await.unwrap_or_default();
                 if status == 200 && self.cfg.ack {
                     return self.wait_for_ack(&body).await;
@@ -361,18 +348,16 @@ impl Sink for HecSink {
             (Endpoint::Raw, None) => "/services/collector/raw".to_owned(),
             (Endpoint::Event, _) => "/services/collector/event".to_owned(),
         };
-        if self.cfg.gzip {
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            if enc.write_all(&body).is_ok() {
-                if let Ok(gz) = enc.finish() {
-                    body = gz;
-                }
-            }
+        let compressed = if self.cfg.gzip {
+            crate::http::gzip(&body)
+        } else {
+            None
+        };
+        let gzip = compressed.is_some();
+        if let Some(gz) = compressed {
+            body = gz;
         }
-        HecRequest { path, body }
+        HecRequest { path, body, gzip }
     }
 
     fn send<'a>(&'a self, request: &'a HecRequest) -> BoxFuture<'a, HecResponse> {

@@ -13,6 +13,7 @@ pub mod elasticsearch;
 pub mod envelope;
 pub mod file;
 pub mod hec;
+pub mod http;
 pub mod kafka;
 pub mod stdout;
 #[cfg(feature = "testing")]

@@ -35,6 +35,50 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+/// A model answers one request at a time.
+trait Model: Clone + Send + Sync + 'static {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send;
+}
+
+impl Model for HecServer {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send {
+        HecServer::handle(self, req)
+    }
+}
+
+impl Model for EsServer {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Response<Full<Bytes>>> + Send {
+        EsServer::handle(self, req)
+    }
+}
+
+/// HTTP/1.1 with keep-alive on every accepted connection, until the runtime ends.
+fn serve<M: Model>(listener: tokio::net::TcpListener, model: M) {
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let m = model.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let m = m.clone();
+                    async move { Ok::<_, Infallible>(m.handle(req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
 /// What the model HEC holds and how it misbehaves.
 #[derive(Debug, Default)]
 pub struct HecState {
@@ -75,21 +119,7 @@ impl HecServer {
             state: Arc::new(Mutex::new(HecState::default())),
             token: Arc::from(token),
         };
-        let s = server.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, Infallible>(s.handle(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        serve(listener, server.clone());
         Ok(server)
     }
 
@@ -305,21 +335,7 @@ impl EsServer {
             addr: listener.local_addr()?,
             state: Arc::new(Mutex::new(EsState::default())),
         };
-        let s = server.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, Infallible>(s.handle(req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        serve(listener, server.clone());
         Ok(server)
     }
 

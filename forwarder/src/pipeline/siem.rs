@@ -137,50 +137,28 @@ impl Siems {
                 buffer_dropped: AtomicU64::new(0),
                 buffer_corrupt: d.corrupt_records,
             });
+            let named = |e: String| anyhow::anyhow!("sink {}: {e}", s.name);
             let task = match &s.kind {
                 SiemKind::SplunkHec(cfg) => {
-                    let sink = Arc::new(
-                        HecSink::new(cfg.clone())
-                            .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.name))?,
-                    );
+                    let sink = Arc::new(HecSink::new(cfg.clone()).map_err(named)?);
                     let check = sink.clone();
                     tokio::spawn(async move {
                         check.health_check().await;
                     });
-                    tokio::spawn(driver::run(
-                        sink,
-                        output.queue.clone(),
-                        s.driver.clone(),
-                        output.stats.clone(),
-                        cancel.clone(),
-                    ))
+                    spawn_driver(sink, &output, s, &cancel)
                 }
-                SiemKind::Kafka(cfg) => {
-                    let sink = Arc::new(
-                        KafkaSink::new(cfg.clone())
-                            .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.name))?,
-                    );
-                    tokio::spawn(driver::run(
-                        sink,
-                        output.queue.clone(),
-                        s.driver.clone(),
-                        output.stats.clone(),
-                        cancel.clone(),
-                    ))
-                }
-                SiemKind::Elasticsearch(cfg) => {
-                    let sink = Arc::new(
-                        EsSink::new(cfg.clone())
-                            .map_err(|e| anyhow::anyhow!("sink {}: {e}", s.name))?,
-                    );
-                    tokio::spawn(driver::run(
-                        sink,
-                        output.queue.clone(),
-                        s.driver.clone(),
-                        output.stats.clone(),
-                        cancel.clone(),
-                    ))
-                }
+                SiemKind::Kafka(cfg) => spawn_driver(
+                    Arc::new(KafkaSink::new(cfg.clone()).map_err(named)?),
+                    &output,
+                    s,
+                    &cancel,
+                ),
+                SiemKind::Elasticsearch(cfg) => spawn_driver(
+                    Arc::new(EsSink::new(cfg.clone()).map_err(named)?),
+                    &output,
+                    s,
+                    &cancel,
+                ),
             };
             outputs.push(output);
             tasks.push(task);
@@ -221,6 +199,21 @@ impl Siems {
             }
         }
     }
+}
+
+fn spawn_driver<S: driver::Sink>(
+    sink: Arc<S>,
+    output: &SiemOutput,
+    cfg: &SiemSink,
+    cancel: &CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(driver::run(
+        sink,
+        output.queue.clone(),
+        cfg.driver.clone(),
+        output.stats.clone(),
+        cancel.clone(),
+    ))
 }
 
 /// `{"NAME": {counters}}` for the summary.
