@@ -194,15 +194,7 @@ impl Sink for EsSink {
             body.extend_from_slice(event);
             body.push(b'\n');
         }
-        let compressed = if self.cfg.gzip {
-            crate::http::gzip(&body)
-        } else {
-            None
-        };
-        let gzip = compressed.is_some();
-        if let Some(gz) = compressed {
-            body = gz;
-        }
+        let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
         EsRequest { body, gzip }
     }
 

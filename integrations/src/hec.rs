@@ -348,15 +348,7 @@ impl Sink for HecSink {
             (Endpoint::Raw, None) => "/services/collector/raw".to_owned(),
             (Endpoint::Event, _) => "/services/collector/event".to_owned(),
         };
-        let compressed = if self.cfg.gzip {
-            crate::http::gzip(&body)
-        } else {
-            None
-        };
-        let gzip = compressed.is_some();
-        if let Some(gz) = compressed {
-            body = gz;
-        }
+        let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
         HecRequest { path, body, gzip }
     }
 

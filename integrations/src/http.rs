@@ -32,6 +32,14 @@ pub fn gzip(body: &[u8]) -> Option<Vec<u8>> {
     enc.finish().ok()
 }
 
+/// `body` gzipped when `on` (and compression worked), with whether it is.
+pub fn maybe_gzip(body: Vec<u8>, on: bool) -> (Vec<u8>, bool) {
+    match on.then(|| gzip(&body)).flatten() {
+        Some(gz) => (gz, true),
+        None => (body, false),
+    }
+}
+
 /// `Retry-After` in whole seconds, if the response has one.
 pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()

@@ -61,6 +61,17 @@ impl Model for EsServer {
     }
 }
 
+/// A JSON answer with `status`.
+fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// HTTP/1.1 with keep-alive on every accepted connection, until the runtime ends.
 fn serve<M: Model>(listener: tokio::net::TcpListener, model: M) {
     tokio::spawn(async move {
@@ -279,13 +290,7 @@ impl HecServer {
         if let Ok(mut s) = self.state.lock() {
             s.answers.push(status);
         }
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-        r.headers_mut().insert(
-            "content-type",
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
-        r
+        json_response(status, &body)
     }
 }
 
@@ -348,13 +353,7 @@ impl EsServer {
         if let Ok(mut s) = self.state.lock() {
             s.answers.push(status);
         }
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-        r.headers_mut().insert(
-            "content-type",
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
-        r
+        json_response(status, &body)
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
