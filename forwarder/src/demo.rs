@@ -137,6 +137,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         queue_events: 65_536,
         send_buffer_bytes: 4 * 1024 * 1024,
         fec_repair_percent: 10,
+        fec_expected_loss_percent: 1.0,
         fec_interleave_blocks: 1,
         segmentation_offload: true,
         metrics_listen: None,

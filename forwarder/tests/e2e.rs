@@ -420,6 +420,7 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
                 fingerprint: cfg.diode.fingerprint(),
                 max_queued_blocks: 16,
                 repair_percent: 0,
+                expected_loss_percent: 0.0,
                 interleave_blocks: 1,
             },
             Instant::now(),

@@ -30,6 +30,8 @@ fn sender(mtu: usize, codec: Codec, repair: u32) -> Sender {
             fingerprint: 1,
             max_queued_blocks: 1 << 20,
             repair_percent: repair,
+            // The percentage alone, so the figures are for exactly that much repair.
+            expected_loss_percent: 0.0,
             interleave_blocks: 1,
         },
         Instant::now(),

@@ -60,6 +60,11 @@ pub struct SenderConfig {
     /// Forward error correction: repair symbols per block as a percentage of its source
     /// symbols (rounded up, at least [`MIN_REPAIR_SYMBOLS`] when not 0). 0 turns FEC off.
     pub repair_percent: u32,
+    /// The random datagram loss (percent, 0 to [`MAX_EXPECTED_LOSS_PERCENT`]) every block is
+    /// sized for: a block gets at least as many repair symbols as it needs to be lost less than
+    /// once in [`BLOCK_LOSS_TARGET`] blocks at that loss (see [`repair_count`]). 0: the
+    /// percentage alone decides. Ignored when `repair_percent` is 0.
+    pub expected_loss_percent: f64,
     /// Interleave the symbols of up to this many queued blocks (1: off), so that a burst of
     /// lost datagrams is spread over several blocks' repair budgets. It only engages when
     /// blocks queue up (a busy link); it never delays a block to wait for others.
@@ -69,15 +74,67 @@ pub struct SenderConfig {
 /// The fewest repair symbols a block gets when FEC is on: small blocks (a few events at low
 /// rate) would otherwise get one repair symbol, which cannot cover two losses.
 pub const MIN_REPAIR_SYMBOLS: usize = 2;
+/// The per-block loss probability [`repair_count`] sizes blocks for at the expected loss.
+pub const BLOCK_LOSS_TARGET: f64 = 1e-9;
+/// The highest expected loss a sender accepts.
+pub const MAX_EXPECTED_LOSS_PERCENT: f64 = 20.0;
 
-/// Repair symbols for a block of `source_count` symbols at `repair_percent`.
-pub fn repair_count(source_count: usize, repair_percent: u32) -> usize {
+/// The most repair symbols a block of `source_count` may carry: what the receiver accepts.
+pub fn max_repair(source_count: usize) -> usize {
+    4 * source_count + 2
+}
+
+/// Repair symbols for a block of `source_count` symbols: `ceil(K × repair_percent / 100)`, at
+/// least [`MIN_REPAIR_SYMBOLS`], and at least the fewest `R` for which a block of `K + R`
+/// datagrams, each lost independently with probability `expected_loss_percent / 100`, loses
+/// more than `R` of them with probability below [`BLOCK_LOSS_TARGET`]; never above
+/// [`max_repair`]. 0 when `repair_percent` is 0.
+///
+/// A percentage alone cannot do this: at 1 % loss a 40-symbol block needs 20 % repair, a
+/// 4-symbol block (a quiet link sealing small blocks) 100 %, a 187-symbol block 8 %. Small
+/// blocks only occur when the link has room to spare, so their extra repair is nearly free.
+pub fn repair_count(source_count: usize, repair_percent: u32, expected_loss_percent: f64) -> usize {
     if repair_percent == 0 {
         return 0;
     }
-    (source_count * repair_percent as usize)
+    let floor = (source_count * repair_percent as usize)
         .div_ceil(100)
-        .max(MIN_REPAIR_SYMBOLS)
+        .max(MIN_REPAIR_SYMBOLS);
+    let p = expected_loss_percent.clamp(0.0, MAX_EXPECTED_LOSS_PERCENT) / 100.0;
+    if p <= 0.0 {
+        return floor.min(max_repair(source_count));
+    }
+    let mut r = floor;
+    while r < max_repair(source_count)
+        && more_than_lost(source_count + r, r, p) >= BLOCK_LOSS_TARGET
+    {
+        r += 1;
+    }
+    r.min(max_repair(source_count))
+}
+
+/// P(X > r) for X ~ Binomial(n, p), 0 < p < 1, summed from the first term of the tail until
+/// the terms stop mattering.
+fn more_than_lost(n: usize, r: usize, p: f64) -> f64 {
+    if r >= n {
+        return 0.0;
+    }
+    let x0 = r + 1;
+    // ln C(n, x0) = sum over i in 1..=x0 of ln((n - x0 + i) / i)
+    let ln_choose: f64 = (1..=x0)
+        .map(|i| ((n - x0 + i) as f64 / i as f64).ln())
+        .sum();
+    let mut term = (ln_choose + x0 as f64 * p.ln() + (n - x0) as f64 * (-p).ln_1p()).exp();
+    let mut tail = 0.0;
+    let odds = p / (1.0 - p);
+    for x in x0..=n {
+        tail += term;
+        if term < tail * 1e-12 {
+            break;
+        }
+        term *= (n - x) as f64 / (x + 1) as f64 * odds;
+    }
+    tail
 }
 
 /// Why a configuration cannot work.
@@ -96,6 +153,9 @@ pub enum ConfigError {
     /// More repair than the erasure code supports.
     #[error("repair_percent {0} is above 400")]
     BadRepair(u32),
+    /// The expected loss is not a percentage the sender can size blocks for.
+    #[error("expected_loss_percent must be between 0 and {MAX_EXPECTED_LOSS_PERCENT}")]
+    BadExpectedLoss,
 }
 
 /// Why a record was not accepted.
@@ -181,6 +241,8 @@ pub struct Sender {
     heartbeat_cursor: usize,
     heartbeat_buf: Vec<u8>,
     fec: Option<reed_solomon_simd::ReedSolomonEncoder>,
+    /// `repair_count` by source count (`u16::MAX`: not computed yet).
+    repair_table: Vec<u16>,
     wall_clock_ms: u64,
     dropped: u64,
     spool_depth: u64,
@@ -210,6 +272,9 @@ impl Sender {
         if cfg.repair_percent > 400 {
             return Err(ConfigError::BadRepair(cfg.repair_percent));
         }
+        if !(0.0..=MAX_EXPECTED_LOSS_PERCENT).contains(&cfg.expected_loss_percent) {
+            return Err(ConfigError::BadExpectedLoss);
+        }
         let zstd = match cfg.codec {
             Codec::Zstd(level) => zstd::bulk::Compressor::new(level).ok(),
             Codec::None => None,
@@ -232,6 +297,7 @@ impl Sender {
             heartbeat_cursor: 0,
             heartbeat_buf: Vec::new(),
             fec: None,
+            repair_table: vec![u16::MAX; MAX_SOURCE_SYMBOLS + 1],
             wall_clock_ms: 0,
             dropped: 0,
             spool_depth: 0,
@@ -317,8 +383,7 @@ impl Sender {
     fn seal(&mut self) {
         // Room for padding and repair symbols, so neither reallocates.
         let most_sources = (self.builder.raw_len() + BLOCK_PREFIX).div_ceil(self.symbol_capacity);
-        let reserve =
-            (1 + repair_count(most_sources, self.cfg.repair_percent)) * self.symbol_capacity;
+        let reserve = (1 + self.repair_for(most_sources)) * self.symbol_capacity;
         let spare = self.spare.pop();
         let mut data = self
             .builder
@@ -348,10 +413,30 @@ impl Sender {
         self.stats.blocks += 1;
     }
 
+    /// [`repair_count`] for this sender's settings, remembered per source count.
+    fn repair_for(&mut self, source_count: usize) -> usize {
+        if let Some(&known) = self
+            .repair_table
+            .get(source_count)
+            .filter(|&&r| r != u16::MAX)
+        {
+            return usize::from(known);
+        }
+        let r = repair_count(
+            source_count,
+            self.cfg.repair_percent,
+            self.cfg.expected_loss_percent,
+        );
+        if let (Some(slot), Ok(r16)) = (self.repair_table.get_mut(source_count), u16::try_from(r)) {
+            *slot = r16;
+        }
+        r
+    }
+
     /// Append the block's Reed-Solomon repair symbols to `data`; returns how many. The encoder
     /// is kept and reset between blocks, so FEC allocates per block, never per datagram.
     fn add_repair(&mut self, data: &mut Vec<u8>, source_count: usize, symbol_size: usize) -> usize {
-        let repair = repair_count(source_count, self.cfg.repair_percent);
+        let repair = self.repair_for(source_count);
         if repair == 0 {
             return 0;
         }
@@ -565,4 +650,45 @@ fn seal_into(key: &SessionKey, header: &Header, payload: &[u8], buf: &mut [u8]) 
     body.copy_from_slice(payload);
     tag.copy_from_slice(&key.seal(head, header, body));
     Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values from an exact binomial sum over rationals (Python `math.comb`), not from
+    /// this code: (K, repair at 10 % floor and 1 % loss, at 0.1 % loss, at 5 % loss).
+    const EXACT: [(usize, usize, usize, usize); 10] = [
+        (1, 4, 3, 6),
+        (2, 4, 3, 7),
+        (4, 5, 3, 8),
+        (10, 6, 3, 10),
+        (20, 7, 4, 13),
+        (30, 8, 4, 15),
+        (40, 9, 5, 17),
+        (60, 10, 6, 20),
+        (100, 12, 10, 25),
+        (187, 19, 19, 35),
+    ];
+
+    #[test]
+    fn repair_is_sized_for_the_expected_loss_and_never_below_the_percentage() {
+        for (k, at_1, at_01, at_5) in EXACT {
+            assert_eq!(repair_count(k, 10, 1.0), at_1, "K={k} at 1 %");
+            assert_eq!(repair_count(k, 10, 0.1), at_01, "K={k} at 0.1 %");
+            assert_eq!(repair_count(k, 10, 5.0), at_5, "K={k} at 5 %");
+        }
+        // The percentage is a floor; 0 turns FEC off whatever the loss; no loss model: the
+        // percentage alone, with its minimum.
+        assert_eq!(repair_count(100, 40, 1.0), 40);
+        assert_eq!(repair_count(100, 0, 5.0), 0);
+        assert_eq!(repair_count(100, 10, 0.0), 10);
+        assert_eq!(repair_count(3, 10, 0.0), MIN_REPAIR_SYMBOLS);
+        // Never more than a receiver accepts.
+        assert_eq!(repair_count(1, 10, 20.0), max_repair(1));
+        assert_eq!(
+            repair_count(MAX_SOURCE_SYMBOLS, 400, 20.0),
+            4 * MAX_SOURCE_SYMBOLS
+        );
+    }
 }

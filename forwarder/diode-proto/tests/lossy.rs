@@ -135,19 +135,32 @@ struct Outcome {
     damaged: u64,
     rejected_damage: u64,
     repaired: u64,
+    blocks: u64,
     stats: String,
 }
 
+/// The sender's default expected loss (`tx.fec_expected_loss_percent`).
+const DEFAULT_EXPECTED_LOSS: f64 = 1.0;
+
 fn run(seed: u64, n: u64, repair_percent: u32, imp: Impairments) -> Outcome {
-    run_opts(seed, n, repair_percent, 1, 512, imp)
+    run_opts(
+        seed,
+        n,
+        (repair_percent, DEFAULT_EXPECTED_LOSS),
+        1,
+        512,
+        imp,
+    )
 }
 
-/// `interleave_blocks` as in the sender config; the sender transmits after every
-/// `push_per_step` records (a large value lets blocks queue up, as on a busy link).
+/// `fec` is (repair percent, expected loss percent) and `interleave_blocks` as in the sender
+/// config; the sender transmits after every `push_per_step` records, one millisecond apart (a
+/// large value lets blocks queue up, as on a busy link; a small one makes the 20 ms linger seal
+/// small blocks, as on a quiet link).
 fn run_opts(
     seed: u64,
     n: u64,
-    repair_percent: u32,
+    (repair_percent, expected_loss_percent): (u32, f64),
     interleave_blocks: usize,
     push_per_step: u64,
     imp: Impairments,
@@ -169,6 +182,7 @@ fn run_opts(
             fingerprint: 1,
             max_queued_blocks: 1 << 20,
             repair_percent,
+            expected_loss_percent,
             interleave_blocks,
         },
         now,
@@ -192,6 +206,7 @@ fn run_opts(
         damaged: 0,
         rejected_damage: 0,
         repaired: 0,
+        blocks: 0,
         stats: String::new(),
     };
     let mut rng = Rng(seed ^ 0xABCDEF);
@@ -247,6 +262,7 @@ fn run_opts(
         + st.rejected_for("bad_frame")
         + st.rejected_for("unknown_key");
     o.repaired = st.blocks_repaired;
+    o.blocks = tx.stats().blocks;
     o.stats = format!("{st:?}");
     o
 }
@@ -335,6 +351,50 @@ fn one_percent_random_loss_with_default_fec_delivers_a_million_events() {
 }
 
 #[test]
+fn one_percent_random_loss_on_a_quiet_link_of_small_blocks_loses_nothing() {
+    // A few events per millisecond: the linger seals blocks of 2-4 symbols, which a repair
+    // percentage alone would give 2 repair symbols (lost at 1 % about once in 10^5 blocks).
+    let o = run_opts(
+        4,
+        1_000_000,
+        (10, DEFAULT_EXPECTED_LOSS),
+        1,
+        8,
+        Impairments {
+            loss: 0.01,
+            ..Impairments::default()
+        },
+    );
+    assert_exact(&o);
+    assert_eq!(
+        delivered(&o),
+        1_000_000,
+        "lost {} in {:?}",
+        lost(&o),
+        o.gaps
+    );
+    assert!(o.repaired > 0, "FEC did the work");
+    assert!(o.blocks > 6_000, "small blocks: {} blocks", o.blocks);
+}
+
+#[test]
+fn small_blocks_sized_for_the_expected_loss_survive_what_a_percentage_alone_does_not() {
+    let imp = Impairments {
+        loss: 0.10,
+        ..Impairments::default()
+    };
+    let by_percent = run_opts(5, 100_000, (10, 0.0), 1, 8, imp);
+    let by_loss = run_opts(5, 100_000, (10, 10.0), 1, 8, imp);
+    assert_exact(&by_percent);
+    assert_exact(&by_loss);
+    assert!(
+        lost(&by_percent) > 0,
+        "10 % of 3-5 symbols with 2 repair symbols must fail"
+    );
+    assert_eq!(lost(&by_loss), 0, "{}", by_loss.stats);
+}
+
+#[test]
 fn five_percent_loss_with_raised_repair_loses_nothing() {
     let o = run(
         2,
@@ -420,8 +480,9 @@ fn interleaving_spreads_burst_loss_over_several_blocks_repair_budgets() {
         burst: Some((0.002, 0.1, 1.0)),
         ..Impairments::default()
     };
-    let plain = run_opts(11, 300_000, 20, 1, 20_000, imp);
-    let interleaved = run_opts(11, 300_000, 20, 8, 20_000, imp);
+    // The percentage alone (no expected random loss), so that only interleaving differs.
+    let plain = run_opts(11, 300_000, (20, 0.0), 1, 20_000, imp);
+    let interleaved = run_opts(11, 300_000, (20, 0.0), 8, 20_000, imp);
     assert_exact(&plain);
     assert_exact(&interleaved);
     assert!(

@@ -26,6 +26,7 @@ fn sender_cfg(session: u64) -> SenderConfig {
         fingerprint: 0xF1,
         max_queued_blocks: 1 << 20,
         repair_percent: 0,
+        expected_loss_percent: 0.0,
         interleave_blocks: 1,
     }
 }

@@ -5,7 +5,7 @@ blaster doing the same thing with no protocol at all.
 ```text
 weir-diode-load [--mode weir|raw] [--mtu 1500] [--rate-bits 1000000000] [--gib 1]
                 [--record-bytes 4000] [--payload random|events] [--compression none|zstd]
-                [--fec-percent 0] [--loss 0.01]
+                [--fec-percent 0] [--expected-loss 1.0] [--loss 0.01]
 ```
 
 It starts a receiver and a sender as two child processes (so each side's CPU time and peak
@@ -55,6 +55,7 @@ struct Opts {
     payload: String,
     compression: String,
     fec_percent: u32,
+    expected_loss: f64,
     loss: f64,
     max_block_bytes: usize,
     offload: bool,
@@ -71,6 +72,7 @@ impl Default for Opts {
             payload: "random".into(),
             compression: "none".into(),
             fec_percent: 0,
+            expected_loss: 1.0,
             loss: 0.0,
             max_block_bytes: 256 * 1024,
             offload: true,
@@ -96,6 +98,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--payload" => o.payload = value()?,
             "--compression" => o.compression = value()?,
             "--fec-percent" => o.fec_percent = value()?.parse()?,
+            "--expected-loss" => o.expected_loss = value()?.parse()?,
             "--loss" => o.loss = value()?.parse()?,
             "--max-block-bytes" => o.max_block_bytes = value()?.parse()?,
             "--offload" => o.offload = value()?.parse()?,
@@ -121,6 +124,7 @@ fn to_args(o: &Opts) -> Vec<String> {
         ("--payload", o.payload.clone()),
         ("--compression", o.compression.clone()),
         ("--fec-percent", o.fec_percent.to_string()),
+        ("--expected-loss", o.expected_loss.to_string()),
         ("--max-block-bytes", o.max_block_bytes.to_string()),
         ("--offload", o.offload.to_string()),
     ]
@@ -224,6 +228,7 @@ fn orchestrate(args: &[String]) -> Result<()> {
         "rate_bits": o.rate_bits,
         "loss": o.loss,
         "fec_percent": o.fec_percent,
+        "expected_loss_percent": o.expected_loss,
         "compression": o.compression,
         "payload": o.payload,
         "record_bytes": o.record_bytes,
@@ -406,6 +411,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
             fingerprint: fingerprint(o),
             max_queued_blocks: 8,
             repair_percent: o.fec_percent,
+            expected_loss_percent: o.expected_loss,
             interleave_blocks: 1,
         },
         Instant::now(),

@@ -116,6 +116,8 @@ pub struct TxConfig {
     pub send_buffer_bytes: usize,
     /// FEC repair symbols per block, percent of its source symbols (0: off).
     pub fec_repair_percent: u32,
+    /// Random loss (percent) every block's repair is sized for (0: the percentage alone).
+    pub fec_expected_loss_percent: f64,
     /// Interleave the symbols of up to this many queued blocks (1: off).
     pub fec_interleave_blocks: usize,
     /// Send runs of equal-sized datagrams with UDP GSO.
@@ -386,6 +388,15 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             t.fec_repair_percent
         );
     }
+    if !(0.0..=weir_diode_proto::sender::MAX_EXPECTED_LOSS_PERCENT)
+        .contains(&t.fec_expected_loss_percent)
+    {
+        bail!(
+            "tx.fec_expected_loss_percent: {} is not between 0 and {}",
+            t.fec_expected_loss_percent,
+            weir_diode_proto::sender::MAX_EXPECTED_LOSS_PERCENT
+        );
+    }
     if t.queue_events == 0 {
         bail!("tx.queue_events must be at least 1");
     }
@@ -400,6 +411,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         queue_events: t.queue_events,
         send_buffer_bytes: t.send_buffer_bytes,
         fec_repair_percent: t.fec_repair_percent,
+        fec_expected_loss_percent: t.fec_expected_loss_percent,
         fec_interleave_blocks: t.fec_interleave_blocks,
         segmentation_offload: t.segmentation_offload,
         sources,

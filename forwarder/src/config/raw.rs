@@ -135,6 +135,9 @@ pub struct Tx {
     /// FEC repair symbols per block, percent of its source symbols.
     #[serde(default = "default_repair")]
     pub fec_repair_percent: u32,
+    /// Random datagram loss (percent) every block's repair is sized for.
+    #[serde(default = "default_expected_loss")]
+    pub fec_expected_loss_percent: f64,
     /// Interleave symbols of this many queued blocks.
     #[serde(default = "default_interleave")]
     pub fec_interleave_blocks: usize,
@@ -510,6 +513,9 @@ fn default_sndbuf() -> usize {
 }
 fn default_repair() -> u32 {
     10
+}
+fn default_expected_loss() -> f64 {
+    1.0
 }
 fn default_interleave() -> usize {
     1

@@ -64,6 +64,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             fingerprint: cfg.diode.fingerprint(),
             max_queued_blocks: 8,
             repair_percent: cfg.fec_repair_percent,
+            expected_loss_percent: cfg.fec_expected_loss_percent,
             interleave_blocks: cfg.fec_interleave_blocks,
         },
         Instant::now(),
