@@ -412,6 +412,7 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
                 cipher: weir_diode_proto::Cipher::default(),
                 session,
                 mtu_bytes: 1500,
+                ip_version: weir_diode_proto::sender::IpVersion::V6,
                 codec: weir_diode_proto::Codec::Zstd(1),
                 max_block_bytes: 262_144,
                 max_record_bytes: 65_536,

@@ -22,6 +22,7 @@ fn sender(mtu: usize, codec: Codec, repair: u32) -> Sender {
             cipher: weir_diode_proto::Cipher::default(),
             session: 42,
             mtu_bytes: mtu,
+            ip_version: weir_diode_proto::sender::IpVersion::V6,
             codec,
             max_block_bytes: 256 * 1024,
             max_record_bytes: 64 * 1024,

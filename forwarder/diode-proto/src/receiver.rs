@@ -250,8 +250,11 @@ struct Pending {
     source_count: u16,
     repair_count: u16,
     symbol_size: usize,
-    /// Source symbols then repair symbols, `symbol_size` bytes each.
+    /// Source symbols then repair symbols, `symbol_size` bytes each; shorter until the last
+    /// of them arrives (see `on_symbol`).
     data: Vec<u8>,
+    /// What the block counts against `max_pending_bytes`: all its symbols.
+    size: usize,
     have: Vec<bool>,
     /// Source symbols held (received or rebuilt).
     sources: u32,
@@ -272,7 +275,7 @@ impl Pending {
     fn into_source_bytes(self) -> Vec<u8> {
         let end = usize::from(self.source_count) * self.symbol_size;
         let mut data = self.data;
-        data.truncate(end);
+        data.resize(end, 0);
         data
     }
 }
@@ -618,7 +621,10 @@ impl Receiver {
                     source_count: h.source_count,
                     repair_count: h.repair_count,
                     symbol_size,
-                    data: vec![0; size],
+                    // Filled as symbols arrive (in order, the common case, without zeroing
+                    // first); holes are zeroed only when a later symbol skips past them.
+                    data: Vec::with_capacity(size),
+                    size,
                     have: vec![false; total],
                     sources: 0,
                     received: 0,
@@ -648,7 +654,10 @@ impl Receiver {
         }
         p.last_seen = now;
         let start = index * symbol_size;
-        if let Some(dst) = p.data.get_mut(start..start + symbol_size) {
+        if p.data.len() <= start {
+            p.data.resize(start, 0);
+            p.data.extend_from_slice(payload);
+        } else if let Some(dst) = p.data.get_mut(start..start + symbol_size) {
             dst.copy_from_slice(payload);
         }
         p.received += 1;
@@ -689,7 +698,7 @@ impl Receiver {
             let next = s.next_emit;
             if s.pending.get(&next).is_some_and(Pending::complete) {
                 if let Some(p) = s.pending.remove(&next) {
-                    s.pending_bytes -= p.data.len();
+                    s.pending_bytes -= p.size;
                     flush_lost(&mut lost_run, s.epoch, &mut self.out, &mut self.stats);
                     s.next_emit = s.next_emit.saturating_add(1);
                     s.stall_since = None;
@@ -719,7 +728,7 @@ impl Receiver {
                 // nothing at all arrived: a long outage is one range, not one step per block.
                 let stop = match s.pending.remove(&next) {
                     Some(p) => {
-                        s.pending_bytes -= p.data.len();
+                        s.pending_bytes -= p.size;
                         next.saturating_add(1)
                     }
                     None => s
@@ -766,6 +775,7 @@ fn repair_block(p: &mut Pending, fec: &mut Option<reed_solomon_simd::ReedSolomon
     let Some(dec) = fec.as_mut().filter(|_| ready) else {
         return false;
     };
+    p.data.resize((k + r) * size, 0);
     for (i, shard) in p.data.chunks_exact(size).enumerate() {
         if !p.have.get(i).copied().unwrap_or(false) {
             continue;

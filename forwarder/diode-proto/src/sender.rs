@@ -20,10 +20,38 @@ use crate::crypto::{Cipher, SessionKey, KEY_LEN};
 use crate::frame::{DatagramType, Header, HEADER_LEN, OVERHEAD, TAG_LEN};
 use crate::heartbeat::{Heartbeat, StreamPosition};
 
-/// IPv6 (40) + UDP (8): what the network adds to every datagram.
-pub const IP_UDP_OVERHEAD: usize = 48;
-/// Block buffers kept for reuse.
-const SPARE_BLOCKS: usize = 4;
+/// The IP version of the diode link: it decides how much of the MTU the IP and UDP headers
+/// take (28 bytes for IPv4, 48 for IPv6), and so how large a symbol fits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IpVersion {
+    /// IPv4: 20 bytes of IP header, 8 of UDP.
+    V4,
+    /// IPv6: 40 bytes of IP header, 8 of UDP. The default, as it fits either.
+    #[default]
+    V6,
+}
+
+impl IpVersion {
+    /// The version a datagram to `destination` travels as (IPv4-mapped IPv6 as IPv4).
+    pub fn of(destination: std::net::SocketAddr) -> IpVersion {
+        if destination.ip().to_canonical().is_ipv4() {
+            IpVersion::V4
+        } else {
+            IpVersion::V6
+        }
+    }
+
+    /// IP and UDP header bytes per datagram.
+    pub fn ip_udp_overhead(self) -> usize {
+        match self {
+            IpVersion::V4 => 28,
+            IpVersion::V6 => 48,
+        }
+    }
+}
+
+/// Block buffers kept for reuse, at most.
+const MAX_SPARE_BLOCKS: usize = 64;
 
 /// The smallest MTU the protocol accepts.
 pub const MIN_MTU: usize = 576;
@@ -43,6 +71,8 @@ pub struct SenderConfig {
     pub session: u64,
     /// Link MTU in bytes (IP packet size); datagrams are kept below it.
     pub mtu_bytes: usize,
+    /// The IP version of the link, for the header bytes the MTU must hold.
+    pub ip_version: IpVersion,
     /// Compression of block bodies.
     pub codec: Codec,
     /// A block is sealed when its records reach this many bytes.
@@ -250,8 +280,8 @@ pub struct Sender {
 }
 
 /// The payload bytes one datagram can carry at `mtu_bytes` (even, for the erasure code).
-pub fn symbol_capacity(mtu_bytes: usize) -> usize {
-    mtu_bytes.saturating_sub(IP_UDP_OVERHEAD + OVERHEAD) & !1
+pub fn symbol_capacity(mtu_bytes: usize, ip: IpVersion) -> usize {
+    mtu_bytes.saturating_sub(ip.ip_udp_overhead() + OVERHEAD) & !1
 }
 
 impl Sender {
@@ -263,7 +293,7 @@ impl Sender {
         if cfg.mtu_bytes > 65535 {
             return Err(ConfigError::MtuTooLarge(cfg.mtu_bytes));
         }
-        let symbol_capacity = symbol_capacity(cfg.mtu_bytes);
+        let symbol_capacity = symbol_capacity(cfg.mtu_bytes, cfg.ip_version);
         if cfg.max_block_bytes < cfg.max_record_bytes + RECORD_OVERHEAD
             || (cfg.max_block_bytes + 64) / symbol_capacity + 1 > MAX_SOURCE_SYMBOLS
         {
@@ -589,8 +619,11 @@ impl Sender {
                         s.sent_next_sequence = next;
                     }
                 }
-                // Keep a few block buffers: the allocator would hand back cold pages.
-                if self.spare.len() < SPARE_BLOCKS {
+                // Keep the buffers of as many blocks as may queue: a driver that empties the
+                // queue onto a paced link refills it all at once, and fresh buffers would grow
+                // by reallocation and fault in cold pages (a fifth of the sender's CPU at line
+                // rate). Memory stays at the peak the queue bound already allows.
+                if self.spare.len() < self.cfg.max_queued_blocks.min(MAX_SPARE_BLOCKS) {
                     self.spare.push(done.data);
                 }
             }

@@ -174,6 +174,7 @@ fn run_opts(
             cipher: weir_diode_proto::Cipher::default(),
             session: 0x5EED ^ seed,
             mtu_bytes: 1500,
+            ip_version: weir_diode_proto::sender::IpVersion::V6,
             codec: Codec::Zstd(1),
             max_block_bytes: 256 * 1024,
             max_record_bytes: 64 * 1024,

@@ -18,6 +18,7 @@ fn sender_cfg(session: u64) -> SenderConfig {
         cipher: weir_diode_proto::Cipher::default(),
         session,
         mtu_bytes: 1500,
+        ip_version: weir_diode_proto::sender::IpVersion::V6,
         codec: Codec::Zstd(1),
         max_block_bytes: 16 * 1024,
         max_record_bytes: 8 * 1024,

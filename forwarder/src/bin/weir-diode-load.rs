@@ -33,12 +33,13 @@ use tokio::io::Interest;
 use tokio_util::sync::CancellationToken;
 use weir::config::DiodeKey;
 use weir::diode::mmsg::{RecvBatch, SendBatch, MAX_BATCH};
-use weir::diode::{self, tx::Pacer, WIRE_OVERHEAD_BYTES};
+use weir::diode::{self, tx::Pacer};
 use weir::pipeline::rx::{QueueBudget, Work};
 use weir::sources::Record;
 use weir::telemetry::{RxStats, TxStats};
 use weir_diode_proto::{
     block::{Codec, RECORD_OVERHEAD},
+    sender::IpVersion,
     Cipher, Output, Receiver, ReceiverConfig, Sender, SenderConfig, StreamId,
 };
 
@@ -403,6 +404,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
             cipher: Cipher::Aes256Gcm,
             session: weir::pipeline::tx::random_session()?,
             mtu_bytes: o.mtu,
+            ip_version: IpVersion::of(dest),
             codec: codec(o),
             max_block_bytes: o.max_block_bytes,
             max_record_bytes: o.max_block_bytes - RECORD_OVERHEAD,
@@ -577,14 +579,15 @@ fn announce(addr: SocketAddr) -> Result<()> {
 // protocol (no framing, crypto, FEC, or records).
 
 fn raw_len(o: &Opts) -> usize {
-    o.mtu - weir_diode_proto::sender::IP_UDP_OVERHEAD
+    o.mtu - IpVersion::V4.ip_udp_overhead()
 }
 
 async fn raw_send(o: &Opts, dest: SocketAddr) -> Result<Value> {
     let socket = diode::udp::bind_udp(([127, 0, 0, 1], 0).into(), None, Some(4 << 20))?;
     let len = raw_len(o);
     let mut pacer = Pacer::new(o.rate_bits, Instant::now());
-    let per_batch = (pacer.burst_bytes() / 2) / (len + WIRE_OVERHEAD_BYTES);
+    let overhead = diode::wire_overhead_bytes(IpVersion::V4);
+    let per_batch = (pacer.burst_bytes() / 4) / (len + overhead);
     let mut batch = SendBatch::new(len, per_batch, dest, o.offload);
     let mut fill = vec![0u8; len];
     getrandom::fill(&mut fill).map_err(|e| anyhow!("{e}"))?;
@@ -598,10 +601,7 @@ async fn raw_send(o: &Opts, dest: SocketAddr) -> Result<Value> {
             batch.commit(len);
         }
         let n = batch.pending();
-        if let Some(wait) = pacer.take(
-            Instant::now(),
-            batch.pending_bytes() + n * WIRE_OVERHEAD_BYTES,
-        ) {
+        if let Some(wait) = pacer.take(Instant::now(), batch.pending_bytes() + n * overhead) {
             tokio::time::sleep(wait).await;
         }
         while batch.pending() > 0 {

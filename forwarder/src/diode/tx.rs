@@ -18,10 +18,9 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::warn;
-use weir_diode_proto::{PushError, Sender};
+use weir_diode_proto::{sender::IpVersion, PushError, Sender};
 
 use super::mmsg::SendBatch;
-use super::WIRE_OVERHEAD_BYTES;
 use crate::sources::Record;
 use crate::telemetry::TxStats;
 
@@ -76,7 +75,10 @@ pub async fn run(
     let mut pacer = Pacer::new(link_rate_bits_per_second, Instant::now());
     // A batch never holds more than half the pacer's burst, so one sendmmsg stays inside it.
     let slot = sender.max_datagram_len();
-    let per_batch = (pacer.burst_bytes() / 2) / (slot + WIRE_OVERHEAD_BYTES);
+    let overhead = super::wire_overhead_bytes(IpVersion::of(destination));
+    // A quarter of the burst per batch: the timer wakes up to a millisecond late, and the
+    // bucket must have room for what accrues meanwhile or the link idles.
+    let per_batch = (pacer.burst_bytes() / 4) / (slot + overhead);
     let mut batch = SendBatch::new(slot, per_batch, destination, segmentation_offload);
     let mut open = true;
     while open || !sender.is_idle() {
@@ -121,7 +123,7 @@ pub async fn run(
             if batch.pending() == 0 {
                 break;
             }
-            let wire = batch.pending_bytes() + batch.pending() * WIRE_OVERHEAD_BYTES;
+            let wire = batch.pending_bytes() + batch.pending() * overhead;
             if let Some(wait) = pacer.take(Instant::now(), wire) {
                 tokio::time::sleep(wait).await;
             }

@@ -56,6 +56,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             cipher: cfg.diode.cipher,
             session,
             mtu_bytes: cfg.diode.mtu_bytes,
+            ip_version: weir_diode_proto::sender::IpVersion::of(cfg.destination),
             codec: cfg.diode.codec,
             max_block_bytes: cfg.diode.max_block_bytes,
             max_record_bytes: cfg.diode.max_block_bytes - weir_diode_proto::block::RECORD_OVERHEAD,
