@@ -10,15 +10,23 @@ Kafka, with `rdkafka` and its bundled librdkafka.
   timeout) goes back to the driver as a retry of that message, which stays in the disk buffer
   until the broker has it: nothing is purged. Messages the broker can never take (too large, a
   topic name it refuses) are dead-lettered with librdkafka's reason;
-* any librdkafka property can be passed through (`[sinks.options]`).
+* any librdkafka property can be passed through (`[sinks.options]`);
+* a producer that stops making progress is replaced: when a whole batch fails with local
+  timeouts (or librdkafka reports a fatal error), the next attempt uses a new producer. An
+  idempotent producer whose broker lost its producer state (a broker restarted without its
+  log, a leader elected from a truncated replica without KIP-360 support) otherwise retries
+  the same sequence numbers until every message times out, for ever. Rebuilding costs the
+  idempotence guarantee only across that boundary: what the old producer may have delivered
+  unacknowledged can arrive twice (counted by Kafka consumers as duplicates, never lost).
 */
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
 use crate::envelope::Envelope;
@@ -77,6 +85,8 @@ pub type KafkaResponse = Vec<Result<(), KafkaFailure>>;
 pub struct KafkaFailure {
     /// The broker can never take it.
     pub permanent: bool,
+    /// librdkafka gave up on it locally (`message.timeout.ms`).
+    pub timed_out: bool,
     /// librdkafka's words.
     pub reason: String,
 }
@@ -84,12 +94,77 @@ pub struct KafkaFailure {
 /// The Kafka sink.
 pub struct KafkaSink {
     cfg: KafkaConfig,
-    producer: FutureProducer,
+    producer: Mutex<ProducerSlot>,
+}
+
+struct ProducerSlot {
+    current: Arc<FutureProducer>,
+    since: Instant,
+    replaced: u64,
 }
 
 impl KafkaSink {
     /// A producer with Weir's defaults, then the configured options.
     pub fn new(cfg: KafkaConfig) -> Result<KafkaSink, String> {
+        let producer = KafkaSink::producer(&cfg)?;
+        Ok(KafkaSink {
+            cfg,
+            producer: Mutex::new(ProducerSlot {
+                current: Arc::new(producer),
+                since: Instant::now(),
+                replaced: 0,
+            }),
+        })
+    }
+
+    /// Producers replaced because they stopped making progress.
+    pub fn producers_replaced(&self) -> u64 {
+        self.producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replaced
+    }
+
+    fn current(&self) -> Arc<FutureProducer> {
+        self.producer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .current
+            .clone()
+    }
+
+    /// After a batch of which nothing was delivered: replace `failed` if it timed out every
+    /// message or is in a fatal state, at most once per message timeout.
+    fn replace_if_stuck(&self, failed: &Arc<FutureProducer>, response: &KafkaResponse) {
+        let fatal = failed.client().fatal_error().is_some();
+        let timed_out = response.iter().all(|r| matches!(r, Err(f) if f.timed_out));
+        if response.is_empty() || !(fatal || timed_out) {
+            return;
+        }
+        let mut p = self.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !Arc::ptr_eq(&p.current, failed)
+            || (!fatal && p.since.elapsed() < self.cfg.message_timeout)
+        {
+            return;
+        }
+        match KafkaSink::producer(&self.cfg) {
+            Ok(fresh) => {
+                tracing::warn!(
+                    message = "Kafka producer made no progress; replaced with a new one.",
+                    sink = %self.cfg.name,
+                    fatal,
+                );
+                p.current = Arc::new(fresh);
+                p.since = Instant::now();
+                p.replaced += 1;
+            }
+            Err(error) => {
+                tracing::warn!(message = "Kafka producer could not be replaced.", sink = %self.cfg.name, %error);
+            }
+        }
+    }
+
+    fn producer(cfg: &KafkaConfig) -> Result<FutureProducer, String> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &cfg.brokers)
             .set("acks", "all")
@@ -104,11 +179,23 @@ impl KafkaSink {
         for (k, v) in &cfg.options {
             c.set(k, v);
         }
-        let producer: FutureProducer = c.create().map_err(|e| e.to_string())?;
-        Ok(KafkaSink { cfg, producer })
+        c.create().map_err(|e| e.to_string())
     }
 
     async fn produce(&self, request: &KafkaRequest) -> KafkaResponse {
+        let producer = self.current();
+        let response = self.produce_with(&producer, request).await;
+        if !response.iter().any(Result::is_ok) {
+            self.replace_if_stuck(&producer, &response);
+        }
+        response
+    }
+
+    async fn produce_with(
+        &self,
+        producer: &FutureProducer,
+        request: &KafkaRequest,
+    ) -> KafkaResponse {
         let mut pending = Vec::with_capacity(request.messages.len());
         for m in &request.messages {
             let mut headers = OwnedHeaders::new_with_capacity(m.headers.len());
@@ -129,13 +216,13 @@ impl KafkaSink {
             let mut result = None;
             for _ in 0..200 {
                 let Some(r) = record.take() else { break };
-                match self.producer.send_result(r) {
+                match producer.send_result(r) {
                     Ok(delivery) => {
                         result = Some(Ok(delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        self.producer.poll(Duration::from_millis(10));
+                        producer.poll(Duration::from_millis(10));
                         record = Some(r);
                     }
                     Err((e, _)) => {
@@ -147,6 +234,7 @@ impl KafkaSink {
             pending.push(result.unwrap_or_else(|| {
                 Err(KafkaFailure {
                     permanent: false,
+                    timed_out: false,
                     reason: "librdkafka queue full".into(),
                 })
             }));
@@ -159,6 +247,7 @@ impl KafkaSink {
                     Ok(Err((e, _))) => Err(failure(&e)),
                     Err(_) => Err(KafkaFailure {
                         permanent: false,
+                        timed_out: false,
                         reason: "producer closed".into(),
                     }),
                 },
@@ -182,6 +271,7 @@ fn failure(e: &KafkaError) -> KafkaFailure {
     );
     KafkaFailure {
         permanent,
+        timed_out: e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut),
         reason: e.to_string(),
     }
 }

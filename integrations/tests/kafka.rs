@@ -271,3 +271,95 @@ async fn events_reach_a_real_broker_once_with_topic_key_and_provenance_headers()
         assert_eq!(event["message"], format!("n={n:06} compressor 2 started"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_and_restarted_loses_nothing_the_sink_had_not_delivered() {
+    let topics = ["weir.syslog", "weir.weir"];
+    let first = TansuBroker::start(&topics).expect("tansu starts");
+    let port = first.port();
+    let dir = tempfile::tempdir().unwrap();
+    let q = SharedQueue::new(
+        DiskQueue::open(
+            dir.path(),
+            Config {
+                max_bytes: 1 << 30,
+                segment_bytes: 1 << 20,
+                overflow: Overflow::DropNewest,
+            },
+        )
+        .unwrap(),
+    );
+    let stats = Arc::new(SinkStats::default());
+    let cancel = CancellationToken::new();
+    let cfg = DriverConfig {
+        max_events: 500,
+        max_age: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..DriverConfig::default()
+    };
+    let sink = kafka_sink(&first.addr, Duration::from_secs(3));
+    tokio::spawn(driver::run(
+        sink.clone(),
+        q.clone(),
+        cfg,
+        stats.clone(),
+        cancel.clone(),
+    ));
+    let append = |range: std::ops::Range<usize>| {
+        let mut g = q.queue.lock().unwrap();
+        for n in range {
+            g.append(&Envelope::record(&event(n)), 0).unwrap();
+        }
+        g.flush().unwrap();
+        drop(g);
+        q.notify.notify_one();
+    };
+    let drained = |what: &'static str| {
+        let q = q.clone();
+        let stats = stats.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while q.queue.lock().unwrap().records() > 0 {
+                assert!(Instant::now() < deadline, "{what}: {}", stats.to_json());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    append(0..1_000);
+    drained("delivered to the first broker").await;
+    let a = first.addr.clone();
+    let before = tokio::task::spawn_blocking(move || consume(&a, &topics, 1_000))
+        .await
+        .unwrap();
+    // SIGKILL: the broker's in-memory log and its idempotent-producer state die with it.
+    drop(first);
+    append(1_000..2_000);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(q.queue.lock().unwrap().records() > 0, "waiting, not purged");
+    let second = TansuBroker::start_on(port, &topics).expect("tansu restarts");
+    drained("delivered to the restarted broker").await;
+    cancel.cancel();
+    let a = second.addr.clone();
+    let after = tokio::task::spawn_blocking(move || consume(&a, &topics, 1_000))
+        .await
+        .unwrap();
+    let mut seen = vec![0u32; 2_000];
+    for (_, _, _, event) in before.iter().chain(&after) {
+        seen[event["weir"]["sequence"].as_u64().unwrap() as usize] += 1;
+    }
+    let missing: Vec<_> = (0..2_000).filter(|&n| seen[n] == 0).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} events: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 0);
+    assert!(
+        stats.retries.load(Ordering::Relaxed) > 0,
+        "failures were retried"
+    );
+    // The restarted broker knows nothing of the idempotent producer's id and sequence numbers
+    // (its log was in memory): without a new producer nothing would ever be delivered again.
+    eprintln!("producers replaced: {}", sink.producers_replaced());
+}
