@@ -55,6 +55,7 @@ name = "elastic"
 endpoint = "{}"
 namespace = "plant_a"
 api_key_file = "es.key"
+install_template = true
 
 [sinks.batch]
 max_events = 1000
@@ -306,6 +307,11 @@ fn a_hundred_thousand_events_reach_splunk_elasticsearch_and_kafka_through_outage
     assert_eq!(seen.len(), 100_000);
     assert!(e.item_statuses.iter().filter(|&&c| c == 429).count() > 30_000);
     assert_eq!(e.answers.iter().filter(|&&c| c == 503).count(), 5);
+    assert_eq!(
+        e.requests.first().map(String::as_str),
+        Some("PUT /_index_template/weir"),
+        "the template before any document"
+    );
     assert!(
         e.docs.keys().any(|(i, _)| i == "logs-weir.weir-plant_a"),
         "weir events in their own data stream"

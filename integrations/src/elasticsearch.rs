@@ -15,9 +15,16 @@ Follows the Elasticsearch documentation ("Bulk API", "Data streams", "Index temp
   stored, 429 and 5xx retried alone, any other 4xx (mapping errors) dead-lettered with
   Elasticsearch's error type and reason; a whole-request 429/5xx/timeout is retried; 401/403
   are configuration errors, retried loudly;
-* `Authorization: ApiKey <key>` or basic auth; TLS with a custom CA.
+* `Authorization: ApiKey <key>` or basic auth; TLS with a custom CA;
+* on request (`install_template`), a composable index template (`PUT _index_template/weir`,
+  "Index templates") with explicit mappings for every field Weir emits
+  ([`weir_schemas::fields`]) is installed before the first document is sent, so the data
+  streams are created with ECS types (`source.ip` as `ip`, `event.original` unindexed, ...)
+  rather than by dynamic mapping. Its priority (200) is above Elastic's built-in `logs` template
+  (100), which would otherwise match `logs-*-*`. Until it is installed no document is sent.
 */
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -71,6 +78,8 @@ pub struct EsConfig {
     pub ca_file: Option<std::path::PathBuf>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Install the index template before the first document.
+    pub install_template: bool,
 }
 
 /// A bulk request.
@@ -101,16 +110,108 @@ pub enum EsResponse {
 pub struct EsSink {
     cfg: EsConfig,
     client: reqwest::Client,
+    template_installed: AtomicBool,
+    /// One installation at a time (requests run concurrently).
+    template_lock: tokio::sync::Mutex<()>,
+}
+
+/// The template's name (`_index_template/weir`).
+pub const TEMPLATE_NAME: &str = "weir";
+
+/// The composable index template for `target`: every data stream (or index) Weir writes, with
+/// the mappings of [`weir_schemas::fields::elasticsearch_mappings`].
+pub fn index_template(target: &Target) -> Value {
+    let (pattern, data_stream) = match target {
+        Target::DataStream { .. } => ("logs-weir.*-*".to_owned(), true),
+        Target::Index(t) => (t.replace("{class}", "*"), false),
+    };
+    let mut t = serde_json::json!({
+        "index_patterns": [pattern],
+        "priority": 200,
+        "template": {
+            "mappings": weir_schemas::fields::elasticsearch_mappings(),
+        },
+        "_meta": {
+            "description": "Weir events (ECS fields with their ECS types, weir.* provenance)",
+            "weir_schema_version": weir_schemas::SCHEMA_VERSION,
+            "ecs_version": weir_schemas::ECS_VERSION,
+        },
+    });
+    if data_stream {
+        t["data_stream"] = serde_json::json!({});
+    }
+    t
 }
 
 impl EsSink {
     /// A sink; reads the CA file if configured.
     pub fn new(cfg: EsConfig) -> Result<EsSink, String> {
         let client = crate::http::client(cfg.timeout, cfg.ca_file.as_deref())?;
-        Ok(EsSink { client, cfg })
+        Ok(EsSink {
+            client,
+            template_installed: AtomicBool::new(!cfg.install_template),
+            template_lock: tokio::sync::Mutex::new(()),
+            cfg,
+        })
+    }
+
+    fn authorise(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.cfg.auth {
+            Auth::None => r,
+            Auth::ApiKey(k) => r.header("Authorization", format!("ApiKey {k}")),
+            Auth::Basic { username, password } => r.basic_auth(username, Some(password)),
+        }
+    }
+
+    /// `PUT _index_template/weir`; `None` once Elasticsearch acknowledged it, else the answer
+    /// to retry on (as a failed bulk request would be).
+    async fn install_template(&self) -> Option<EsResponse> {
+        let url = format!(
+            "{}/_index_template/{TEMPLATE_NAME}",
+            self.cfg.endpoint.trim_end_matches('/')
+        );
+        let body = index_template(&self.cfg.target).to_string();
+        let r = self
+            .authorise(self.client.put(&url))
+            .header("Content-Type", "application/json")
+            .body(body);
+        match r.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                tracing::info!(message = "Elasticsearch index template installed.", sink = %self.cfg.name, template = TEMPLATE_NAME);
+                self.template_installed.store(true, Ordering::Relaxed);
+                None
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = crate::http::retry_after(&resp);
+                let body = resp.text().await.unwrap_or_default();
+                // Whatever Elasticsearch says, the documents wait: a retry, never a dead letter.
+                let status = if (400..500).contains(&status) && status != 429 {
+                    503
+                } else {
+                    status
+                };
+                Some(EsResponse::Http {
+                    status,
+                    body: format!("installing the index template: {body}"),
+                    retry_after,
+                })
+            }
+            Err(e) => Some(EsResponse::Transport(format!(
+                "installing the index template: {e}"
+            ))),
+        }
     }
 
     async fn post(&self, request: &EsRequest) -> EsResponse {
+        if !self.template_installed.load(Ordering::Relaxed) {
+            let _one = self.template_lock.lock().await;
+            if !self.template_installed.load(Ordering::Relaxed) {
+                if let Some(failed) = self.install_template().await {
+                    return failed;
+                }
+            }
+        }
         let url = format!("{}/_bulk", self.cfg.endpoint.trim_end_matches('/'));
         let mut r = self
             .client
@@ -119,11 +220,7 @@ impl EsSink {
         if request.gzip {
             r = r.header("Content-Encoding", "gzip");
         }
-        r = match &self.cfg.auth {
-            Auth::None => r,
-            Auth::ApiKey(k) => r.header("Authorization", format!("ApiKey {k}")),
-            Auth::Basic { username, password } => r.basic_auth(username, Some(password)),
-        };
+        r = self.authorise(r);
         match r.body(request.body.clone()).send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();

@@ -309,6 +309,10 @@ pub struct EsState {
     pub reject_marker: Option<String>,
     /// Answer the next N bulk requests with 503.
     pub fail_requests: u32,
+    /// Index templates by name (`PUT _index_template/NAME`).
+    pub templates: std::collections::HashMap<String, Value>,
+    /// Every request as `METHOD /path`, in order.
+    pub requests: Vec<String>,
     seen: std::collections::HashSet<String>,
     arrivals: u64,
 }
@@ -321,6 +325,10 @@ pub struct EsState {
 ///   429 `es_rejected_execution_exception` when a write queue is full; gzip bodies.
 /// * "Data streams": a target named `logs-*-*` is a data stream; only `create` is allowed
 ///   (400 otherwise) and every document needs `@timestamp` (400 otherwise).
+/// * "Create or update index template API": `PUT _index_template/NAME` with `index_patterns`
+///   and an optional `template` (`settings`, `mappings`, `aliases`), `priority`,
+///   `data_stream`, `_meta`; answered `{"acknowledged": true}`, 400
+///   `x_content_parse_exception` / `action_request_validation_exception` otherwise.
 ///
 /// `noida-db` (a real emulator) covers plain bulk and per-item errors; this model covers data
 /// streams, 429 and whole-request errors, which it lacks.
@@ -356,6 +364,51 @@ impl EsServer {
         json_response(status, &body)
     }
 
+    fn put_template(
+        &self,
+        method: &hyper::Method,
+        name: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if method != hyper::Method::PUT {
+            return self.reply(
+                405,
+                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
+            );
+        }
+        let Ok(t) = serde_json::from_slice::<Value>(body) else {
+            return self.reply(
+                400,
+                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
+            );
+        };
+        let patterns_ok = t["index_patterns"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+        let known = [
+            "index_patterns",
+            "template",
+            "priority",
+            "data_stream",
+            "_meta",
+            "composed_of",
+            "version",
+        ];
+        let unknown = t
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())).cloned());
+        if !patterns_ok || unknown.is_some() {
+            return self.reply(
+                400,
+                json!({"error":{"type":"action_request_validation_exception","reason":format!("index_patterns missing or unknown key {unknown:?}")}}),
+            );
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.templates.insert(name.to_owned(), t);
+        }
+        self.reply(200, json!({"acknowledged": true}))
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let gzip = parts
@@ -368,6 +421,13 @@ impl EsServer {
                 json!({"error":{"type":"parse_exception","reason":"body"}}),
             );
         };
+        if let Ok(mut s) = self.state.lock() {
+            s.requests
+                .push(format!("{} {}", parts.method, parts.uri.path()));
+        }
+        if let Some(name) = parts.uri.path().strip_prefix("/_index_template/") {
+            return self.put_template(&parts.method, name, &bytes);
+        }
         if parts.uri.path() != "/_bulk" {
             return self.reply(
                 404,

@@ -68,6 +68,7 @@ fn sink(server: &EsServer) -> Arc<EsSink> {
             gzip: true,
             ca_file: None,
             timeout: Duration::from_secs(5),
+            install_template: true,
         })
         .unwrap(),
     )
@@ -149,6 +150,23 @@ async fn every_event_is_stored_once_through_item_throttling_and_an_outage() {
     );
     assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 0);
     assert_eq!(stats.events_sent.load(Ordering::Relaxed), 10_000);
+    // The index template went in once, before any document, matching the data streams.
+    assert_eq!(s.requests[0], "PUT /_index_template/weir");
+    assert_eq!(
+        s.requests
+            .iter()
+            .filter(|r| r.contains("_index_template"))
+            .count(),
+        1
+    );
+    let t = &s.templates["weir"];
+    assert_eq!(t["index_patterns"], serde_json::json!(["logs-weir.*-*"]));
+    assert_eq!(t["data_stream"], serde_json::json!({}));
+    assert_eq!(t["priority"], 200);
+    let props = &t["template"]["mappings"]["properties"];
+    assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(props["@timestamp"]["type"], "date");
+    assert_eq!(props["event"]["properties"]["original"]["index"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,3 +84,60 @@ fn every_sample_line_matches_its_golden_event() {
     assert!(parsed >= 40, "at least 40 realistic lines parse ({parsed})");
     assert_eq!(raw, 3, "exactly the malformed samples become raw events");
 }
+
+/// Every field any sample event carries is in the field list the Elasticsearch templates are
+/// built from (so nothing Weir emits is left to dynamic mapping), with a JSON value that fits
+/// its type.
+#[test]
+fn every_emitted_field_is_mapped() {
+    use serde_json::Value;
+    use weir_schemas::fields::lookup;
+
+    fn walk(v: &Value, path: &str, seen: &mut std::collections::BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(x, &p, seen);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, path, seen)),
+            leaf => {
+                let field = lookup(path).unwrap_or_else(|| {
+                    panic!("{path} is emitted but not in weir_schemas::fields::FIELDS")
+                });
+                let fits = match field.ty {
+                    "long" | "unsigned_long" => leaf.is_u64() || leaf.is_i64(),
+                    "ip" => leaf
+                        .as_str()
+                        .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok()),
+                    "flattened" | "object" | "keyword" | "match_only_text" | "date" => {
+                        leaf.is_string()
+                    }
+                    other => panic!("{path}: no check for type {other}"),
+                };
+                assert!(fits, "{path} = {leaf} does not fit {}", field.ty);
+                seen.insert(field.name.to_owned());
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in FILES {
+        let text = std::fs::read_to_string(samples().join(format!("expected/{name}.ndjson")))
+            .expect("golden file");
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).expect("golden JSON");
+            walk(&v, "", &mut seen);
+        }
+    }
+    // The samples exercise the list broadly (a field list no sample reaches is unchecked).
+    assert!(
+        seen.len() >= 40,
+        "only {} fields seen: {seen:?}",
+        seen.len()
+    );
+}

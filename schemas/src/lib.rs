@@ -13,11 +13,13 @@ serialisation; every sink on the IT side consumes it. Field names follow the Ela
 The serialised form *is* the schema: what [`Event::to_json`] writes is what a SIEM receives
 (sinks may wrap it, never rename it). Changing a field here means bumping [`SCHEMA_VERSION`].
 
-The module [`ecs`] holds helpers shared by the ECS conformance checks.
+The module [`ecs`] holds helpers shared by the ECS conformance checks; [`fields`] lists every
+field with its Elasticsearch type (the index templates are built from it).
 */
 
 pub mod ecs;
 mod event;
+pub mod fields;
 
 pub use event::*;
 

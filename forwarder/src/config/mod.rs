@@ -700,6 +700,7 @@ fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<Si
             gzip,
             ca_file: e.ca_file.as_deref().map(|p| resolve(base, p)),
             timeout: Duration::from_secs(e.timeout_seconds.max(1)),
+            install_template: e.install_template,
         }),
         name,
     })

@@ -343,6 +343,9 @@ pub struct EsSink {
     /// Index name template (mode `index`).
     #[serde(default = "default_es_index")]
     pub index: String,
+    /// Install Weir's index template before the first document.
+    #[serde(default)]
+    pub install_template: bool,
     /// File holding an encoded API key.
     pub api_key_file: Option<String>,
     /// Basic auth user.

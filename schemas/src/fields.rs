@@ -1,0 +1,209 @@
+//! Every field an [`Event`](crate::Event) can carry, with the Elasticsearch mapping type it is
+//! stored as: the source of the index templates the Elasticsearch sink installs, and the list
+//! the tests hold the encoders to (every field any parser emits must be here; every ECS field
+//! here must have ECS's type, checked against the vendored `ecs_flat.yml`).
+
+use serde_json::{json, Map, Value};
+
+/// One field: dotted name and Elasticsearch type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Dotted name, as ECS writes it.
+    pub name: &'static str,
+    /// Elasticsearch mapping type (`keyword`, `long`, `ip`, `date`, `flattened`, ...).
+    pub ty: &'static str,
+}
+
+const fn f(name: &'static str, ty: &'static str) -> Field {
+    Field { name, ty }
+}
+
+/// The fields, ECS ones first, then Weir's own (`weir.*`).
+pub const FIELDS: &[Field] = &[
+    f("@timestamp", "date"),
+    f("ecs.version", "keyword"),
+    f("message", "match_only_text"),
+    f("tags", "keyword"),
+    f("labels", "object"),
+    f("event.kind", "keyword"),
+    f("event.category", "keyword"),
+    f("event.type", "keyword"),
+    f("event.outcome", "keyword"),
+    f("event.action", "keyword"),
+    f("event.code", "keyword"),
+    f("event.dataset", "keyword"),
+    f("event.module", "keyword"),
+    f("event.provider", "keyword"),
+    f("event.severity", "long"),
+    f("event.timezone", "keyword"),
+    f("event.created", "date"),
+    f("event.ingested", "date"),
+    f("event.reason", "keyword"),
+    f("event.original", "keyword"),
+    f("log.level", "keyword"),
+    f("log.logger", "keyword"),
+    f("log.syslog.facility.code", "long"),
+    f("log.syslog.facility.name", "keyword"),
+    f("log.syslog.severity.code", "long"),
+    f("log.syslog.severity.name", "keyword"),
+    f("log.syslog.priority", "long"),
+    f("log.syslog.version", "keyword"),
+    f("log.syslog.hostname", "keyword"),
+    f("log.syslog.appname", "keyword"),
+    f("log.syslog.procid", "keyword"),
+    f("log.syslog.msgid", "keyword"),
+    f("log.syslog.structured_data", "flattened"),
+    f("host.name", "keyword"),
+    f("host.hostname", "keyword"),
+    f("host.ip", "ip"),
+    f("observer.hostname", "keyword"),
+    f("observer.ip", "ip"),
+    f("observer.name", "keyword"),
+    f("observer.product", "keyword"),
+    f("observer.type", "keyword"),
+    f("observer.vendor", "keyword"),
+    f("process.name", "keyword"),
+    f("process.pid", "long"),
+    f("source.address", "keyword"),
+    f("source.ip", "ip"),
+    f("source.port", "long"),
+    f("source.mac", "keyword"),
+    f("source.bytes", "long"),
+    f("source.packets", "long"),
+    f("destination.address", "keyword"),
+    f("destination.ip", "ip"),
+    f("destination.port", "long"),
+    f("destination.mac", "keyword"),
+    f("destination.bytes", "long"),
+    f("destination.packets", "long"),
+    f("network.transport", "keyword"),
+    f("network.protocol", "keyword"),
+    f("network.community_id", "keyword"),
+    f("network.direction", "keyword"),
+    f("user.name", "keyword"),
+    f("user.domain", "keyword"),
+    f("related.ip", "ip"),
+    f("related.user", "keyword"),
+    f("related.hosts", "keyword"),
+    f("error.type", "keyword"),
+    f("error.message", "match_only_text"),
+    f("weir.class", "keyword"),
+    f("weir.schema_version", "keyword"),
+    f("weir.agent", "keyword"),
+    f("weir.input.type", "keyword"),
+    f("weir.input.peer_ip", "ip"),
+    f("weir.input.peer_port", "long"),
+    f("weir.stream", "keyword"),
+    f("weir.sequence", "unsigned_long"),
+    f("weir.session", "keyword"),
+    f("weir.parse_error", "keyword"),
+    f("weir.gap.stream", "keyword"),
+    f("weir.gap.first_sequence", "unsigned_long"),
+    f("weir.gap.last_sequence", "unsigned_long"),
+    f("weir.gap.count", "long"),
+    f("weir.gap.reason", "keyword"),
+    f("weir.dropped", "long"),
+];
+
+/// The field named `name`, or the field whose subtree holds it (a `flattened` or `object`
+/// field takes any key below it).
+pub fn lookup(name: &str) -> Option<&'static Field> {
+    FIELDS.iter().find(|f| {
+        f.name == name
+            || (matches!(f.ty, "flattened" | "object")
+                && name
+                    .strip_prefix(f.name)
+                    .is_some_and(|rest| rest.starts_with('.')))
+    })
+}
+
+/// Elasticsearch `mappings` for [`FIELDS`]: nested `properties`, each leaf with its type.
+/// `event.original` is kept but not indexed (as ECS and Elastic's integrations store it);
+/// `labels.*` and any string Weir adds later map as `keyword`; `date_detection` is off so a
+/// free-text value never turns a field into a date.
+pub fn elasticsearch_mappings() -> Value {
+    let mut root = Map::new();
+    for field in FIELDS {
+        let mut node = &mut root;
+        let mut parts = field.name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                node.insert(part.to_owned(), leaf(field));
+                break;
+            }
+            let entry = node
+                .entry(part.to_owned())
+                .or_insert_with(|| json!({"properties": {}}));
+            let Some(props) = entry
+                .as_object_mut()
+                .and_then(|o| o.get_mut("properties"))
+                .and_then(Value::as_object_mut)
+            else {
+                break;
+            };
+            node = props;
+        }
+    }
+    json!({
+        "date_detection": false,
+        "dynamic_templates": [
+            {"labels": {"path_match": "labels.*", "mapping": {"type": "keyword"}}},
+            {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+        ],
+        "properties": root,
+    })
+}
+
+fn leaf(field: &Field) -> Value {
+    match (field.name, field.ty) {
+        ("event.original", _) => json!({"type": "keyword", "index": false, "doc_values": false}),
+        ("labels", _) => json!({"type": "object"}),
+        (_, "keyword") => json!({"type": "keyword", "ignore_above": 1024}),
+        (_, ty) => json!({"type": ty}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_once_and_mappings_nest_them() {
+        let mut names: Vec<_> = FIELDS.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), FIELDS.len(), "a field listed twice");
+        let m = elasticsearch_mappings();
+        assert_eq!(
+            m["properties"]["source"]["properties"]["ip"],
+            json!({"type": "ip"})
+        );
+        assert_eq!(
+            m["properties"]["log"]["properties"]["syslog"]["properties"]["structured_data"],
+            json!({"type": "flattened"})
+        );
+        assert_eq!(
+            m["properties"]["weir"]["properties"]["gap"]["properties"]["count"],
+            json!({"type": "long"})
+        );
+        assert_eq!(m["properties"]["@timestamp"], json!({"type": "date"}));
+        assert_eq!(
+            lookup("log.syslog.structured_data.origin@1.ip").map(|f| f.ty),
+            Some("flattened")
+        );
+        assert_eq!(lookup("labels.zone").map(|f| f.ty), Some("object"));
+        assert_eq!(lookup("log.syslog.structured"), None);
+        assert_eq!(lookup("host.os.name"), None);
+    }
+
+    #[test]
+    fn every_ecs_field_has_the_type_ecs_gives_it() {
+        let ecs = crate::ecs::EcsSchema::load_bundled().expect("ecs_flat.yml");
+        for field in FIELDS.iter().filter(|f| !f.name.starts_with("weir.")) {
+            let def = ecs
+                .field(field.name)
+                .unwrap_or_else(|| panic!("{} is not an ECS field", field.name));
+            assert_eq!(def.ty, field.ty, "{}", field.name);
+        }
+    }
+}
