@@ -74,20 +74,58 @@ fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
 
 /// HTTP/1.1 with keep-alive on every accepted connection, until the runtime ends.
 fn serve<M: Model>(listener: tokio::net::TcpListener, model: M) {
+    serve_maybe_tls(listener, model, None);
+}
+
+/// Serve HTTP/1.1, over TLS when `tls` is given (a failed handshake drops that connection).
+fn serve_maybe_tls<M: Model>(
+    listener: tokio::net::TcpListener,
+    model: M,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let m = model.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let m = m.clone();
                     async move { Ok::<_, Infallible>(m.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                    }
+                }
             });
         }
     });
+}
+
+/// A TLS acceptor for a server certificate chain and key, both PEM.
+pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(&e))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(&e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| bad(&e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// What the model HEC holds and how it misbehaves.
@@ -131,6 +169,22 @@ impl HecServer {
             token: Arc::from(token),
         };
         serve(listener, server.clone());
+        Ok(server)
+    }
+
+    /// The same over HTTPS with `tls` (see [`tls_acceptor`]); reach it as
+    /// `https://localhost:PORT` so the name matches a certificate issued for `localhost`.
+    pub async fn start_tls(
+        token: &str,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<HecServer> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let server = HecServer {
+            addr: listener.local_addr()?,
+            state: Arc::new(Mutex::new(HecState::default())),
+            token: Arc::from(token),
+        };
+        serve_maybe_tls(listener, server.clone(), Some(tls));
         Ok(server)
     }
 

@@ -263,3 +263,84 @@ async fn a_crash_in_the_middle_loses_nothing_and_duplicates_at_most_the_batches_
         "{duplicates} duplicates > {in_flight_max} in flight"
     );
 }
+
+/// A CA and a server certificate it signed for 127.0.0.1: (CA PEM, server cert PEM, key PEM).
+fn test_pki(cn: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, cn);
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "splunk-hec.test");
+    leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    let cert = leaf.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_configured_ca_is_trusted_and_nothing_else() {
+    let (ca, cert, key) = test_pki("Weir test SOC CA");
+    let (other_ca, _, _) = test_pki("Some other CA");
+    let tls = weir_integrations::testing::tls_acceptor(&cert, &key).unwrap();
+    let server = HecServer::start_tls(TOKEN, tls).await.unwrap();
+    let endpoint = format!("https://{}", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.path().join("other.pem"), &other_ca).unwrap();
+
+    let run = |ca_file: Option<std::path::PathBuf>, buffer: &str, range: std::ops::Range<usize>| {
+        let mut cfg = hec_cfg(&server, false);
+        cfg.endpoint = endpoint.clone();
+        cfg.ca_file = ca_file;
+        let q = open(&dir.path().join(buffer));
+        let stats = Arc::new(SinkStats::default());
+        let cancel = CancellationToken::new();
+        tokio::spawn(driver::run(
+            Arc::new(HecSink::new(cfg).unwrap()),
+            q.clone(),
+            driver_cfg(None),
+            stats.clone(),
+            cancel.clone(),
+        ));
+        fill(&q, range);
+        (q, stats, cancel)
+    };
+    // Signed by the configured CA: delivered.
+    let (q, stats, cancel) = run(Some(dir.path().join("ca.pem")), "good", 0..1_000);
+    wait_until(
+        || q.queue.lock().unwrap().records() == 0,
+        "delivery over TLS",
+    )
+    .await;
+    cancel.cancel();
+    assert_eq!(numbers(&server), (0..1_000).collect::<Vec<_>>());
+    assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+    // Another CA, or only the system roots: the handshake fails, events wait, nothing is sent.
+    for (ca_file, buffer) in [
+        (Some(dir.path().join("other.pem")), "other"),
+        (None, "system"),
+    ] {
+        let (q, stats, cancel) = run(ca_file, buffer, 1_000..1_100);
+        wait_until(
+            || stats.retries.load(Ordering::Relaxed) >= 3,
+            "refused handshakes retried",
+        )
+        .await;
+        cancel.cancel();
+        assert_eq!(
+            q.queue.lock().unwrap().records(),
+            100,
+            "{buffer}: still buffered"
+        );
+        assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 0);
+    }
+    assert_eq!(
+        numbers(&server).len(),
+        1_000,
+        "nothing reached an untrusted server"
+    );
+}
