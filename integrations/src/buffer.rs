@@ -29,7 +29,7 @@ Every method does blocking file IO: call it from a thread of its own or `spawn_b
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -129,6 +129,10 @@ pub struct DiskQueue {
     unread_records: u64,
     /// Their bytes (approximate after a rewind).
     unread_bytes: u64,
+    /// The segment being read, kept open between reads.
+    reader: Option<(u64, File)>,
+    /// Read buffer, reused: a fresh zeroed one per read cost more than the read (page faults).
+    read_buf: Vec<u8>,
 }
 
 /// A summary for `weir buffer inspect` and metrics.
@@ -193,6 +197,8 @@ impl DiskQueue {
             inflight: VecDeque::new(),
             unread_records: 0,
             unread_bytes: 0,
+            reader: None,
+            read_buf: Vec::new(),
         };
         let mut numbers: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -448,9 +454,25 @@ impl DiskQueue {
                 }
             }
             let want = (limit - self.read.offset).min((max_bytes - taken).max(64 * 1024) as u64);
-            let file = File::open(self.segment_path(self.read.segment))?;
-            let mut buf = vec![0u8; want as usize];
-            file.read_exact_at(&mut buf, self.read.offset)?;
+            if self.reader.as_ref().map(|(n, _)| *n) != Some(self.read.segment) {
+                let file = File::open(self.segment_path(self.read.segment))?;
+                self.reader = Some((self.read.segment, file));
+            }
+            let Some((_, file)) = self.reader.as_mut() else {
+                break;
+            };
+            let mut buf = std::mem::take(&mut self.read_buf);
+            buf.clear();
+            // Into the buffer's spare capacity: `read_to_end` does not zero it first.
+            file.seek(SeekFrom::Start(self.read.offset))?;
+            (&*file).take(want).read_to_end(&mut buf)?;
+            if (buf.len() as u64) < want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "buffer segment shorter than its records",
+                ));
+            }
+            let file = &*file;
             let mut at = 0usize;
             let mut progressed = false;
             while at < buf.len() && out.len() < max_records && taken < max_bytes {
@@ -519,6 +541,7 @@ impl DiskQueue {
                 }
             }
             self.read.offset += at as u64;
+            self.read_buf = buf;
             if !progressed {
                 break;
             }

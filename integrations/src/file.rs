@@ -8,8 +8,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use weir_schemas::Event;
-
 use crate::{encode_ndjson, LocalSink, SinkError};
 
 /// File sink settings.
@@ -97,7 +95,7 @@ impl LocalSink for FileSink {
         &self.name
     }
 
-    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError> {
+    fn write_batch(&mut self, events: &[&[u8]]) -> Result<(), SinkError> {
         self.buf.clear();
         encode_ndjson(events, &mut self.buf);
         let len = self.buf.len() as u64;
@@ -126,7 +124,7 @@ impl LocalSink for FileSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_schemas::EventClass;
+    use weir_schemas::{Event, EventClass};
 
     fn event(i: usize) -> Event {
         let mut e = Event::new(EventClass::Syslog, chrono::DateTime::UNIX_EPOCH);
@@ -149,7 +147,7 @@ mod tests {
         )
         .expect("opens");
         for i in 0..35 {
-            sink.write_batch(&[event(i)]).expect("writes");
+            sink.write_batch(&[&event(i).to_json()]).expect("writes");
         }
         sink.flush().expect("flush");
         assert_eq!(sink.rotations(), 3);
@@ -184,7 +182,7 @@ mod tests {
         )
         .expect("opens");
         for i in 0..5 {
-            sink.write_batch(&[event(i)]).expect("writes");
+            sink.write_batch(&[&event(i).to_json()]).expect("writes");
         }
         sink.flush().expect("flush");
         let mut names: Vec<_> = std::fs::read_dir(dir.path())

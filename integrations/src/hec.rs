@@ -21,6 +21,7 @@ Indexer Acknowledgment"):
   acknowledged within `ack_timeout` is sent again (duplicates are counted by Splunk, not lost).
 */
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -265,28 +266,31 @@ impl Sink for HecSink {
             let Some((env, event)) = Envelope::split(record) else {
                 continue; // never written by this version; counted at the buffer
             };
-            let meta = self.metadata(&env.class).cloned().unwrap_or_default();
-            let fill = |t: &str| template(t, &env);
+            let default_meta = Metadata::default();
+            let meta = self.metadata(&env.class).unwrap_or(&default_meta);
             match self.cfg.kind {
                 Endpoint::Event => {
-                    // Written by hand: `time` keeps its microseconds exactly (a float would
-                    // not), and the event's JSON goes in as is.
-                    let q = |v: &str| serde_json::to_string(v).unwrap_or_default();
-                    body.extend_from_slice(
-                        format!(
-                            "{{\"time\":{}.{:06}",
-                            env.time_us.div_euclid(1_000_000),
-                            env.time_us.rem_euclid(1_000_000)
-                        )
-                        .as_bytes(),
+                    // Written by hand, straight into the body: `time` keeps its microseconds
+                    // exactly (a float would not), and the event's JSON goes in as is.
+                    let _ = write!(
+                        body,
+                        "{{\"time\":{}.{:06}",
+                        env.time_us.div_euclid(1_000_000),
+                        env.time_us.rem_euclid(1_000_000)
                     );
-                    let host = if meta.host.is_empty() {
-                        env.host.clone().unwrap_or_default()
-                    } else {
-                        fill(&meta.host)
+                    let host_field = |body: &mut Vec<u8>, value: &str| {
+                        body.extend_from_slice(b",\"host\":");
+                        json_str(body, value);
                     };
-                    if !host.is_empty() {
-                        body.extend_from_slice(format!(",\"host\":{}", q(&host)).as_bytes());
+                    if meta.host.is_empty() {
+                        if let Some(h) = env.host.as_deref().filter(|h| !h.is_empty()) {
+                            host_field(&mut body, h);
+                        }
+                    } else {
+                        let h = template(&meta.host, &env);
+                        if !h.is_empty() {
+                            host_field(&mut body, &h);
+                        }
                     }
                     for (k, v) in [
                         ("index", &meta.index),
@@ -294,26 +298,30 @@ impl Sink for HecSink {
                         ("source", &meta.source),
                     ] {
                         if !v.is_empty() {
-                            body.extend_from_slice(format!(",\"{k}\":{}", q(&fill(v))).as_bytes());
+                            let _ = write!(body, ",\"{k}\":");
+                            json_str(&mut body, &template(v, &env));
                         }
                     }
                     if self.cfg.indexed_fields && !env.fields.is_empty() {
-                        let fields: serde_json::Map<String, Value> = env
-                            .fields
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                            .collect();
-                        body.extend_from_slice(b",\"fields\":");
-                        body.extend_from_slice(
-                            &serde_json::to_vec(&Value::Object(fields)).unwrap_or_default(),
-                        );
+                        body.extend_from_slice(b",\"fields\":{");
+                        for (i, (k, v)) in env.fields.iter().enumerate() {
+                            if i > 0 {
+                                body.push(b',');
+                            }
+                            json_str(&mut body, k);
+                            body.push(b':');
+                            json_str(&mut body, v);
+                        }
+                        body.push(b'}');
                     }
                     body.extend_from_slice(b",\"event\":");
                     body.extend_from_slice(event);
                     body.extend_from_slice(b"}\n");
                 }
                 Endpoint::Raw => {
-                    raw_meta.get_or_insert_with(|| (env.host.clone().unwrap_or_default(), meta));
+                    raw_meta.get_or_insert_with(|| {
+                        (env.host.clone().unwrap_or_default(), meta.clone())
+                    });
                     body.extend_from_slice(event);
                     body.push(b'\n');
                 }
@@ -429,14 +437,35 @@ pub fn classify(events: usize, response: &HecResponse) -> Verdict {
     }
 }
 
-fn template(t: &str, env: &Envelope) -> String {
+/// `s` as a JSON string.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `t` with `{class}`, `{agent}`, `{stream}` and `{host}` replaced, in one pass.
+fn template<'t>(t: &'t str, env: &Envelope) -> std::borrow::Cow<'t, str> {
     if !t.contains('{') {
-        return t.to_owned();
+        return std::borrow::Cow::Borrowed(t);
     }
-    t.replace("{class}", &env.class)
-        .replace("{agent}", env.agent.as_deref().unwrap_or(""))
-        .replace("{stream}", env.stream.as_deref().unwrap_or(""))
-        .replace("{host}", env.host.as_deref().unwrap_or(""))
+    let mut out = String::with_capacity(t.len() + 32);
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        out.push_str(rest.get(..open).unwrap_or_default());
+        let after = rest.get(open..).unwrap_or_default();
+        let (value, len) = [
+            ("{class}", Some(env.class.as_str())),
+            ("{agent}", env.agent.as_deref()),
+            ("{stream}", env.stream.as_deref()),
+            ("{host}", env.host.as_deref()),
+        ]
+        .into_iter()
+        .find(|(name, _)| after.starts_with(name))
+        .map_or(("{", 1), |(name, v)| (v.unwrap_or(""), name.len()));
+        out.push_str(value);
+        rest = after.get(len..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn urlencode(s: &str) -> String {

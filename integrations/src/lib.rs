@@ -1,5 +1,5 @@
 /*!
-The IT side's outputs: every sink consumes [`weir_schemas::Event`]s through the one [`Sink`]
+The IT side's outputs: every sink consumes events (their canonical JSON) through the one [`Sink`]
 trait.
 
 Today: [`file::FileSink`] (NDJSON with size-based rotation) and [`stdout::StdoutSink`]. The
@@ -18,8 +18,6 @@ pub mod kafka;
 pub mod stdout;
 #[cfg(feature = "testing")]
 pub mod testing;
-
-use weir_schemas::Event;
 
 /// Why a sink could not take a batch.
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +39,17 @@ pub enum SinkError {
 pub trait LocalSink: Send {
     /// The sink's configured name (for logs and metrics).
     fn name(&self) -> &str;
-    /// Write a batch. On error nothing of the batch may be assumed written.
-    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// Write a batch of events, each its canonical JSON (one line, no newline). On error
+    /// nothing of the batch may be assumed written.
+    fn write_batch(&mut self, events: &[&[u8]]) -> Result<(), SinkError>;
     /// Make everything written so far durable (or at least handed to the OS).
     fn flush(&mut self) -> Result<(), SinkError>;
 }
 
-/// Serialise events as NDJSON into `buf` (appending).
-pub fn encode_ndjson(events: &[Event], buf: &mut Vec<u8>) {
+/// Events' JSON as NDJSON into `buf` (appending).
+pub fn encode_ndjson(events: &[&[u8]], buf: &mut Vec<u8>) {
     for e in events {
-        e.write_json(buf);
+        buf.extend_from_slice(e);
         buf.push(b'\n');
     }
 }

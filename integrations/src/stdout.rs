@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use weir_schemas::Event;
-
 use crate::{encode_ndjson, LocalSink, SinkError};
 
 /// Writes one JSON event per line to stdout.
@@ -28,7 +26,7 @@ impl LocalSink for StdoutSink {
         &self.name
     }
 
-    fn write_batch(&mut self, events: &[Event]) -> Result<(), SinkError> {
+    fn write_batch(&mut self, events: &[&[u8]]) -> Result<(), SinkError> {
         self.buf.clear();
         encode_ndjson(events, &mut self.buf);
         std::io::stdout()

@@ -578,11 +578,17 @@ pub struct Gap {
 }
 
 /// RFC 3339 timestamps with the precision the value has, always in UTC with a `Z`.
+/// A timestamp as events carry it (RFC 3339, UTC, `Z`, as many fractional digits as needed
+/// in groups of three).
+pub fn format_timestamp(value: &DateTime<Utc>) -> String {
+    value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
 mod ts {
     use super::*;
 
     pub fn serialize<S: Serializer>(value: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        s.serialize_str(&format_timestamp(value))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {

@@ -22,7 +22,7 @@ use crate::config::{ClassFilter, RxConfig, SinkConfig};
 use crate::diode;
 use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
-use weir_integrations::envelope::Envelope;
+use weir_integrations::envelope::{stamp, Envelope, Peek};
 
 /// What the diode task hands the sink thread.
 #[derive(Debug)]
@@ -177,6 +177,45 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     })
 }
 
+/// One event as the sink thread passes it on: its class and its final JSON, preceded by its
+/// envelope when SIEM sinks need the buffer record.
+struct Received {
+    class: EventClass,
+    /// The SIEM buffer record (envelope, then the JSON), or just the JSON.
+    bytes: Vec<u8>,
+    /// Where the JSON starts in `bytes`.
+    json_at: usize,
+}
+
+impl Received {
+    fn json(&self) -> &[u8] {
+        self.bytes.get(self.json_at..).unwrap_or_default()
+    }
+
+    fn new(class: EventClass, json: Vec<u8>, envelope: Option<Envelope>) -> Received {
+        match envelope {
+            Some(env) => {
+                let bytes = Envelope::record_of(&env, &json);
+                Received {
+                    class,
+                    json_at: bytes.len() - json.len(),
+                    bytes,
+                }
+            }
+            None => Received {
+                class,
+                bytes: json,
+                json_at: 0,
+            },
+        }
+    }
+
+    /// A receiver-made event (gap, session, undecodable record).
+    fn typed(e: &Event, envelope: bool) -> Received {
+        Received::new(e.class(), e.to_json(), envelope.then(|| Envelope::of(e)))
+    }
+}
+
 fn sink_stage(
     work: WorkQueue<Work>,
     mut sinks: Vec<(Box<dyn LocalSink>, ClassFilter)>,
@@ -184,10 +223,9 @@ fn sink_stage(
     stats: &RxStats,
     budget: &QueueBudget,
 ) {
-    let mut records: Vec<(EventClass, Vec<u8>)> = Vec::new();
-    let mut batch: Vec<Event> = Vec::new();
-    let mut routed: Vec<Event> = Vec::new();
+    let mut batch: Vec<Received> = Vec::new();
     let mut dirty = false;
+    let envelopes = !siems.is_empty();
     loop {
         let item = match work.recv_timeout(Duration::from_millis(100)) {
             Ok(item) => item,
@@ -205,19 +243,17 @@ fn sink_stage(
             Work::Diode(output, bytes) => (output, bytes),
         };
         batch.clear();
-        events_of(output, &mut batch, stats);
+        events_of(output, &mut batch, stats, envelopes);
         budget.release(bytes);
         if batch.is_empty() {
             continue;
         }
         for (sink, classes) in sinks.iter_mut() {
-            routed.clear();
-            routed.extend(
-                batch
-                    .iter()
-                    .filter(|e| classes.contains(&e.class()))
-                    .cloned(),
-            );
+            let routed: Vec<&[u8]> = batch
+                .iter()
+                .filter(|e| classes.contains(&e.class))
+                .map(Received::json)
+                .collect();
             if routed.is_empty() {
                 continue;
             }
@@ -226,18 +262,18 @@ fn sink_stage(
                 error!(message = "Sink write failed; batch dropped.", sink = sink.name(), error = %err);
             }
         }
-        if !siems.is_empty() {
+        if envelopes {
             // One envelope record per event, shared by every SIEM that takes its class.
-            records.clear();
-            records.extend(batch.iter().map(|e| (e.class(), Envelope::record(e))));
-            let view: Vec<(EventClass, &[u8])> =
-                records.iter().map(|(c, r)| (*c, r.as_slice())).collect();
+            let view: Vec<(EventClass, &[u8])> = batch
+                .iter()
+                .map(|e| (e.class, e.bytes.as_slice()))
+                .collect();
             for siem in siems {
                 siem.append(&view);
             }
         }
         for e in &batch {
-            stats.events_sent.of(e.class()).inc();
+            stats.events_sent.of(e.class).inc();
         }
         dirty = true;
     }
@@ -253,14 +289,27 @@ fn flush(sinks: &mut [(Box<dyn LocalSink>, ClassFilter)], stats: &RxStats) {
     }
 }
 
-fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
+/// The events of one receiver output. The agent's records keep their JSON: the receiver's
+/// provenance is written into it as text ([`stamp`]); a record that does not have the shape
+/// this build writes is decoded and re-encoded instead, and one that is not an event at all
+/// becomes a counted `record-undecodable` event holding it.
+fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes: bool) {
     let now = Utc::now();
     match output {
         Output::Block {
             session, records, ..
         } => {
             let session = format!("{session:016x}");
+            let ingested = weir_schemas::format_timestamp(&now);
             for (r, bytes) in records.records() {
+                if let Ok(peek) = Peek::of(bytes) {
+                    if let Some(json) = stamp(bytes, &peek, r.sequence, &session, &ingested) {
+                        let env =
+                            envelopes.then(|| peek.envelope(Some(r.sequence), Some(&session)));
+                        out.push(Received::new(peek.class(), json, env));
+                        continue;
+                    }
+                }
                 let mut event = match Event::from_json(bytes) {
                     Ok(e) => e,
                     Err(err) => {
@@ -271,13 +320,13 @@ fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
                 event.weir.sequence = Some(r.sequence);
                 event.weir.session = Some(session.clone());
                 event.event.ingested = Some(now);
-                out.push(event);
+                out.push(Received::typed(&event, envelopes));
             }
         }
         Output::Gap(gap) => {
             stats.gaps.inc();
             warn!(message = "Diode gap: records lost.", stream = %gap.stream_name, first = gap.first, last = gap.last, reason = gap.reason.code());
-            out.push(gap_event(&gap));
+            out.push(Received::typed(&gap_event(&gap), envelopes));
         }
         Output::SessionStarted {
             session,
@@ -292,7 +341,7 @@ fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
             info!(message = %text);
             let mut e = weir_event("diode-session-started", text, session);
             e.event.kind_type = vec!["start".into()];
-            out.push(e);
+            out.push(Received::typed(&e, envelopes));
         }
         Output::SettingsMismatch {
             session,
@@ -305,7 +354,7 @@ fn events_of(output: Output, out: &mut Vec<Event>, stats: &RxStats) {
             error!(message = %text);
             let mut e = weir_event("diode-settings-mismatch", text, session);
             e.event.outcome = Some("failure".into());
-            out.push(e);
+            out.push(Received::typed(&e, envelopes));
         }
         // Handled (logged, counted) by the diode task; never queued.
         Output::BlocksLost { .. } | Output::Heartbeat { .. } => {}
