@@ -276,11 +276,20 @@ pub fn stamp(
     }
     let at = memchr::memmem::find_iter(json, EVENT).find(|&i| !escaped(json, i))? + EVENT.len();
     let tail = json.len() - 2;
+    // Whatever the sender wrote, the output stays JSON: no comma into an empty object.
+    let next = |from: usize| json.get(from..)?.iter().find(|b| !b.is_ascii_whitespace());
+    let before_tail = json.get(..tail)?.iter().rfind(|b| !b.is_ascii_whitespace());
+    let event_empty = next(at) == Some(&b'}');
+    if before_tail == Some(&b'{') {
+        return None;
+    }
     let mut out = Vec::with_capacity(json.len() + 96);
     out.extend_from_slice(json.get(..at)?);
-    out.extend_from_slice(b"\"ingested\":\"");
-    out.extend_from_slice(ingested.as_bytes());
-    out.extend_from_slice(b"\",");
+    out.extend_from_slice(b"\"ingested\":");
+    out.extend_from_slice(serde_json::to_string(ingested).ok()?.as_bytes());
+    if !event_empty {
+        out.push(b',');
+    }
     out.extend_from_slice(json.get(at..tail)?);
     out.extend_from_slice(b",\"sequence\":");
     write!(out, "{sequence}").ok()?;
@@ -458,6 +467,19 @@ mod tests {
         let old_json = old.to_json();
         let old_peek = Peek::of(&old_json).unwrap();
         assert_eq!(stamp(&old_json, &old_peek, 1, "s", ingested), None);
+    }
+
+    #[test]
+    fn a_sender_writing_empty_objects_still_gets_json_back() {
+        let json = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{ },"weir":{"class":"syslog","schema_version":"1.0.0"}}"#;
+        let peek = Peek::of(json).unwrap();
+        let out = stamp(json, &peek, 3, "s", "2026-01-01T00:00:01Z").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["event"]["ingested"], "2026-01-01T00:00:01Z");
+        assert_eq!(v["weir"]["sequence"], 3);
+        let empty_last = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"kind":"event"},"weir":{"class":"syslog","schema_version":"1.0.0"},"z":{ }}"#;
+        let peek = Peek::of(empty_last).unwrap();
+        assert_eq!(stamp(empty_last, &peek, 3, "s", "t"), None);
     }
 
     #[test]

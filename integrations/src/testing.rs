@@ -384,8 +384,8 @@ pub struct EsState {
 ///   `data_stream`, `_meta`; answered `{"acknowledged": true}`, 400
 ///   `x_content_parse_exception` / `action_request_validation_exception` otherwise.
 ///
-/// `noida-db` (a real emulator) covers plain bulk and per-item errors; this model covers data
-/// streams, 429 and whole-request errors, which it lacks.
+/// No Elasticsearch (or Elasticsearch-protocol emulator) can be installed on the build
+/// machines, so this model, written from those documents, is the only peer the tests have.
 #[derive(Clone)]
 pub struct EsServer {
     /// Where it listens.

@@ -16,3 +16,4 @@ Each format offers two entry points:
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 pub mod syslog;
+pub mod winxml;
