@@ -117,6 +117,31 @@ fn kafka_sink(addr: &str, timeout: Duration) -> Arc<KafkaSink> {
     )
 }
 
+/// A disk buffer in `dir` for the broker-outage tests.
+fn buffer(dir: &std::path::Path) -> Arc<SharedQueue> {
+    SharedQueue::new(
+        DiskQueue::open(
+            dir,
+            Config {
+                max_bytes: 1 << 30,
+                segment_bytes: 1 << 20,
+                overflow: Overflow::DropNewest,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// Small batches and a short backoff cap, so an outage's retries are quick.
+fn driver_cfg() -> DriverConfig {
+    DriverConfig {
+        max_events: 500,
+        max_age: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        ..DriverConfig::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_broker_down_events_wait_in_the_buffer_and_arrive_when_it_comes_up() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -126,25 +151,10 @@ async fn with_the_broker_down_events_wait_in_the_buffer_and_arrive_when_it_comes
         .port();
     let addr = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let q = SharedQueue::new(
-        DiskQueue::open(
-            dir.path(),
-            Config {
-                max_bytes: 1 << 30,
-                segment_bytes: 1 << 20,
-                overflow: Overflow::DropNewest,
-            },
-        )
-        .unwrap(),
-    );
+    let q = buffer(dir.path());
     let stats = Arc::new(SinkStats::default());
     let cancel = CancellationToken::new();
-    let cfg = DriverConfig {
-        max_events: 500,
-        max_age: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        ..DriverConfig::default()
-    };
+    let cfg = driver_cfg();
     // Deliveries fail after 3 s each while nothing listens; they go back to the buffer.
     tokio::spawn(driver::run(
         kafka_sink(&addr, Duration::from_secs(3)),
@@ -278,25 +288,10 @@ async fn a_broker_killed_and_restarted_loses_nothing_the_sink_had_not_delivered(
     let first = TansuBroker::start(&topics).expect("tansu starts");
     let port = first.port();
     let dir = tempfile::tempdir().unwrap();
-    let q = SharedQueue::new(
-        DiskQueue::open(
-            dir.path(),
-            Config {
-                max_bytes: 1 << 30,
-                segment_bytes: 1 << 20,
-                overflow: Overflow::DropNewest,
-            },
-        )
-        .unwrap(),
-    );
+    let q = buffer(dir.path());
     let stats = Arc::new(SinkStats::default());
     let cancel = CancellationToken::new();
-    let cfg = DriverConfig {
-        max_events: 500,
-        max_age: Duration::from_millis(50),
-        backoff_max: Duration::from_millis(500),
-        ..DriverConfig::default()
-    };
+    let cfg = driver_cfg();
     let sink = kafka_sink(&first.addr, Duration::from_secs(3));
     tokio::spawn(driver::run(
         sink.clone(),
