@@ -149,7 +149,8 @@ pub fn render(summary: &Value) -> String {
     let Some(map) = summary.as_object() else {
         return out;
     };
-    for (key, value) in map {
+    // Sorted, whatever the map's own order (serde_json's `preserve_order` may be on).
+    for (key, value) in sorted(map) {
         let name = format!("weir_{key}");
         let kind = if key.ends_with("_total") {
             "counter"
@@ -178,7 +179,7 @@ pub fn render(summary: &Value) -> String {
                         "gauge"
                     };
                     let _ = writeln!(out, "# TYPE {metric} {kind}");
-                    for (label_value, obj) in series {
+                    for (label_value, obj) in sorted(series) {
                         if let Some(n) = obj.get(sub).and_then(Value::as_u64) {
                             let _ =
                                 writeln!(out, "{metric}{{{key}=\"{}\"}} {n}", escape(label_value));
@@ -193,7 +194,7 @@ pub fn render(summary: &Value) -> String {
                     "class"
                 };
                 let _ = writeln!(out, "# TYPE {name} {kind}");
-                for (label_value, v) in series {
+                for (label_value, v) in sorted(series) {
                     if let Some(n) = v.as_u64() {
                         let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(label_value));
                     }
@@ -203,6 +204,12 @@ pub fn render(summary: &Value) -> String {
         }
     }
     out
+}
+
+fn sorted(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    entries
 }
 
 fn escape(s: &str) -> String {
