@@ -16,4 +16,5 @@ Each format offers two entry points:
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
 pub mod syslog;
+pub mod windows;
 pub mod winxml;

@@ -118,7 +118,29 @@ pub struct Event {
     /// `error.*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
-    /// `weir.*`: provenance and Weir's own records.
+    /// `group.*`: the group an account-management event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+    /// `file.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<File>>,
+    /// `registry.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Box<Registry>>,
+    /// `dns.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Box<Dns>>,
+    /// `service.*`: the service an event is about (a Windows service installed or changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
+    /// `winlog.*`: Windows event detail, named as Winlogbeat names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub winlog: Option<Box<Winlog>>,
+    /// `powershell.*`: PowerShell engine and script-block detail, named as Winlogbeat names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub powershell: Option<Box<PowerShell>>,
+    /// `weir.*`: provenance and Weir's own records. Always the last member of the JSON object
+    /// (the receiver writes its provenance into it as text).
     pub weir: Weir,
 }
 
@@ -142,6 +164,13 @@ impl Event {
             user: None,
             related: Related::default(),
             error: None,
+            group: None,
+            file: None,
+            registry: None,
+            dns: None,
+            service: None,
+            winlog: None,
+            powershell: None,
             weir: Weir::new(class),
         }
     }
@@ -185,6 +214,11 @@ impl Event {
     /// Add `user` to `related.user` unless it is already there.
     pub fn relate_user(&mut self, user: &str) {
         push_unique(&mut self.related.user, user);
+    }
+
+    /// Add `hash` to `related.hash` unless it is already there.
+    pub fn relate_hash(&mut self, hash: &str) {
+        push_unique(&mut self.related.hash, hash);
     }
 }
 
@@ -376,6 +410,23 @@ pub struct Host {
     /// `host.ip` (array).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip: Vec<String>,
+    /// `host.os.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<Os>,
+}
+
+/// `host.os.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Os {
+    /// `host.os.type`: `windows`, `linux`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Word>,
+    /// `host.os.family`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Word>,
+    /// `host.os.platform`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Word>,
 }
 
 /// `observer.*`.
@@ -410,6 +461,94 @@ pub struct Process {
     /// `process.pid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<i64>,
+    /// `process.executable`: the full path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// `process.command_line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<String>,
+    /// `process.working_directory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// `process.entity_id`: a globally unique id (Sysmon's process GUID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    /// `process.hash.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    /// `process.pe.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<Pe>,
+    /// `process.parent.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<ParentProcess>>,
+}
+
+/// `process.parent.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParentProcess {
+    /// `process.parent.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `process.parent.pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i64>,
+    /// `process.parent.executable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// `process.parent.command_line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_line: Option<String>,
+    /// `process.parent.entity_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+}
+
+/// `*.hash.*`: lower-case hex digests.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hash {
+    /// `*.hash.md5`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// `*.hash.sha1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// `*.hash.sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// `*.hash.sha512`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha512: Option<String>,
+}
+
+impl Hash {
+    /// True when no digest is set.
+    pub fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha1.is_none() && self.sha256.is_none() && self.sha512.is_none()
+    }
+}
+
+/// `*.pe.*`: the PE header's version resource and import hash.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pe {
+    /// `*.pe.original_file_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_file_name: Option<String>,
+    /// `*.pe.company`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    /// `*.pe.description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `*.pe.product`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// `*.pe.file_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_version: Option<String>,
+    /// `*.pe.imphash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imphash: Option<String>,
 }
 
 /// `source.*` / `destination.*`.
@@ -433,6 +572,9 @@ pub struct Endpoint {
     /// `*.packets`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packets: Option<u64>,
+    /// `*.domain`: the endpoint's name (a Windows workstation name, a queried host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
 }
 
 /// `network.*`.
@@ -461,6 +603,336 @@ pub struct User {
     /// `user.domain`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// `user.id`: a Windows SID, a Unix uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `user.target.*`: the account an action was done to (created, reset, added to a group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<UserRef>,
+    /// `user.effective.*`: the account whose credentials were used (Windows 4648).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective: Option<UserRef>,
+}
+
+/// `user.target.*` / `user.effective.*` / `group.*`: name, domain and id of an account.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// `*.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `*.domain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// `*.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+impl UserRef {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none() && self.domain.is_none() && self.id.is_none()
+    }
+}
+
+/// `group.*`.
+pub type Group = UserRef;
+
+/// `file.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct File {
+    /// `file.path`: the full path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `file.name`: the last component of the path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `file.directory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// `file.extension`, without the dot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// `file.hash.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    /// `file.pe.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe: Option<Pe>,
+}
+
+/// `registry.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    /// `registry.path`: hive, key and value joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `registry.hive`: the abbreviated hive (`HKLM`, `HKU`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hive: Option<String>,
+    /// `registry.key`: the key below the hive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `registry.value`: the value name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `registry.data.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<RegistryData>,
+}
+
+/// `registry.data.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryData {
+    /// `registry.data.strings` (array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strings: Vec<String>,
+    /// `registry.data.type`: `REG_SZ`, `REG_DWORD`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `dns.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dns {
+    /// `dns.question.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<DnsQuestion>,
+    /// `dns.resolved_ip` (array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved_ip: Vec<String>,
+}
+
+/// `dns.question.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsQuestion {
+    /// `dns.question.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `service.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// `service.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `winlog.*`: what a Windows event record says, beyond ECS, named as Winlogbeat names it so
+/// that rules written against Winlogbeat data work unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Winlog {
+    /// `winlog.channel`: `Security`, `System`, `Microsoft-Windows-Sysmon/Operational`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// `winlog.event_id`, as a string (Winlogbeat 8 maps it as `keyword`).
+    pub event_id: String,
+    /// `winlog.provider_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_name: Option<String>,
+    /// `winlog.provider_guid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_guid: Option<String>,
+    /// `winlog.record_id`: the record's number in its log (a string: it is an identifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    /// `winlog.computer_name`: `System/Computer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub computer_name: Option<String>,
+    /// `winlog.version`: the event definition's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// `winlog.task`: the task's name (rendered, or known for the provider), else its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// `winlog.opcode`: the opcode's name (rendered, or the standard name), else its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opcode: Option<String>,
+    /// `winlog.keywords`: the names of the standard keyword bits set (`Audit Success`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    /// `winlog.activity_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
+    /// `winlog.related_activity_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_activity_id: Option<String>,
+    /// `winlog.process.*`: the process and thread that logged the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<WinlogProcess>,
+    /// `winlog.user.*`: `System/Security/@UserID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<WinlogUser>,
+    /// `winlog.logon.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logon: Option<Logon>,
+    /// `winlog.event_data.*`: `EventData/Data` by name, in document order.
+    #[serde(default, skip_serializing_if = "Pairs::is_empty")]
+    pub event_data: Pairs,
+    /// `winlog.user_data.*`: the elements under `UserData`, with `xml_name` the element's name.
+    #[serde(default, skip_serializing_if = "Pairs::is_empty")]
+    pub user_data: Pairs,
+}
+
+/// `winlog.process.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WinlogProcess {
+    /// `winlog.process.pid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// `winlog.process.thread.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<Thread>,
+}
+
+/// `winlog.process.thread.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    /// `winlog.process.thread.id`.
+    pub id: u32,
+}
+
+/// `winlog.user.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WinlogUser {
+    /// `winlog.user.identifier`: the SID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+}
+
+/// `winlog.logon.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Logon {
+    /// `winlog.logon.id`: the logon session id as Windows writes it (`0x3e7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `winlog.logon.type`: the logon type's name (`Interactive`, `Network`, ...).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Word>,
+    /// `winlog.logon.failure.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<LogonFailure>,
+}
+
+/// `winlog.logon.failure.*`: why a logon or credential check failed, decoded.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogonFailure {
+    /// `winlog.logon.failure.reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Word>,
+    /// `winlog.logon.failure.status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Word>,
+    /// `winlog.logon.failure.sub_status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_status: Option<Word>,
+}
+
+/// `powershell.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerShell {
+    /// `powershell.command.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<PowerShellCommand>,
+    /// `powershell.engine.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<PowerShellEngine>,
+    /// `powershell.file.*`: a logged script block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<ScriptBlock>,
+    /// `powershell.runspace_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runspace_id: Option<String>,
+    /// `powershell.pipeline_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_id: Option<String>,
+    /// `powershell.sequence`: this part's number (script blocks logged in parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    /// `powershell.total`: how many parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+/// `powershell.command.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerShellCommand {
+    /// `powershell.command.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `powershell.command.type`: `Cmdlet`, `Function`, `Script`, ...
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `powershell.engine.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PowerShellEngine {
+    /// `powershell.engine.version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `powershell.file.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScriptBlock {
+    /// `powershell.file.script_block_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_block_id: Option<String>,
+    /// `powershell.file.script_block_text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_block_text: Option<String>,
+}
+
+/// Named string values kept in their source's order, serialised as a JSON object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pairs(pub Vec<(String, String)>);
+
+impl Pairs {
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Serialize for Pairs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Pairs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0).min(256));
+                while let Some((k, v)) = m.next_entry::<String, String>()? {
+                    out.push((k, v));
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// `related.*`: all arrays.
@@ -475,12 +947,15 @@ pub struct Related {
     /// `related.hosts`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// `related.hash`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash: Vec<String>,
 }
 
 impl Related {
     /// True when no related value is set.
     pub fn is_empty(&self) -> bool {
-        self.ip.is_empty() && self.user.is_empty() && self.hosts.is_empty()
+        self.ip.is_empty() && self.user.is_empty() && self.hosts.is_empty() && self.hash.is_empty()
     }
 }
 

@@ -18,7 +18,8 @@ const fn f(name: &'static str, ty: &'static str) -> Field {
     Field { name, ty }
 }
 
-/// The fields, ECS ones first, then Weir's own (`weir.*`).
+/// The fields: ECS ones, the custom `winlog.*` and `powershell.*` (as Winlogbeat names them),
+/// then Weir's own (`weir.*`).
 pub const FIELDS: &[Field] = &[
     f("@timestamp", "date"),
     f("ecs.version", "keyword"),
@@ -56,6 +57,9 @@ pub const FIELDS: &[Field] = &[
     f("host.name", "keyword"),
     f("host.hostname", "keyword"),
     f("host.ip", "ip"),
+    f("host.os.type", "keyword"),
+    f("host.os.family", "keyword"),
+    f("host.os.platform", "keyword"),
     f("observer.hostname", "keyword"),
     f("observer.ip", "ip"),
     f("observer.name", "keyword"),
@@ -64,29 +68,115 @@ pub const FIELDS: &[Field] = &[
     f("observer.vendor", "keyword"),
     f("process.name", "keyword"),
     f("process.pid", "long"),
+    f("process.executable", "keyword"),
+    f("process.command_line", "wildcard"),
+    f("process.working_directory", "keyword"),
+    f("process.entity_id", "keyword"),
+    f("process.hash.md5", "keyword"),
+    f("process.hash.sha1", "keyword"),
+    f("process.hash.sha256", "keyword"),
+    f("process.hash.sha512", "keyword"),
+    f("process.pe.original_file_name", "keyword"),
+    f("process.pe.company", "keyword"),
+    f("process.pe.description", "keyword"),
+    f("process.pe.product", "keyword"),
+    f("process.pe.file_version", "keyword"),
+    f("process.pe.imphash", "keyword"),
+    f("process.parent.name", "keyword"),
+    f("process.parent.pid", "long"),
+    f("process.parent.executable", "keyword"),
+    f("process.parent.command_line", "wildcard"),
+    f("process.parent.entity_id", "keyword"),
     f("source.address", "keyword"),
     f("source.ip", "ip"),
     f("source.port", "long"),
     f("source.mac", "keyword"),
     f("source.bytes", "long"),
     f("source.packets", "long"),
+    f("source.domain", "keyword"),
     f("destination.address", "keyword"),
     f("destination.ip", "ip"),
     f("destination.port", "long"),
     f("destination.mac", "keyword"),
     f("destination.bytes", "long"),
     f("destination.packets", "long"),
+    f("destination.domain", "keyword"),
     f("network.transport", "keyword"),
     f("network.protocol", "keyword"),
     f("network.community_id", "keyword"),
     f("network.direction", "keyword"),
     f("user.name", "keyword"),
     f("user.domain", "keyword"),
+    f("user.id", "keyword"),
+    f("user.target.name", "keyword"),
+    f("user.target.domain", "keyword"),
+    f("user.target.id", "keyword"),
+    f("user.effective.name", "keyword"),
+    f("user.effective.domain", "keyword"),
+    f("user.effective.id", "keyword"),
     f("related.ip", "ip"),
     f("related.user", "keyword"),
     f("related.hosts", "keyword"),
+    f("related.hash", "keyword"),
     f("error.type", "keyword"),
     f("error.message", "match_only_text"),
+    f("group.name", "keyword"),
+    f("group.domain", "keyword"),
+    f("group.id", "keyword"),
+    f("file.path", "keyword"),
+    f("file.name", "keyword"),
+    f("file.directory", "keyword"),
+    f("file.extension", "keyword"),
+    f("file.hash.md5", "keyword"),
+    f("file.hash.sha1", "keyword"),
+    f("file.hash.sha256", "keyword"),
+    f("file.hash.sha512", "keyword"),
+    f("file.pe.original_file_name", "keyword"),
+    f("file.pe.company", "keyword"),
+    f("file.pe.description", "keyword"),
+    f("file.pe.product", "keyword"),
+    f("file.pe.file_version", "keyword"),
+    f("file.pe.imphash", "keyword"),
+    f("registry.path", "keyword"),
+    f("registry.hive", "keyword"),
+    f("registry.key", "keyword"),
+    f("registry.value", "keyword"),
+    f("registry.data.strings", "wildcard"),
+    f("registry.data.type", "keyword"),
+    f("dns.question.name", "keyword"),
+    f("dns.resolved_ip", "ip"),
+    f("service.name", "keyword"),
+    f("winlog.channel", "keyword"),
+    f("winlog.event_id", "keyword"),
+    f("winlog.provider_name", "keyword"),
+    f("winlog.provider_guid", "keyword"),
+    f("winlog.record_id", "keyword"),
+    f("winlog.computer_name", "keyword"),
+    f("winlog.version", "long"),
+    f("winlog.task", "keyword"),
+    f("winlog.opcode", "keyword"),
+    f("winlog.keywords", "keyword"),
+    f("winlog.activity_id", "keyword"),
+    f("winlog.related_activity_id", "keyword"),
+    f("winlog.process.pid", "long"),
+    f("winlog.process.thread.id", "long"),
+    f("winlog.user.identifier", "keyword"),
+    f("winlog.logon.id", "keyword"),
+    f("winlog.logon.type", "keyword"),
+    f("winlog.logon.failure.reason", "keyword"),
+    f("winlog.logon.failure.status", "keyword"),
+    f("winlog.logon.failure.sub_status", "keyword"),
+    f("winlog.event_data", "object"),
+    f("winlog.user_data", "object"),
+    f("powershell.command.name", "keyword"),
+    f("powershell.command.type", "keyword"),
+    f("powershell.engine.version", "keyword"),
+    f("powershell.file.script_block_id", "keyword"),
+    f("powershell.file.script_block_text", "match_only_text"),
+    f("powershell.runspace_id", "keyword"),
+    f("powershell.pipeline_id", "keyword"),
+    f("powershell.sequence", "long"),
+    f("powershell.total", "long"),
     f("weir.class", "keyword"),
     f("weir.schema_version", "keyword"),
     f("weir.agent", "keyword"),
@@ -194,12 +284,21 @@ mod tests {
         assert_eq!(lookup("labels.zone").map(|f| f.ty), Some("object"));
         assert_eq!(lookup("log.syslog.structured"), None);
         assert_eq!(lookup("host.os.name"), None);
+        assert_eq!(
+            lookup("winlog.event_data.TargetUserName").map(|f| f.ty),
+            Some("object")
+        );
     }
 
     #[test]
     fn every_ecs_field_has_the_type_ecs_gives_it() {
         let ecs = crate::ecs::EcsSchema::load_bundled().expect("ecs_flat.yml");
-        for field in FIELDS.iter().filter(|f| !f.name.starts_with("weir.")) {
+        let custom = |name: &str| {
+            crate::ecs::CUSTOM_NAMESPACES
+                .iter()
+                .any(|ns| name.split('.').next() == Some(ns))
+        };
+        for field in FIELDS.iter().filter(|f| !custom(f.name)) {
             let def = ecs
                 .field(field.name)
                 .unwrap_or_else(|| panic!("{} is not an ECS field", field.name));

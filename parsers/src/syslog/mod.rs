@@ -266,7 +266,7 @@ fn build(p: Parsed<'_>, ctx: &ParseContext) -> Event {
         let mut h = Host {
             name: Some(host.to_owned()),
             hostname: Some(host.to_owned()),
-            ip: Vec::new(),
+            ..Host::default()
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
             let ip = ip.to_string();
@@ -287,6 +287,7 @@ fn build(p: Parsed<'_>, ctx: &ParseContext) -> Event {
         event.process = Some(Process {
             name: p.appname.map(str::to_owned),
             pid: p.procid.as_deref().and_then(|s| s.parse::<i64>().ok()),
+            ..Process::default()
         });
     }
     syslog.msgid = p.msgid.map(str::to_owned);
