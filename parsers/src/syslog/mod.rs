@@ -106,8 +106,40 @@ pub fn parse(bytes: &[u8], ctx: &ParseContext) -> Result<Event, ParseError> {
     let parsed = parse_header(line, ctx)?;
     let mut event = build(parsed, ctx);
     vendor::enrich(&mut event, ctx);
+    if let Some(windows) = snare(&event, &text, ctx) {
+        return Ok(windows);
+    }
     finish(&mut event, &text, lossy, ctx);
     Ok(event)
+}
+
+/// A Snare `MSWinEventLog` record inside the syslog message becomes a `windows` event, mapped
+/// as the same event read from XML would be, keeping the syslog header in `log.syslog.*`.
+fn snare(syslog: &Event, text: &str, ctx: &ParseContext) -> Option<Event> {
+    use crate::windows::{self, snare, WinContext};
+    let header = syslog.log.as_ref().and_then(|l| l.syslog.as_ref());
+    let fields = snare::fields(
+        header.and_then(|h| h.appname.as_deref()),
+        syslog.message.as_deref()?,
+    )?;
+    let mut record = snare::to_win_event(&fields, ctx.timezone)?;
+    record.time_created = record.time_created.or(Some(syslog.timestamp));
+    if record.computer.is_none() {
+        record.computer = header.and_then(|h| h.hostname.clone());
+    }
+    let wctx = WinContext {
+        received_at: ctx.received_at,
+        peer: ctx.peer,
+        input: ctx.input,
+        keep_original: ctx.keep_original,
+        timezone: ctx.timezone,
+    };
+    let mut event = windows::to_event(&record, Some(trim_line(text)), &wctx);
+    if let Some(log) = event.log.as_mut() {
+        log.syslog = header.cloned();
+    }
+    event.tags.push(Cow::Borrowed("snare"));
+    Some(event)
 }
 
 /// Parse one syslog message; input that does not parse becomes a tagged raw event.

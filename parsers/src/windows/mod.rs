@@ -30,8 +30,10 @@ events. Values of `-` or empty are never copied into ECS fields; hex numbers (`0
 numbers where ECS wants numbers.
 */
 
+pub mod json;
 mod powershell;
 mod security;
+pub mod snare;
 mod sysmon;
 mod system;
 pub mod tables;
@@ -60,6 +62,8 @@ pub struct WinContext {
     pub input: &'static str,
     /// Keep the record as received in `event.original`.
     pub keep_original: bool,
+    /// The zone a timestamp without offset is read in (NXLog's `EventTime`, Snare's date).
+    pub timezone: chrono_tz::Tz,
 }
 
 impl WinContext {
@@ -70,6 +74,7 @@ impl WinContext {
             peer: None,
             input,
             keep_original: true,
+            timezone: chrono_tz::Tz::UTC,
         }
     }
 }
@@ -86,6 +91,29 @@ pub fn normalise_xml(xml: &str, ctx: &WinContext) -> Event {
     match parse_xml(xml, ctx) {
         Ok(event) => event,
         Err(error) => raw_event(xml, xml_error_code(&error), &error.to_string(), ctx),
+    }
+}
+
+/// Read one JSON record (NXLog, Winlogbeat or OpenWEC shape, see [`json`]) and map it; the
+/// shape found is returned with the event.
+pub fn parse_json(bytes: &[u8], ctx: &WinContext) -> Result<(Event, json::Shape), json::JsonError> {
+    let (record, shape) = json::parse(bytes, ctx.timezone)?;
+    let text = String::from_utf8_lossy(bytes);
+    let mut event = to_event(&record, Some(text.trim_end()), ctx);
+    event.tags.push(Cow::Borrowed(shape.as_str()));
+    Ok((event, shape))
+}
+
+/// Read and map one JSON record; anything else becomes a tagged raw event.
+pub fn normalise_json(bytes: &[u8], ctx: &WinContext) -> Event {
+    match parse_json(bytes, ctx) {
+        Ok((event, _)) => event,
+        Err(error) => raw_event(
+            String::from_utf8_lossy(bytes).trim_end(),
+            error.code(),
+            &error.to_string(),
+            ctx,
+        ),
     }
 }
 

@@ -165,15 +165,16 @@ pub(super) fn apply(event: &mut Event, rec: &WinEvent) -> bool {
         5140 | 5145 => share_access(event, rec),
         5152 | 5156 | 5157 | 5158 => firewall(event, rec),
         1102 => {
-            // The actor is in UserData/LogFileCleared.
-            if let Some(name) = user_data(rec, "SubjectUserName") {
+            // The actor is in UserData/LogFileCleared (or, from a rendered message, EventData).
+            let field = |name: &str| user_data(rec, name).or_else(|| data(rec, name));
+            if let Some(name) = field("SubjectUserName") {
                 let user = event.user.get_or_insert_with(Default::default);
                 user.name = Some(name.to_owned());
-                user.domain = user_data(rec, "SubjectDomainName").map(str::to_owned);
-                user.id = user_data(rec, "SubjectUserSid").map(str::to_owned);
+                user.domain = field("SubjectDomainName").map(str::to_owned);
+                user.id = field("SubjectUserSid").map(str::to_owned);
                 event.relate_user(name);
             }
-            set_logon(event, user_data(rec, "SubjectLogonId"), None);
+            set_logon(event, field("SubjectLogonId"), None);
         }
         _ => actor(event, rec),
     }
@@ -441,10 +442,14 @@ fn firewall(event: &mut Event, rec: &WinEvent) {
     if let Some(path) = data(rec, "Application") {
         set_executable(event, path);
     }
-    let inbound = data(rec, "Direction").and_then(tables::message_insert) == Some("Inbound");
-    let direction = data(rec, "Direction")
-        .and_then(tables::message_insert)
-        .map(|d| if d == "Inbound" { "ingress" } else { "egress" });
+    // `%%14592` in the XML, `Inbound` in a rendered message.
+    let named = data(rec, "Direction").map(|d| tables::message_insert(d).unwrap_or(d));
+    let inbound = named == Some("Inbound");
+    let direction = named.and_then(|d| match d {
+        "Inbound" => Some("ingress"),
+        "Outbound" => Some("egress"),
+        _ => None,
+    });
     let (src, src_port, dst, dst_port) = if inbound {
         ("DestAddress", "DestPort", "SourceAddress", "SourcePort")
     } else {

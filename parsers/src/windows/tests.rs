@@ -1446,3 +1446,156 @@ pub(crate) fn leaves(v: &Value, prefix: &str) -> Vec<String> {
         _ => vec![prefix.to_owned()],
     }
 }
+
+#[test]
+fn rendered_messages_are_read_back_into_event_data() {
+    // Snare flattens tabs and line breaks to spaces: single and double.
+    let text = "An account was successfully logged on.  Subject: Security ID: S-1-5-18 Account Name: HMI01$ \
+        Account Domain: PLANT Logon ID: 0x3E7  Logon Information: Logon Type: 10 Restricted Admin Mode: - \
+        New Logon: Security ID: S-1-5-21-9-8-7-1107 Account Name: operator1 Account Domain: PLANT \
+        Logon ID: 0x8DCDC  Network Information: Workstation Name: ENG-WS07 Source Network Address: 10.20.30.40 \
+        Source Port: 0  Detailed Authentication Information: Logon Process: User32";
+    let data = snare::message_data(4624, text);
+    let get = |n: &str| data.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(get("SubjectUserSid"), Some("S-1-5-18"));
+    assert_eq!(get("SubjectUserName"), Some("HMI01$"));
+    assert_eq!(get("SubjectLogonId"), Some("0x3E7"));
+    assert_eq!(get("LogonType"), Some("10"));
+    assert_eq!(get("TargetUserSid"), Some("S-1-5-21-9-8-7-1107"));
+    assert_eq!(get("TargetUserName"), Some("operator1"));
+    assert_eq!(get("TargetDomainName"), Some("PLANT"));
+    assert_eq!(get("TargetLogonId"), Some("0x8DCDC"));
+    assert_eq!(get("WorkstationName"), Some("ENG-WS07"));
+    assert_eq!(get("IpAddress"), Some("10.20.30.40"));
+    assert_eq!(get("IpPort"), Some("0"));
+    // Multi-line as agents send it, with a label this module does not know.
+    let text =
+        "A new process has been created.\r\n\r\nCreator Subject:\r\n\tSecurity ID:\t\tS-1-5-18\r\n\
+        \tAccount Name:\t\tWS5$\r\n\r\nProcess Information:\r\n\tNew Process ID:\t\t0x1c58\r\n\
+        \tNew Process Name:\tC:\\Windows\\PSEXESVC.exe\r\n\tSome Future Label:\tx\r\n\
+        \tCreator Process ID:\t0x2cc\r\n\tProcess Command Line:\tC:\\windows\\PSEXESVC.exe -x\r\n";
+    let data = snare::message_data(4688, text);
+    let get = |n: &str| data.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    assert_eq!(get("SubjectUserName"), Some("WS5$"));
+    assert_eq!(get("NewProcessId"), Some("0x1c58"));
+    assert_eq!(get("NewProcessName"), Some("C:\\Windows\\PSEXESVC.exe"));
+    assert_eq!(get("ProcessId"), Some("0x2cc"));
+    assert_eq!(get("CommandLine"), Some("C:\\windows\\PSEXESVC.exe -x"));
+}
+
+/// The 4625 of `logon_failure_4625_decodes_reasons` as an agent would send it: XML, NXLog
+/// JSON, Winlogbeat JSON and Snare syslog.
+#[test]
+fn the_same_failed_logon_as_xml_nxlog_winlogbeat_and_snare_maps_the_same() {
+    let fields = [
+        ("SubjectUserSid", "S-1-5-18"),
+        ("SubjectUserName", "HMI01$"),
+        ("SubjectDomainName", "PLANT"),
+        ("SubjectLogonId", "0x3e7"),
+        ("TargetUserSid", "S-1-0-0"),
+        ("TargetUserName", "administrator"),
+        ("TargetDomainName", "PLANT"),
+        ("Status", "0xc000006d"),
+        ("FailureReason", "%%2313"),
+        ("SubStatus", "0xc000006a"),
+        ("LogonType", "3"),
+        ("WorkstationName", "ENG-WS07"),
+        ("ProcessId", "0x244"),
+        ("ProcessName", "C:\\Windows\\System32\\lsass.exe"),
+        ("IpAddress", "10.20.30.40"),
+        ("IpPort", "50312"),
+    ];
+    let at = Utc
+        .with_ymd_and_hms(2024, 5, 6, 7, 9, 0)
+        .single()
+        .expect("time");
+    let ctx = WinContext::new(at, "test");
+    let as_json = |e: &Event| -> Value { serde_json::from_slice(&e.to_json()).expect("json") };
+
+    let xml_event = as_json(&parse_xml(&xml(SECURITY, 4625, FAIL, &fields), &ctx).expect("xml"));
+
+    let mut nx = serde_json::Map::new();
+    nx.insert("EventTime".into(), json!("2024-05-06 07:08:09"));
+    nx.insert("Hostname".into(), json!("hmi01.plant.local"));
+    nx.insert("Keywords".into(), json!(-9218868437227405312_i64));
+    nx.insert("EventType".into(), json!("AUDIT_FAILURE"));
+    nx.insert("EventID".into(), json!(4625));
+    nx.insert(
+        "SourceName".into(),
+        json!("Microsoft-Windows-Security-Auditing"),
+    );
+    nx.insert("Task".into(), json!(12544));
+    nx.insert("Channel".into(), json!("Security"));
+    nx.insert("Category".into(), json!("Logon"));
+    nx.insert("Message".into(), json!("An account failed to log on."));
+    for (k, v) in fields {
+        nx.insert(k.into(), json!(v));
+    }
+    let (nx_event, shape) =
+        parse_json(Value::Object(nx).to_string().as_bytes(), &ctx).expect("nxlog");
+    assert_eq!(shape, json::Shape::NxLog);
+    let nx_event = as_json(&nx_event);
+
+    let wlb = json!({
+        "@timestamp": "2024-05-06T07:08:09.123Z",
+        "message": "An account failed to log on.",
+        "log": {"level": "information"},
+        "winlog": {
+            "channel": "Security", "event_id": "4625",
+            "provider_name": "Microsoft-Windows-Security-Auditing",
+            "computer_name": "hmi01.plant.local", "task": "Logon", "opcode": "Info",
+            "keywords": ["Audit Failure"], "record_id": 424242,
+            "event_data": fields.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        }
+    });
+    let (wlb_event, shape) = parse_json(wlb.to_string().as_bytes(), &ctx).expect("winlogbeat");
+    assert_eq!(shape, json::Shape::Winlogbeat);
+    let wlb_event = as_json(&wlb_event);
+
+    let message = "An account failed to log on.  Subject: Security ID: S-1-5-18 Account Name: HMI01$ \
+        Account Domain: PLANT Logon ID: 0x3E7  Logon Type: 3  Account For Which Logon Failed: \
+        Security ID: S-1-0-0 Account Name: administrator Account Domain: PLANT  Failure Information: \
+        Failure Reason: Unknown user name or bad password. Status: 0xC000006D Sub Status: 0xC000006A  \
+        Process Information: Caller Process ID: 0x244 Caller Process Name: C:\\Windows\\System32\\lsass.exe  \
+        Network Information: Workstation Name: ENG-WS07 Source Network Address: 10.20.30.40 Source Port: 50312";
+    let line = format!(
+        "<13>May  6 07:08:09 hmi01.plant.local MSWinEventLog\t1\tSecurity\t812\tMon May 06 07:08:09 2024\t\
+         4625\tMicrosoft-Windows-Security-Auditing\tN/A\tN/A\tFailure Audit\thmi01.plant.local\tLogon\t\t{message}\t771"
+    );
+    let sctx = crate::syslog::ParseContext::new(at, "syslog_udp");
+    let snare_event = as_json(&crate::syslog::parse(line.as_bytes(), &sctx).expect("snare"));
+    assert_eq!(snare_event["weir"]["class"], "windows");
+    assert_eq!(snare_event["tags"], json!(["snare"]));
+
+    for path in [
+        "event.category",
+        "event.type",
+        "event.action",
+        "event.outcome",
+        "event.code",
+        "event.provider",
+        "event.module",
+        "user",
+        "source",
+        "host",
+        "process",
+        "winlog.event_id",
+        "winlog.channel",
+        "winlog.logon.type",
+        "winlog.logon.failure.reason",
+        "winlog.logon.failure.status",
+        "winlog.logon.failure.sub_status",
+    ] {
+        let want = path.split('.').fold(&xml_event, |n, k| &n[k]);
+        assert!(!want.is_null(), "{path}");
+        for (name, other) in [
+            ("nxlog", &nx_event),
+            ("winlogbeat", &wlb_event),
+            ("snare", &snare_event),
+        ] {
+            let got = path.split('.').fold(other, |n, k| &n[k]);
+            assert_eq!(got, want, "{path} from {name}: {other:#}");
+        }
+    }
+    assert_eq!(xml_event["process"]["pid"], json!(580));
+}
