@@ -1,9 +1,10 @@
 //! `weir demo`: both sides in one process, on loopback, with a fresh key.
 //!
 //! The receiver writes `DIR/events.ndjson`; the agent listens for syslog on loopback TCP and
-//! UDP; the bundled sample lines (compiled into the binary) are replayed into those sockets as a
-//! device would send them; everything crosses the real UDP diode protocol. At the end a summary
-//! compares what went in with what came out.
+//! UDP and for Windows events as JSON lines on loopback TCP; the bundled samples (compiled into
+//! the binary) are replayed into those sockets as devices and Windows collectors would send
+//! them; everything crosses the real UDP diode protocol. At the end a summary compares what
+//! went in with what came out.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,7 +17,8 @@ use weir_diode_proto::Codec;
 use weir_schemas::EventClass;
 
 use crate::config::{
-    DiodeConfig, DiodeKey, Oversize, RxConfig, SinkConfig, SyslogSource, Transport, TxConfig,
+    DiodeConfig, DiodeKey, Format, Oversize, RxConfig, SinkConfig, SyslogSource, Transport,
+    TxConfig,
 };
 use crate::pipeline;
 
@@ -69,10 +71,17 @@ pub const SAMPLES: &[(&str, &str, Transport)] = &[
     ),
 ];
 
-fn source(name: &str, transport: Transport) -> SyslogSource {
+/// Windows events as JSON lines (an NXLog-style capture of a real attack), replayed over TCP.
+pub const WINDOWS_JSON_SAMPLES: &[(&str, &str)] = &[(
+    "otrf_psexec_lsa_secrets_dump.json",
+    include_str!("../../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"),
+)];
+
+fn source(name: &str, transport: Transport, format: Format) -> SyslogSource {
     SyslogSource {
         name: name.into(),
         transport,
+        format,
         address: SocketAddr::from(([127, 0, 0, 1], 0)),
         timezone: chrono_tz::Tz::UTC,
         max_message_bytes: 64 * 1024,
@@ -143,13 +152,16 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         metrics_listen: None,
         spool: None,
         sources: vec![
-            source("demo-tcp", Transport::Tcp),
-            source("demo-udp", Transport::Udp),
+            source("demo-tcp", Transport::Tcp, Format::Syslog),
+            source("demo-udp", Transport::Udp, Format::Syslog),
+            source("demo-windows", Transport::Tcp, Format::WindowsJson),
         ],
     })
     .await?;
     let addr = |name: &str| tx.sources.iter().find(|(n, _)| n == name).map(|(_, a)| *a);
-    let (Some(tcp_addr), Some(udp_addr)) = (addr("demo-tcp"), addr("demo-udp")) else {
+    let (Some(tcp_addr), Some(udp_addr), Some(win_addr)) =
+        (addr("demo-tcp"), addr("demo-udp"), addr("demo-windows"))
+    else {
         bail!("demo sources did not start");
     };
 
@@ -178,13 +190,39 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         }
     }
     tcp.shutdown().await?;
+    // Windows events, one JSON object per line, as NXLog's om_tcp sends them.
+    let mut win = tokio::net::TcpStream::connect(win_addr).await?;
+    for _ in 0..repeat {
+        for (_, text) in WINDOWS_JSON_SAMPLES {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                win.write_all(line.as_bytes()).await?;
+                win.write_all(b"\n").await?;
+                sent += 1;
+            }
+        }
+    }
+    win.shutdown().await?;
 
+    // Events of the classes the sources produce (the receiver adds `weir` events of its own).
+    let fed = |s: &crate::telemetry::TxStats| -> u64 {
+        EventClass::ALL
+            .into_iter()
+            .filter(|c| *c != EventClass::Weir)
+            .map(|c| s.events_received.of(c).get())
+            .sum()
+    };
+    let delivered = |s: &crate::telemetry::RxStats| -> u64 {
+        EventClass::ALL
+            .into_iter()
+            .filter(|c| *c != EventClass::Weir)
+            .map(|c| s.events_sent.of(c).get())
+            .sum()
+    };
     // Wait for the agent to have read everything, and for the receiver to have written it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline
         && (tx.stats.events_received.total() + tx.stats.dropped_total() < sent
-            || rx.stats.events_sent.of(EventClass::Syslog).get()
-                < tx.stats.events_received.of(EventClass::Syslog).get())
+            || delivered(&rx.stats) < fed(&tx.stats))
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -199,7 +237,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         .lines()
         .count() as u64;
     println!(
-        "Weir demo: {} sample lines replayed through the diode on loopback",
+        "Weir demo: {} sample records (syslog lines, Windows JSON events) replayed through the diode on loopback",
         sent
     );
     println!("  diode session       {session:016x}");
@@ -235,10 +273,8 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         "  events written to   {} ({lines} lines)",
         events_path.display()
     );
-    let complete = txs.events_received.of(EventClass::Syslog).get()
-        == rxs.events_sent.of(EventClass::Syslog).get()
-        && txs.events_received.total() == sent
-        && rxs.gaps.get() == 0;
+    let complete =
+        fed(&txs) == delivered(&rxs) && txs.events_received.total() == sent && rxs.gaps.get() == 0;
     if complete {
         println!("OK: every event that went in came out.");
         Ok(ExitCode::SUCCESS)

@@ -385,8 +385,99 @@ fn the_demo_runs_and_every_event_conforms_to_ecs() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(syslog_only(&evs).len(), 3 * 45);
-    assert_eq!(evs.len(), 3 * 45 + 1, "plus the session-start event");
+    // 45 syslog sample lines, 3 of them Snare records (Windows events inside syslog), and the
+    // 286 Windows events of the JSON sample.
+    assert_eq!(syslog_only(&evs).len(), 3 * 42);
+    let windows = evs
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .count();
+    assert_eq!(windows, 3 * (286 + 3));
+    assert_eq!(
+        evs.len(),
+        3 * (45 + 286) + 1,
+        "plus the session-start event"
+    );
+    assert_ecs(&evs);
+}
+
+#[test]
+fn windows_events_as_json_lines_over_tcp_arrive_mapped_and_bad_lines_become_raw_events() {
+    let dir = workdir();
+    let (diode, tcp) = (free_udp(), free_tcp());
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let sources = format!(
+        "[[sources]]\ntype = \"windows_json_tcp\"\nname = \"wef\"\naddress = \"127.0.0.1:{tcp}\"\n"
+    );
+    let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
+    let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
+    wait_tcp(addr);
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"
+    ))
+    .unwrap();
+    let winlogbeat = r#"{"@timestamp":"2024-05-06T07:08:09.123Z","message":"An account was successfully logged on.","winlog":{"channel":"Security","event_id":"4624","provider_name":"Microsoft-Windows-Security-Auditing","computer_name":"hmi01.plant.local","event_data":{"TargetUserName":"operator1","TargetDomainName":"PLANT","LogonType":"10","IpAddress":"10.20.30.40","IpPort":"0"}}}"#;
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(sample.as_bytes()).unwrap();
+    // CRLF line ends, an object that is no Windows event, and text that is no JSON.
+    write!(
+        s,
+        "{winlogbeat}\r\n{{\"hello\":\"world\"}}\nnot json at all\n"
+    )
+    .unwrap();
+    drop(s);
+    let want = 286 + 3;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while events(dir.path())
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .count()
+        < want
+    {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, tx_summary, _) = tx.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, rx_summary, _) = rx.stop();
+    let evs = events(dir.path());
+    let windows: Vec<_> = evs
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .collect();
+    assert_eq!(windows.len(), want, "tx: {tx_summary}\nrx: {rx_summary}");
+    let raw: Vec<_> = windows
+        .iter()
+        .filter(|e| e["weir"]["parse_error"].is_string())
+        .collect();
+    assert_eq!(raw.len(), 2);
+    assert_eq!(raw[0]["weir"]["parse_error"], "unknown_windows_json");
+    assert_eq!(raw[1]["weir"]["parse_error"], "not_json");
+    assert_eq!(raw[1]["event"]["original"], "not json at all");
+    assert_eq!(tx_summary["parse_errors_total"], 2);
+    let logon = windows
+        .iter()
+        .find(|e| e["event"]["code"] == "4624")
+        .unwrap();
+    assert_eq!(logon["user"]["name"], "operator1");
+    assert_eq!(logon["winlog"]["logon"]["type"], "RemoteInteractive");
+    assert_eq!(logon["source"]["ip"], "10.20.30.40");
+    assert_eq!(logon["tags"], serde_json::json!(["winlogbeat"]));
+    assert_eq!(logon["weir"]["input"]["type"], "windows_json_tcp");
+    assert_eq!(logon["weir"]["stream"], "wef");
+    let install = windows
+        .iter()
+        .find(|e| e["event"]["code"] == "7045")
+        .unwrap();
+    assert_eq!(install["service"]["name"], "PSEXESVC");
+    assert_eq!(install["tags"], serde_json::json!(["nxlog"]));
+    // In stream order, as sent.
+    let codes: Vec<&str> = windows
+        .iter()
+        .filter_map(|e| e["event"]["code"].as_str())
+        .collect();
+    assert_eq!(codes.first(), Some(&"1102"));
     assert_ecs(&evs);
 }
 

@@ -68,6 +68,8 @@ pub struct SyslogSource {
     pub name: String,
     /// UDP or TCP.
     pub transport: Transport,
+    /// What the messages are.
+    pub format: Format,
     /// Listen address.
     pub address: SocketAddr,
     /// Zone for timestamps without offset.
@@ -82,6 +84,15 @@ pub struct SyslogSource {
     pub keep_original: bool,
     /// UDP socket receive buffer to request.
     pub receive_buffer_bytes: Option<usize>,
+}
+
+/// What a source's messages are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Syslog (RFC 5424 / 3164 and device variants; Snare records inside become Windows events).
+    Syslog,
+    /// One Windows event per line as JSON: NXLog, Winlogbeat or OpenWEC shape.
+    WindowsJson,
 }
 
 /// A source's transport.
@@ -321,9 +332,11 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
     let mut sources = Vec::new();
     for (i, s) in raw.sources.into_iter().enumerate() {
         let (transport, s) = match s {
-            raw::Source::SyslogUdp(s) => (Transport::Udp, s),
-            raw::Source::SyslogTcp(s) => (Transport::Tcp, s),
+            raw::Source::SyslogUdp(s) => ((Transport::Udp, Format::Syslog), s),
+            raw::Source::SyslogTcp(s) => ((Transport::Tcp, Format::Syslog), s),
+            raw::Source::WindowsJsonTcp(s) => ((Transport::Tcp, Format::WindowsJson), s),
         };
+        let (transport, format) = transport;
         let name = s.name.unwrap_or_else(|| format!("source-{i}"));
         if !names.insert(name.clone()) {
             bail!("sources: the name {name:?} is used twice");
@@ -350,6 +363,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             address: address(&format!("{what}.address"), &s.address)?,
             name,
             transport,
+            format,
             timezone,
             max_message_bytes: s.max_message_bytes,
             oversize,

@@ -186,6 +186,9 @@ pub enum Source {
     SyslogUdp(SyslogSource),
     /// `type = "syslog_tcp"`.
     SyslogTcp(SyslogSource),
+    /// `type = "windows_json_tcp"`: newline-delimited Windows events as JSON (NXLog,
+    /// Winlogbeat, OpenWEC shapes).
+    WindowsJsonTcp(SyslogSource),
 }
 
 /// A syslog source's keys.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use weir_diode_proto::{Sender, SenderConfig};
 
-use crate::config::{Transport, TxConfig};
+use crate::config::{Format, Transport, TxConfig};
 use crate::diode;
 use crate::sources::{self, SourceContext};
 use crate::spool::Spool;
@@ -80,9 +80,10 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     let mut bound = Vec::new();
     for source in &cfg.sources {
         let stream = sender.add_stream(&source.name);
-        let input = match source.transport {
-            Transport::Udp => "syslog_udp",
-            Transport::Tcp => "syslog_tcp",
+        let input = match (source.transport, source.format) {
+            (Transport::Udp, _) => "syslog_udp",
+            (Transport::Tcp, Format::Syslog) => "syslog_tcp",
+            (Transport::Tcp, Format::WindowsJson) => "windows_json_tcp",
         };
         let ctx = SourceContext {
             cfg: source.clone(),

@@ -3,10 +3,13 @@ OT-side inputs. IO only: a source reads bytes, hands them to a pure parser from
 `weir_parsers`, stamps provenance and queues the serialised event for the diode.
 
 ```text
- syslog_udp ─┐  (UDP cannot push back: a full queue drops and counts)
- syslog_tcp ─┼─► bounded queue (tx.queue_events) ─► diode sender
-   (one task per connection; a full queue pauses reading: TCP pushes back)
+ syslog_udp ───────┐  (UDP cannot push back: a full queue drops and counts)
+ syslog_tcp ───────┼─► bounded queue (tx.queue_events) ─► diode sender
+ windows_json_tcp ─┘  (one task per connection; a full queue pauses reading: TCP pushes back)
 ```
+
+`windows_json_tcp` is the TCP listener with newline framing and the Windows JSON reader
+(`weir_parsers::windows::json`) instead of the syslog parser.
 */
 
 pub mod framing;
@@ -20,9 +23,10 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use weir_diode_proto::StreamId;
 use weir_parsers::syslog::{self, ParseContext};
+use weir_parsers::windows::{self, WinContext};
 use weir_schemas::{Event, EventClass};
 
-use crate::config::SyslogSource;
+use crate::config::{Format, SyslogSource};
 use crate::telemetry::TxStats;
 
 /// A serialised event on its way to the diode.
@@ -64,9 +68,22 @@ impl SourceContext {
         }
     }
 
+    fn win_context(&self, peer: SocketAddr) -> WinContext {
+        WinContext {
+            received_at: Utc::now(),
+            peer: Some(peer),
+            input: self.input,
+            keep_original: self.cfg.keep_original,
+            timezone: self.cfg.timezone,
+        }
+    }
+
     /// Parse one message into a record (raw event if it does not parse).
     pub fn record(&self, bytes: &[u8], peer: SocketAddr) -> Record {
-        let event = syslog::normalise(bytes, &self.parse_context(peer));
+        let event = match self.cfg.format {
+            Format::Syslog => syslog::normalise(bytes, &self.parse_context(peer)),
+            Format::WindowsJson => windows::normalise_json(bytes, &self.win_context(peer)),
+        };
         self.finish(event)
     }
 
@@ -78,7 +95,15 @@ impl SourceContext {
         code: &'static str,
         detail: &str,
     ) -> Record {
-        let event = syslog::raw_event(bytes, code, detail, &self.parse_context(peer));
+        let event = match self.cfg.format {
+            Format::Syslog => syslog::raw_event(bytes, code, detail, &self.parse_context(peer)),
+            Format::WindowsJson => windows::raw_event(
+                &String::from_utf8_lossy(bytes),
+                code,
+                detail,
+                &self.win_context(peer),
+            ),
+        };
         self.finish(event)
     }
 

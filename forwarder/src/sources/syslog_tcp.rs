@@ -29,7 +29,7 @@ pub async fn bind(ctx: &SourceContext) -> Result<(TcpListener, SocketAddr)> {
 
 /// Accept connections until cancelled; each connection runs in its own task.
 pub async fn run(ctx: SourceContext, listener: TcpListener, cancel: CancellationToken) {
-    info!(message = "Syslog TCP source listening.", source = %ctx.cfg.name, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    info!(message = "TCP source listening.", source = %ctx.cfg.name, format = ?ctx.cfg.format, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
     let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
