@@ -151,6 +151,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         segmentation_offload: true,
         metrics_listen: None,
         spool: None,
+        evtx_sources: Vec::new(),
         sources: vec![
             source("demo-tcp", Transport::Tcp, Format::Syslog),
             source("demo-udp", Transport::Udp, Format::Syslog),

@@ -161,6 +161,8 @@ impl Spool {
             record
         };
         self.store(&record);
+        // On disk (or dropped and counted): the source may move on.
+        record.mark_taken();
         self.report_overflow(output, false);
     }
 
@@ -228,6 +230,7 @@ impl Spool {
             stream,
             class,
             json: bytes::Bytes::copy_from_slice(json),
+            taken: None,
         })
     }
 
@@ -255,6 +258,7 @@ impl Spool {
             stream: self.agent_stream,
             class: EventClass::Weir,
             json: e.to_json().into(),
+            taken: None,
         };
         // Behind everything on disk, like any event; if even that fails it stays unreported.
         let stored = if self.queue.is_drained() {

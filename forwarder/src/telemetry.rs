@@ -115,6 +115,13 @@ pub struct TxStats {
     pub spool_bytes: Counter,
     /// Gauge: events in the spool.
     pub spool_records: Counter,
+    /// `.evtx` chunks that could not be read (damaged), skipped.
+    pub evtx_chunks_damaged: Counter,
+    /// `.evtx` records that could not be read (damaged), skipped.
+    pub evtx_records_damaged: Counter,
+    /// `.evtx` records overwritten in the log before the agent read them (found as a gap in
+    /// record ids after the bookmark).
+    pub evtx_records_missed: Counter,
 }
 
 impl TxStats {
@@ -155,6 +162,9 @@ impl TxStats {
             "spool_corrupt_records_total": self.spool_corrupt.get(),
             "spool_bytes": self.spool_bytes.get(),
             "spool_records": self.spool_records.get(),
+            "evtx_chunks_damaged_total": self.evtx_chunks_damaged.get(),
+            "evtx_records_damaged_total": self.evtx_records_damaged.get(),
+            "evtx_records_missed_total": self.evtx_records_missed.get(),
         })
     }
 }

@@ -436,6 +436,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
                 stream: StreamId(stream.0),
                 class: weir_schemas::EventClass::Syslog,
                 json,
+                taken: None,
             };
             if queue.send(record).await.is_err() {
                 break;

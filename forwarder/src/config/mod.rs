@@ -86,6 +86,21 @@ pub struct SyslogSource {
     pub receive_buffer_bytes: Option<usize>,
 }
 
+/// An `evtx_directory` source.
+#[derive(Clone, Debug)]
+pub struct EvtxSource {
+    /// The input's name: its diode stream, `weir.stream` and bookmark file.
+    pub name: String,
+    /// The directory watched for `*.evtx` files.
+    pub directory: PathBuf,
+    /// Where the bookmark file is kept.
+    pub state_dir: PathBuf,
+    /// How often the directory is looked at.
+    pub poll_interval: Duration,
+    /// Keep the record's XML in `event.original`.
+    pub keep_original: bool,
+}
+
 /// What a source's messages are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -135,6 +150,8 @@ pub struct TxConfig {
     pub segmentation_offload: bool,
     /// Inputs.
     pub sources: Vec<SyslogSource>,
+    /// `[[sources]]` of type `evtx_directory`.
+    pub evtx_sources: Vec<EvtxSource>,
     /// Where `/metrics` and `/health` are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// The on-disk spool, if configured.
@@ -330,8 +347,29 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
     let t = raw.tx;
     let mut names = std::collections::HashSet::new();
     let mut sources = Vec::new();
+    let mut evtx_sources = Vec::new();
     for (i, s) in raw.sources.into_iter().enumerate() {
         let (transport, s) = match s {
+            raw::Source::EvtxDirectory(e) => {
+                let name = e.name.unwrap_or_else(|| format!("source-{i}"));
+                if !names.insert(name.clone()) {
+                    bail!("sources: the name {name:?} is used twice");
+                }
+                if !(50..=3_600_000).contains(&e.poll_interval_milliseconds) {
+                    bail!(
+                        "sources[{i}] ({name}).poll_interval_milliseconds: {} is outside 50..=3600000",
+                        e.poll_interval_milliseconds
+                    );
+                }
+                evtx_sources.push(EvtxSource {
+                    directory: resolve(base, &e.path),
+                    state_dir: resolve(base, e.state_dir.as_deref().unwrap_or("state")),
+                    poll_interval: Duration::from_millis(e.poll_interval_milliseconds),
+                    keep_original: e.keep_original,
+                    name,
+                });
+                continue;
+            }
             raw::Source::SyslogUdp(s) => ((Transport::Udp, Format::Syslog), s),
             raw::Source::SyslogTcp(s) => ((Transport::Tcp, Format::Syslog), s),
             raw::Source::WindowsJsonTcp(s) => ((Transport::Tcp, Format::WindowsJson), s),
@@ -372,7 +410,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             receive_buffer_bytes: s.receive_buffer_bytes,
         });
     }
-    if sources.is_empty() {
+    if sources.is_empty() && evtx_sources.is_empty() {
         bail!("no [[sources]]: the agent would have nothing to send");
     }
     let diode = diode(raw.diode, base)?;
@@ -429,6 +467,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         fec_interleave_blocks: t.fec_interleave_blocks,
         segmentation_offload: t.segmentation_offload,
         sources,
+        evtx_sources,
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,
         spool: raw.spool.map(|s| spool(s, base)).transpose()?,
     })

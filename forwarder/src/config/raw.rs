@@ -189,6 +189,30 @@ pub enum Source {
     /// `type = "windows_json_tcp"`: newline-delimited Windows events as JSON (NXLog,
     /// Winlogbeat, OpenWEC shapes).
     WindowsJsonTcp(SyslogSource),
+    /// `type = "evtx_directory"`: `.evtx` files dropped into a directory.
+    EvtxDirectory(EvtxSource),
+}
+
+/// An `evtx_directory` source's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvtxSource {
+    /// Input name.
+    pub name: Option<String>,
+    /// The directory watched.
+    pub path: String,
+    /// Where bookmarks are kept (default `state` beside the config file).
+    pub state_dir: Option<String>,
+    /// How often the directory is looked at.
+    #[serde(default = "default_evtx_poll")]
+    pub poll_interval_milliseconds: u64,
+    /// Keep the record's XML in `event.original`.
+    #[serde(default = "default_true")]
+    pub keep_original: bool,
+}
+
+fn default_evtx_poll() -> u64 {
+    1000
 }
 
 /// A syslog source's keys.

@@ -106,13 +106,25 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             }
         }
     }
+    for source in &cfg.evtx_sources {
+        sources::evtx::prepare(source)?;
+        let ctx = sources::evtx::EvtxContext {
+            cfg: source.clone(),
+            agent: agent.clone(),
+            stream: sender.add_stream(&source.name),
+            queue: queue_tx.clone(),
+            stats: stats.clone(),
+        };
+        tokio::spawn(sources::evtx::run(ctx, cancel.clone()));
+    }
     // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
     drop(queue_tx);
     // The agent's own events (spool reports), and spooled records of streams gone since.
     let agent_stream = sender.add_stream("agent");
     let queue_rx = match &cfg.spool {
         Some(spool_cfg) => {
-            let streams = u16::try_from(cfg.sources.len()).unwrap_or(u16::MAX);
+            let streams =
+                u16::try_from(cfg.sources.len() + cfg.evtx_sources.len()).unwrap_or(u16::MAX);
             let spool = Spool::open(
                 spool_cfg,
                 stats.clone(),

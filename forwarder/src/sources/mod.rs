@@ -12,6 +12,7 @@ OT-side inputs. IO only: a source reads bytes, hands them to a pure parser from
 (`weir_parsers::windows::json`) instead of the syslog parser.
 */
 
+pub mod evtx;
 pub mod framing;
 pub mod syslog_tcp;
 pub mod syslog_udp;
@@ -38,6 +39,29 @@ pub struct Record {
     pub class: EventClass,
     /// Canonical event JSON.
     pub json: bytes::Bytes,
+    /// Told when the record is taken by the diode sender (or stored in the spool): sources
+    /// that can re-read their input (`.evtx` files) advance their bookmarks by it.
+    pub taken: Option<Taken>,
+}
+
+/// A source's position, reported back once its record is in the diode sender's (or the
+/// spool's) hands.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    /// The source's high-water mark of taken positions.
+    pub mark: Arc<std::sync::atomic::AtomicU64>,
+    /// This record's position (1, 2, 3, ... per source run).
+    pub position: u64,
+}
+
+impl Record {
+    /// Report the record as taken (positions only grow; records of one source stay in order).
+    pub fn mark_taken(&self) {
+        if let Some(t) = &self.taken {
+            t.mark
+                .fetch_max(t.position, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
 
 /// What every source needs to turn bytes into queued records.
@@ -119,6 +143,7 @@ impl SourceContext {
             stream: self.stream,
             class,
             json: event.to_json().into(),
+            taken: None,
         }
     }
 }
