@@ -52,6 +52,19 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         key_id: u16,
     },
+    /// Normalise a recorded file (.evtx, Windows JSON lines, syslog): print the events, or
+    /// stream the file into a running agent's TCP source.
+    Replay {
+        /// The file; its kind is detected by content.
+        file: PathBuf,
+        /// Send to a running agent's TCP source (`syslog_tcp` for syslog, `windows_json_tcp`
+        /// for Windows events) instead of printing.
+        #[arg(long)]
+        to: Option<std::net::SocketAddr>,
+        /// IANA zone for timestamps that carry none.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
     /// Look at a disk buffer or spool (read-only; safe while weir runs).
     Buffer {
         /// What to do with it.

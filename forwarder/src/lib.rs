@@ -10,6 +10,7 @@ pub mod diode;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;
+pub mod replay;
 pub mod sources;
 pub mod spool;
 pub mod telemetry;
@@ -30,6 +31,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tx { config } => runtime()?.block_on(serve(&config, true)),
         Command::Rx { config } => runtime()?.block_on(serve(&config, false)),
         Command::Demo { dir, repeat } => runtime()?.block_on(demo::run(&dir, repeat)),
+        Command::Replay { file, to, timezone } => {
+            let tz: chrono_tz::Tz = timezone.parse().map_err(|_| {
+                anyhow::anyhow!("--timezone: {timezone:?} is not an IANA time zone")
+            })?;
+            let output = match to {
+                Some(addr) => replay::Output::Agent(addr),
+                None => replay::Output::Print,
+            };
+            replay::run(&file, output, tz)
+        }
         Command::Buffer {
             action: cli::BufferAction::Inspect { dir },
         } => inspect_buffer(&dir),
@@ -49,7 +60,7 @@ fn validate(path: &std::path::Path) -> Result<ExitCode> {
         Config::Tx(c) => println!(
             "OK: agent config for {:?}: {} source(s), diode to {} (key id {}, settings fingerprint {:016x})",
             c.agent_name,
-            c.sources.len(),
+            c.sources.len() + c.evtx_sources.len(),
             c.destination,
             c.diode.key.id,
             c.diode.fingerprint()

@@ -263,11 +263,15 @@ pub fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Log to stderr; `WEIR_LOG` (or `RUST_LOG`) sets the filter, default `info`.
+/// Log to stderr; `WEIR_LOG` (or `RUST_LOG`) sets the filter, default `info`. The `evtx`
+/// crate's own chatter (one line per chunk) is kept at `warn` unless the filter names it.
 pub fn init_logging() {
-    let filter = std::env::var("WEIR_LOG")
+    let mut filter = std::env::var("WEIR_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
+    if !filter.contains("evtx") {
+        filter.push_str(",evtx=warn");
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)

@@ -132,6 +132,29 @@ pub async fn run(ctx: EvtxContext, cancel: CancellationToken) {
     }
 }
 
+/// Map one record the `evtx` crate rendered. A record whose template is damaged may render
+/// without its record id or time; its header still has them.
+pub fn record_event(record: &evtx::SerializedEvtxRecord<String>, wctx: &WinContext) -> Event {
+    match winxml::parse(&record.data) {
+        Ok(mut rec) => {
+            rec.record_id.get_or_insert(record.event_record_id);
+            if rec.time_created.is_none() {
+                rec.time_created = chrono::DateTime::from_timestamp(
+                    record.timestamp.as_second(),
+                    u32::try_from(record.timestamp.subsec_nanosecond()).unwrap_or(0),
+                );
+            }
+            windows::to_event(&rec, Some(&record.data), wctx)
+        }
+        Err(error) => windows::raw_event(
+            &record.data,
+            windows::xml_error_code(&error),
+            &error.to_string(),
+            wctx,
+        ),
+    }
+}
+
 struct Watcher {
     ctx: EvtxContext,
     path: PathBuf,
@@ -324,26 +347,7 @@ impl Watcher {
                     self.send(self.missed_event(name, expected, id - 1, missed), None)?;
                 }
                 expected = id + 1;
-                let event = match winxml::parse(&record.data) {
-                    Ok(mut rec) => {
-                        // A record whose template is damaged may render without these; its
-                        // header still has them.
-                        rec.record_id.get_or_insert(id);
-                        if rec.time_created.is_none() {
-                            rec.time_created = chrono::DateTime::from_timestamp(
-                                record.timestamp.as_second(),
-                                u32::try_from(record.timestamp.subsec_nanosecond()).unwrap_or(0),
-                            );
-                        }
-                        windows::to_event(&rec, Some(&record.data), &wctx)
-                    }
-                    Err(error) => windows::raw_event(
-                        &record.data,
-                        windows::xml_error_code(&error),
-                        &error.to_string(),
-                        &wctx,
-                    ),
-                };
+                let event = record_event(&record, &wctx);
                 self.send(event, Some((name, id)))?;
             }
         }

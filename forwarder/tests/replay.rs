@@ -1,0 +1,111 @@
+//! `weir replay`: the file kind is found by content; printed events are the agent's; streaming
+//! into a running agent's TCP source delivers the same events through the diode.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sample(path: &str) -> String {
+    format!("{}/../samples/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn replay(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(WEIR)
+        .arg("replay")
+        .args(args)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn replay_prints_what_the_agent_would_send_for_each_kind_of_file() {
+    let (code, out, err) = replay(&[&sample("windows/evtx/security.evtx")]);
+    assert_eq!(code, 0, "{err}");
+    let evs = lines(&out);
+    assert_eq!(evs.len(), 2261);
+    assert!(evs.iter().all(|e| e["weir"]["class"] == "windows"));
+    assert!(err.contains("2261 records"), "{err}");
+    assert_ecs(&evs);
+
+    // The damaged file: every readable record, the damage reported.
+    let (code, out, err) = replay(&[&sample("windows/evtx/sample_with_a_bad_chunk_magic.evtx")]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&out).len(), 301);
+    assert!(err.contains("damaged records skipped 3"), "{err}");
+
+    let (code, out, err) = replay(&[&sample("syslog/snare.log")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(lines(&out).iter().all(|e| e["weir"]["class"] == "windows"));
+    assert!(err.contains("(Syslog)"), "{err}");
+
+    let (code, out, _) = replay(&[&sample("windows/json/otrf_psexec_lsa_secrets_dump.json")]);
+    assert_eq!(code, 0);
+    assert_eq!(lines(&out).len(), 286);
+
+    // A capture is recognised by its magic, whatever its name.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("capture.log");
+    std::fs::write(&fake, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
+    let (code, _, err) = replay(&[fake.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is a packet capture"), "{err}");
+}
+
+#[test]
+fn replay_into_a_running_agent_delivers_the_same_events_through_the_diode() {
+    let dir = workdir();
+    let (diode, tcp) = (free_udp(), free_tcp());
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let sources = format!(
+        "[[sources]]\ntype = \"windows_json_tcp\"\nname = \"replayed\"\naddress = \"127.0.0.1:{tcp}\"\n"
+    );
+    let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
+    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    let file = sample("windows/evtx/new-user-security.evtx");
+    let (code, _, err) = replay(&[&file, "--to", &format!("127.0.0.1:{tcp}")]);
+    assert_eq!(code, 0, "{err}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while events(dir.path())
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .count()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tx.stop();
+    rx.stop();
+    let received: Vec<_> = events(dir.path())
+        .into_iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .collect();
+    let (_, printed, _) = replay(&[&file]);
+    let printed = lines(&printed);
+    assert_eq!(received.len(), printed.len());
+    for (r, p) in received.iter().zip(&printed) {
+        for part in ["@timestamp", "user", "group", "winlog", "host"] {
+            assert_eq!(r[part], p[part], "{part}");
+        }
+        for field in ["action", "category", "type", "outcome", "code"] {
+            assert_eq!(r["event"][field], p["event"][field], "event.{field}");
+        }
+    }
+}
