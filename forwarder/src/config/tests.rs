@@ -36,8 +36,16 @@ fn sample_configs_are_valid() {
     match load_text(&local(&sample("tx.toml")), dir.path()).expect("tx sample") {
         Config::Tx(c) => {
             assert_eq!(c.agent_name, "plant-a-zone-3");
-            assert_eq!(c.sources.len(), 2);
+            assert_eq!(c.sources.len(), 3);
             assert_eq!(c.sources[0].timezone.name(), "Europe/Berlin");
+            assert_eq!(c.sources[2].format, super::Format::WindowsJson);
+            assert_eq!(c.evtx_sources.len(), 1);
+            assert_eq!(c.evtx_sources[0].name, "hmi-evtx");
+            assert_eq!(
+                c.evtx_sources[0].state_dir,
+                std::path::Path::new("/var/lib/weir/state")
+            );
+            assert_eq!(c.evtx_sources[0].poll_interval, Duration::from_secs(1));
             assert_eq!(c.diode.key.id, 3);
         }
         Config::Rx(_) => panic!("tx sample read as rx"),
