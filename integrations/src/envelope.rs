@@ -49,6 +49,9 @@ pub struct Envelope {
     /// `network.community_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub community_id: Option<String>,
+    /// `winlog.channel` (Windows events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// `weir.schema_version`.
     pub schema_version: String,
     /// Key ECS fields for Splunk's indexed `fields`.
@@ -78,8 +81,32 @@ pub struct Peek<'a> {
     network: Option<PeekNetwork<'a>>,
     #[serde(default, borrow)]
     log: Option<PeekLog<'a>>,
+    #[serde(default, borrow)]
+    winlog: Option<PeekWinlog<'a>>,
     #[serde(borrow)]
     weir: PeekWeir<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PeekWinlog<'a> {
+    #[serde(default, borrow)]
+    channel: Option<Cow<'a, str>>,
+}
+
+/// `event.original` of an event's JSON, borrowed where it can be (for sinks that send the
+/// record as received, such as Splunk's `XmlWinEventLog`).
+pub fn original(json: &[u8]) -> Option<Cow<'_, str>> {
+    #[derive(Deserialize)]
+    struct Doc<'a> {
+        #[serde(borrow)]
+        event: Meta<'a>,
+    }
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(default, borrow)]
+        original: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Doc<'_>>(json).ok()?.event.original
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +262,11 @@ impl<'a> Peek<'a> {
                 .or_else(|| self.weir.session.as_deref().map(str::to_owned)),
             sequence: sequence.or(self.weir.sequence),
             community_id: community_id.map(str::to_owned),
+            channel: self
+                .winlog
+                .as_ref()
+                .and_then(|w| s(&w.channel))
+                .map(str::to_owned),
             schema_version: self
                 .weir
                 .schema_version

@@ -53,6 +53,11 @@ pub struct Metadata {
     pub source: String,
     /// `host` (empty: the event's host).
     pub host: String,
+    /// Send the record as received (`event.original`: a Windows event's XML, a syslog line)
+    /// instead of the event's JSON, where the event has it. With `sourcetype = "XmlWinEventLog"`
+    /// and `source = "XmlWinEventLog:{channel}"` this is what the Splunk Add-on for Microsoft
+    /// Windows reads.
+    pub send_original: bool,
 }
 
 /// Settings.
@@ -315,14 +320,28 @@ impl Sink for HecSink {
                         body.push(b'}');
                     }
                     body.extend_from_slice(b",\"event\":");
-                    body.extend_from_slice(event);
+                    match meta
+                        .send_original
+                        .then(|| crate::envelope::original(event))
+                        .flatten()
+                    {
+                        Some(text) => json_str(&mut body, &text),
+                        None => body.extend_from_slice(event),
+                    }
                     body.extend_from_slice(b"}\n");
                 }
                 Endpoint::Raw => {
                     raw_meta.get_or_insert_with(|| {
                         (env.host.clone().unwrap_or_default(), meta.clone())
                     });
-                    body.extend_from_slice(event);
+                    match meta
+                        .send_original
+                        .then(|| crate::envelope::original(event))
+                        .flatten()
+                    {
+                        Some(text) => body.extend_from_slice(text.as_bytes()),
+                        None => body.extend_from_slice(event),
+                    }
                     body.push(b'\n');
                 }
             }
@@ -442,7 +461,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// `t` with `{class}`, `{agent}`, `{stream}` and `{host}` replaced, in one pass.
+/// `t` with `{class}`, `{agent}`, `{stream}`, `{host}` and `{channel}` replaced, in one pass.
 fn template<'t>(t: &'t str, env: &Envelope) -> std::borrow::Cow<'t, str> {
     if !t.contains('{') {
         return std::borrow::Cow::Borrowed(t);
@@ -457,6 +476,7 @@ fn template<'t>(t: &'t str, env: &Envelope) -> std::borrow::Cow<'t, str> {
             ("{agent}", env.agent.as_deref()),
             ("{stream}", env.stream.as_deref()),
             ("{host}", env.host.as_deref()),
+            ("{channel}", env.channel.as_deref()),
         ]
         .into_iter()
         .find(|(name, _)| after.starts_with(name))

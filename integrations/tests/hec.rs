@@ -42,6 +42,7 @@ fn hec_cfg(server: &HecServer, ack: bool) -> HecConfig {
                 sourcetype: "weir:{class}".into(),
                 source: "weir:{agent}".into(),
                 host: String::new(),
+                send_original: false,
             },
         )],
         indexed_fields: true,
@@ -345,4 +346,80 @@ async fn over_tls_the_configured_ca_is_trusted_and_nothing_else() {
         1_000,
         "nothing reached an untrusted server"
     );
+}
+
+/// Windows events as the Splunk Add-on for Microsoft Windows reads them: sourcetype
+/// `XmlWinEventLog`, source `XmlWinEventLog:<channel>`, the event's XML as `_raw`; other classes
+/// keep their JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_events_go_to_splunk_as_xml_win_event_log() {
+    let server = HecServer::start(TOKEN).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    let mut cfg = hec_cfg(&server, false);
+    cfg.metadata.push((
+        "windows".into(),
+        Metadata {
+            index: "wineventlog".into(),
+            sourcetype: "XmlWinEventLog".into(),
+            source: "XmlWinEventLog:{channel}".into(),
+            host: String::new(),
+            send_original: true,
+        },
+    ));
+    let sink = Arc::new(HecSink::new(cfg).unwrap());
+    let stats = Arc::new(SinkStats::default());
+    let cancel = CancellationToken::new();
+    tokio::spawn(driver::run(
+        sink,
+        q.clone(),
+        driver_cfg(None),
+        stats,
+        cancel.clone(),
+    ));
+
+    let xml = "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System><Provider Name='Microsoft-Windows-Security-Auditing'/><EventID>4624</EventID><Channel>Security</Channel><Computer>hmi01</Computer></System><EventData><Data Name='TargetUserName'>operator1</Data></EventData></Event>";
+    let mut w = Event::new(
+        EventClass::Windows,
+        chrono::DateTime::from_timestamp(1_763_800_000, 0).unwrap(),
+    );
+    w.event.original = Some(xml.into());
+    w.host = Some(weir_schemas::Host {
+        name: Some("hmi01".into()),
+        ..Default::default()
+    });
+    w.winlog = Some(Box::new(weir_schemas::Winlog {
+        channel: Some("Security".into()),
+        event_id: "4624".into(),
+        ..Default::default()
+    }));
+    {
+        let mut g = q.queue.lock().unwrap();
+        g.append(&Envelope::record(&w), 0).unwrap();
+        g.append(&Envelope::record(&event(1)), 0).unwrap();
+        g.flush().unwrap();
+    }
+    q.notify.notify_one();
+    wait_until(
+        || server.state.lock().unwrap().events.len() >= 2,
+        "both events",
+    )
+    .await;
+    cancel.cancel();
+    let s = server.state.lock().unwrap();
+    let win = s
+        .events
+        .iter()
+        .find(|e| e["sourcetype"] == "XmlWinEventLog")
+        .unwrap();
+    assert_eq!(win["event"], xml, "the XML itself is the event");
+    assert_eq!(win["source"], "XmlWinEventLog:Security");
+    assert_eq!(win["index"], "wineventlog");
+    assert_eq!(win["host"], "hmi01");
+    let syslog = s
+        .events
+        .iter()
+        .find(|e| e["sourcetype"] == "weir:syslog")
+        .unwrap();
+    assert!(syslog["event"].is_object(), "other classes keep their JSON");
 }

@@ -576,6 +576,7 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
             .unwrap_or_else(|| "weir:{class}".into()),
         source: h.source.clone().unwrap_or_else(|| "weir:{agent}".into()),
         host: h.host.clone().unwrap_or_default(),
+        send_original: false,
     };
     let mut metadata = vec![("*".to_owned(), default.clone())];
     for (class, m) in &h.class_metadata {
@@ -594,6 +595,13 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
                         .unwrap_or_else(|| default.sourcetype.clone()),
                     source: m.source.clone().unwrap_or_else(|| default.source.clone()),
                     host: m.host.clone().unwrap_or_else(|| default.host.clone()),
+                    send_original: match m.event.as_deref() {
+                        None | Some("json") => false,
+                        Some("original") => true,
+                        Some(other) => bail!(
+                            "{what}.class_metadata.{class}.event: {other:?} is not \"json\" or \"original\""
+                        ),
+                    },
                 },
             ),
         );

@@ -296,6 +296,8 @@ pub struct HecMetadata {
     pub source: Option<String>,
     /// `host`.
     pub host: Option<String>,
+    /// `event = "original"`: send `event.original` (Windows XML) instead of the JSON.
+    pub event: Option<String>,
 }
 
 /// Splunk HEC sink keys.
