@@ -174,7 +174,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         for (_, text, transport) in SAMPLES {
             for line in text.lines().filter(|l| !l.is_empty()) {
                 match transport {
-                    Transport::Tcp => {
+                    Transport::Tcp | Transport::Http => {
                         tcp.write_all(format!("{} {line}", line.len()).as_bytes())
                             .await?;
                     }

@@ -659,3 +659,93 @@ fn a_stalled_output_keeps_the_receiver_within_its_memory_bound_and_counts_what_i
         "stalled output: peak RSS {peak_kib} KiB, {sent} written, {dropped} dropped and counted"
     );
 }
+
+/// One HTTP/1.1 request on a fresh connection: (status, body).
+fn http_request(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Read;
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{head}\r\nHost: weir\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) before reading everything: a failed write is fine then.
+    let _ = s.write_all(body);
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[test]
+fn windows_events_posted_over_http_are_mapped_and_the_answer_counts_them() {
+    let dir = workdir();
+    let (diode, port) = (free_udp(), free_tcp());
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let sources = format!(
+        "[[sources]]\ntype = \"windows_json_http\"\nname = \"wec-http\"\naddress = \"127.0.0.1:{port}\"\n"
+    );
+    let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_tcp(addr);
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"
+    ))
+    .unwrap();
+    let (status, body) = http_request(addr, "POST /events HTTP/1.1", &sample);
+    assert_eq!((status, body.trim()), (200, r#"{"accepted":286}"#));
+    let array = br#"[{"@timestamp":"2024-05-06T07:08:09Z","winlog":{"channel":"Security","event_id":4625,"provider_name":"Microsoft-Windows-Security-Auditing","event_data":{"TargetUserName":"admin","LogonType":"3"}}},
+                    {"EventID":4740,"SourceName":"Microsoft-Windows-Security-Auditing","Channel":"Security","Hostname":"dc01","TargetUserName":"operator2","TargetDomainName":"ENG-WS07"}]"#;
+    let (status, body) = http_request(addr, "POST / HTTP/1.1", array);
+    assert_eq!((status, body.trim()), (200, r#"{"accepted":2}"#));
+    assert_eq!(http_request(addr, "GET / HTTP/1.1", b"").0, 405);
+    assert_eq!(
+        http_request(addr, "POST / HTTP/1.1\r\nContent-Encoding: gzip", b"x").0,
+        415
+    );
+    let big = vec![b' '; 33 << 20];
+    assert_eq!(http_request(addr, "POST / HTTP/1.1", &big).0, 413);
+
+    let want = 288;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while events(dir.path())
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .count()
+        < want
+    {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, tx_summary, _) = tx.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    rx.stop();
+    let evs = events(dir.path());
+    let windows: Vec<_> = evs
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+        .collect();
+    assert_eq!(windows.len(), want, "{tx_summary}");
+    let failed = windows
+        .iter()
+        .find(|e| e["event"]["code"] == "4625")
+        .unwrap();
+    assert_eq!(failed["event"]["action"], "logon-failed");
+    assert_eq!(failed["winlog"]["logon"]["type"], "Network");
+    assert_eq!(failed["weir"]["input"]["type"], "windows_json_http");
+    let locked = windows
+        .iter()
+        .find(|e| e["event"]["code"] == "4740")
+        .unwrap();
+    assert_eq!(locked["user"]["target"]["name"], "operator2");
+    assert_eq!(locked["source"]["domain"], "ENG-WS07");
+    assert_eq!(tx_summary["parse_errors_total"], 0);
+    assert_ecs(&evs);
+}

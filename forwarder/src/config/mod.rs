@@ -117,6 +117,8 @@ pub enum Transport {
     Udp,
     /// RFC 6587: octet counting or newline framing, detected per connection.
     Tcp,
+    /// HTTP/1.1 POST bodies.
+    Http,
 }
 
 /// The OT-side agent.
@@ -373,6 +375,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             raw::Source::SyslogUdp(s) => ((Transport::Udp, Format::Syslog), s),
             raw::Source::SyslogTcp(s) => ((Transport::Tcp, Format::Syslog), s),
             raw::Source::WindowsJsonTcp(s) => ((Transport::Tcp, Format::WindowsJson), s),
+            raw::Source::WindowsJsonHttp(s) => ((Transport::Http, Format::WindowsJson), s),
         };
         let (transport, format) = transport;
         let name = s.name.unwrap_or_else(|| format!("source-{i}"));

@@ -189,6 +189,8 @@ pub enum Source {
     /// `type = "windows_json_tcp"`: newline-delimited Windows events as JSON (NXLog,
     /// Winlogbeat, OpenWEC shapes).
     WindowsJsonTcp(SyslogSource),
+    /// `type = "windows_json_http"`: the same as HTTP POST bodies.
+    WindowsJsonHttp(SyslogSource),
     /// `type = "evtx_directory"`: `.evtx` files dropped into a directory.
     EvtxDirectory(EvtxSource),
 }

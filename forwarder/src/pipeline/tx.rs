@@ -84,6 +84,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             (Transport::Udp, _) => "syslog_udp",
             (Transport::Tcp, Format::Syslog) => "syslog_tcp",
             (Transport::Tcp, Format::WindowsJson) => "windows_json_tcp",
+            (Transport::Http, _) => "windows_json_http",
         };
         let ctx = SourceContext {
             cfg: source.clone(),
@@ -103,6 +104,11 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
                 let (listener, addr) = sources::syslog_tcp::bind(&ctx).await?;
                 bound.push((source.name.clone(), addr));
                 tokio::spawn(sources::syslog_tcp::run(ctx, listener, cancel.clone()));
+            }
+            Transport::Http => {
+                let (listener, addr) = sources::windows_http::bind(&ctx).await?;
+                bound.push((source.name.clone(), addr));
+                tokio::spawn(sources::windows_http::run(ctx, listener, cancel.clone()));
             }
         }
     }
