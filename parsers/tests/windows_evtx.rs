@@ -101,6 +101,8 @@ fn every_readable_record_of_every_sample_becomes_one_conforming_event() {
         ("new-user-security.evtx", 4, 0),
         ("Application_no_crc32.evtx", 17, 0),
         ("MSExchange_Management_wec.evtx", 1, 0),
+        ("terminal_services_rcm_operational.evtx", 1795, 2),
+        ("sample_with_a_bad_chunk_magic.evtx", 301, 3),
     ] {
         let sample = read(name);
         assert_eq!(sample.events.len(), readable, "{name}");

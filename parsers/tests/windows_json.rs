@@ -147,3 +147,36 @@ fn scrub(v: &mut Value) {
         _ => {}
     }
 }
+
+/// The larger OTRF capture (Empire PsExec over DCE/RPC, 4,348 events, kept zipped): messy real
+/// data, with the Security channel written both `Security` and `security`. Unzipped with
+/// Python's `zipfile` (the test suite already needs Python for the Kafka broker).
+#[test]
+fn every_record_of_the_empire_capture_maps_whatever_the_channel_case() {
+    let zip = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples/windows/json/empire_psexec_dcerpc_tcp_svcctl.zip");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); sys.stdout.buffer.write(b''.join(z.read(n) for n in z.namelist()))",
+        ])
+        .arg(&zip)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ecs = weir_schemas::ecs::EcsSchema::load_bundled().unwrap();
+    let (mut n, mut lower) = (0, 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (event, _) = windows::parse_json(line.as_bytes(), &ctx()).unwrap();
+        let v = as_json(&event);
+        assert_eq!(ecs.check(&v), vec![], "{v:#}");
+        if v["winlog"]["channel"] == "security" {
+            lower += 1;
+            assert_eq!(v["event"]["module"], "security", "{v:#}");
+        }
+        n += 1;
+    }
+    assert_eq!(n, 4348);
+    assert_eq!(lower, 383);
+}
