@@ -216,6 +216,23 @@ impl Event {
         push_unique(&mut self.related.user, user);
     }
 
+    /// `weir.input`: the input `kind` that read the event and, if it came over the network,
+    /// the sender (also in `related.ip`).
+    pub fn set_input(&mut self, kind: &'static str, peer: Option<std::net::SocketAddr>) {
+        let mut input = Input {
+            kind: Cow::Borrowed(kind),
+            peer_ip: None,
+            peer_port: None,
+        };
+        if let Some(peer) = peer {
+            let ip = peer.ip().to_canonical().to_string();
+            self.relate_ip(&ip);
+            input.peer_ip = Some(ip);
+            input.peer_port = Some(peer.port());
+        }
+        self.weir.input = Some(input);
+    }
+
     /// Add `hash` to `related.hash` unless it is already there.
     pub fn relate_hash(&mut self, hash: &str) {
         push_unique(&mut self.related.hash, hash);

@@ -21,8 +21,12 @@ pub mod windows_http;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use chrono::Utc;
-use tokio::sync::mpsc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 use weir_diode_proto::StreamId;
 use weir_parsers::syslog::{self, ParseContext};
 use weir_parsers::windows::{self, WinContext};
@@ -30,6 +34,60 @@ use weir_schemas::{Event, EventClass};
 
 use crate::config::{Format, SyslogSource};
 use crate::telemetry::TxStats;
+
+/// Listen on the source's TCP address; returns the listener and its bound address.
+pub async fn bind_tcp(
+    ctx: &SourceContext,
+    what: &str,
+) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(ctx.cfg.address).await.with_context(|| {
+        format!(
+            "source {}: cannot listen on {what} {}",
+            ctx.cfg.name, ctx.cfg.address
+        )
+    })?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Accept connections until cancelled, at most `max_connections` at once (further ones are
+/// closed and counted); each connection runs `serve` in a task of its own.
+pub async fn accept_loop<F, Fut>(
+    ctx: SourceContext,
+    listener: TcpListener,
+    cancel: CancellationToken,
+    serve: F,
+) where
+    F: Fn(SourceContext, TcpStream, SocketAddr, CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    info!(message = "TCP source listening.", source = %ctx.cfg.name, format = ?ctx.cfg.format, transport = ?ctx.cfg.transport, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(error) => {
+                    warn!(message = "TCP accept failed.", source = %ctx.cfg.name, %error);
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            ctx.stats.connections_refused.inc();
+            warn!(message = "Connection refused: max_connections reached.", source = %ctx.cfg.name, %peer);
+            drop(stream);
+            continue;
+        };
+        ctx.stats.connections_accepted.inc();
+        let task = serve(ctx.clone(), stream, peer, cancel.clone());
+        tokio::spawn(async move {
+            task.await;
+            drop(permit);
+        });
+    }
+}
 
 /// A serialised event on its way to the diode.
 #[derive(Debug)]

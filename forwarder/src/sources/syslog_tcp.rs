@@ -1,15 +1,13 @@
 //! Syslog over TCP (RFC 6587): many connections, each framed by [`super::framing`].
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::framing::{Frame, SyslogFraming};
 use super::SourceContext;
@@ -17,45 +15,20 @@ use crate::config::Oversize;
 
 /// Bind the listener and return it with its address.
 pub async fn bind(ctx: &SourceContext) -> Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(ctx.cfg.address).await.with_context(|| {
-        format!(
-            "source {}: cannot listen on TCP {}",
-            ctx.cfg.name, ctx.cfg.address
-        )
-    })?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+    super::bind_tcp(ctx, "TCP").await
 }
 
 /// Accept connections until cancelled; each connection runs in its own task.
 pub async fn run(ctx: SourceContext, listener: TcpListener, cancel: CancellationToken) {
-    info!(message = "TCP source listening.", source = %ctx.cfg.name, format = ?ctx.cfg.format, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
-    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(error) => {
-                    warn!(message = "TCP accept failed.", source = %ctx.cfg.name, %error);
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            ctx.stats.connections_refused.inc();
-            warn!(message = "Connection refused: max_connections reached.", source = %ctx.cfg.name, %peer);
-            drop(stream);
-            continue;
-        };
-        ctx.stats.connections_accepted.inc();
-        let ctx = ctx.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
+    super::accept_loop(
+        ctx,
+        listener,
+        cancel,
+        |ctx, stream, peer, cancel| async move {
             connection(&ctx, stream, peer, cancel).await;
-            drop(permit);
-        });
-    }
+        },
+    )
+    .await;
 }
 
 async fn connection(

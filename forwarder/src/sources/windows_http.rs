@@ -8,17 +8,15 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use super::SourceContext;
 
@@ -27,40 +25,16 @@ pub const MAX_BODY: usize = 32 << 20;
 
 /// Bind the listener.
 pub async fn bind(ctx: &SourceContext) -> Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(ctx.cfg.address).await.with_context(|| {
-        format!(
-            "source {}: cannot listen on HTTP {}",
-            ctx.cfg.name, ctx.cfg.address
-        )
-    })?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+    super::bind_tcp(ctx, "HTTP").await
 }
 
 /// Serve until cancelled.
 pub async fn run(ctx: SourceContext, listener: TcpListener, cancel: CancellationToken) {
-    info!(message = "HTTP source listening.", source = %ctx.cfg.name, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
-    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = cancel.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(error) => {
-                    warn!(message = "HTTP accept failed.", source = %ctx.cfg.name, %error);
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            ctx.stats.connections_refused.inc();
-            drop(stream);
-            continue;
-        };
-        ctx.stats.connections_accepted.inc();
-        let ctx = ctx.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
+    super::accept_loop(
+        ctx,
+        listener,
+        cancel,
+        |ctx, stream, peer, cancel| async move {
             let service = hyper::service::service_fn(move |req| {
                 let ctx = ctx.clone();
                 async move { Ok::<_, Infallible>(handle(&ctx, req, peer).await) }
@@ -75,9 +49,9 @@ pub async fn run(ctx: SourceContext, listener: TcpListener, cancel: Cancellation
                 },
                 _ = cancel.cancelled() => {}
             }
-            drop(permit);
-        });
-    }
+        },
+    )
+    .await;
 }
 
 fn answer(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

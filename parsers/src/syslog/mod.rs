@@ -38,9 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 use chrono::{DateTime, FixedOffset, Utc};
 pub use chrono_tz::Tz;
 use syslog_loose::{ProcId, Protocol, SyslogFacility, SyslogSeverity, Variant};
-use weir_schemas::{
-    CodeName, ErrorInfo, Event, EventClass, Host, Input, Log, Process, SdValue, Syslog, Word,
-};
+use weir_schemas::{CodeName, ErrorInfo, Event, EventClass, Host, Log, Process, SdValue, Syslog};
 
 /// What a syslog parser needs to know beyond the bytes.
 #[derive(Clone, Debug)]
@@ -374,18 +372,7 @@ fn finish(event: &mut Event, text: &str, lossy: bool, ctx: &ParseContext) {
     if lossy {
         event.tags.push(Cow::Borrowed("weir_invalid_utf8"));
     }
-    let mut input = Input {
-        kind: Word::Borrowed(ctx.input),
-        peer_ip: None,
-        peer_port: None,
-    };
-    if let Some(peer) = ctx.peer {
-        let ip = peer.ip().to_canonical().to_string();
-        event.relate_ip(&ip);
-        input.peer_ip = Some(ip);
-        input.peer_port = Some(peer.port());
-    }
-    event.weir.input = Some(input);
+    event.set_input(ctx.input, ctx.peer);
     if ctx.keep_original {
         event.event.original = Some(trim_line(text).to_owned());
     }

@@ -45,7 +45,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use chrono::{DateTime, Utc};
 use weir_schemas::{
-    ErrorInfo, Event, EventClass, Host, Input, Log, Os, Pairs, Process, User, UserRef, Winlog,
+    ErrorInfo, Event, EventClass, Host, Log, Os, Pairs, Process, User, UserRef, Winlog,
     WinlogProcess, WinlogUser, Word,
 };
 
@@ -289,18 +289,7 @@ fn windows_host(name: Option<&str>) -> Host {
 fn finish(event: &mut Event, original: Option<&str>, ctx: &WinContext) {
     event.event.created = Some(ctx.received_at);
     event.event.dataset = Some(Cow::Borrowed("weir.windows"));
-    let mut input = Input {
-        kind: Word::Borrowed(ctx.input),
-        peer_ip: None,
-        peer_port: None,
-    };
-    if let Some(peer) = ctx.peer {
-        let ip = peer.ip().to_canonical().to_string();
-        event.relate_ip(&ip);
-        input.peer_ip = Some(ip);
-        input.peer_port = Some(peer.port());
-    }
-    event.weir.input = Some(input);
+    event.set_input(ctx.input, ctx.peer);
     if let Some(text) = original.filter(|_| ctx.keep_original) {
         event.event.original = Some(text.to_owned());
     }

@@ -366,16 +366,7 @@ fn kerberos(event: &mut Event, rec: &WinEvent) {
         let ok = code == 0 && rec.event_id != 4771;
         event.event.outcome = Some(Cow::Borrowed(if ok { "success" } else { "failure" }));
         if !ok {
-            let status = tables::kerberos_result(code)
-                .map_or_else(|| Word::Owned(format!("0x{code:x}")), Word::Borrowed);
-            set_logon(event, None, None);
-            winlog(event)
-                .logon
-                .get_or_insert_with(Default::default)
-                .failure = Some(LogonFailure {
-                status: Some(status),
-                ..LogonFailure::default()
-            });
+            set_failure_status(event, code, tables::kerberos_result(code));
         }
     }
 }
@@ -398,18 +389,21 @@ fn credential_validation(event: &mut Event, rec: &WinEvent) {
             event.event.outcome = Some(Cow::Borrowed("success"));
         } else {
             event.event.outcome = Some(Cow::Borrowed("failure"));
-            let status = tables::ntstatus(code)
-                .map_or_else(|| Word::Owned(format!("0x{code:x}")), Word::Borrowed);
-            set_logon(event, None, None);
-            winlog(event)
-                .logon
-                .get_or_insert_with(Default::default)
-                .failure = Some(LogonFailure {
-                status: Some(status),
-                ..LogonFailure::default()
-            });
+            set_failure_status(event, code, tables::ntstatus(code));
         }
     }
+}
+
+/// `winlog.logon.failure.status`: the code's name, else the code in hex.
+fn set_failure_status(event: &mut Event, code: u32, name: Option<&'static str>) {
+    let status = name.map_or_else(|| Word::Owned(format!("0x{code:x}")), Word::Borrowed);
+    winlog(event)
+        .logon
+        .get_or_insert_with(Default::default)
+        .failure = Some(LogonFailure {
+        status: Some(status),
+        ..LogonFailure::default()
+    });
 }
 
 /// 5140, 5145: a network share (and, for 5145, an object in it) accessed from a client.
