@@ -428,16 +428,7 @@ fn windows_events_as_json_lines_over_tcp_arrive_mapped_and_bad_lines_become_raw_
     .unwrap();
     drop(s);
     let want = 286 + 3;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while events(dir.path())
-        .iter()
-        .filter(|e| e["weir"]["class"] == "windows")
-        .count()
-        < want
-    {
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_class(dir.path(), "windows", want, Duration::from_secs(60));
     let (_, tx_summary, _) = tx.stop();
     std::thread::sleep(Duration::from_millis(300));
     let (_, rx_summary, _) = rx.stop();
@@ -714,16 +705,7 @@ fn windows_events_posted_over_http_are_mapped_and_the_answer_counts_them() {
     assert_eq!(http_request(addr, "POST / HTTP/1.1", &big).0, 413);
 
     let want = 288;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while events(dir.path())
-        .iter()
-        .filter(|e| e["weir"]["class"] == "windows")
-        .count()
-        < want
-    {
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_class(dir.path(), "windows", want, Duration::from_secs(60));
     let (_, tx_summary, _) = tx.stop();
     std::thread::sleep(Duration::from_millis(300));
     rx.stop();

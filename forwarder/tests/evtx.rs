@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -32,25 +32,6 @@ fn readable(name: &str) -> usize {
     p.records().filter(Result::is_ok).count()
 }
 
-fn windows_count(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("out/events.ndjson"))
-        .unwrap_or_default()
-        .matches("\"class\":\"windows\"")
-        .count()
-}
-
-fn wait_windows(dir: &Path, n: usize, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while windows_count(dir) < n {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} windows events after {timeout:?}",
-            windows_count(dir)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_restarted_agent_neither_loses_nor_repeats_evtx_records() {
     let dir = workdir();
@@ -64,9 +45,9 @@ fn a_restarted_agent_neither_loses_nor_repeats_evtx_records() {
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let config = slow_tx_config(dir.path(), diode);
     let tx = Proc::start(&["tx"], &config);
-    wait_windows(dir.path(), 300, Duration::from_secs(60));
+    wait_class(dir.path(), "windows", 300, Duration::from_secs(60));
     let (_, first, _) = tx.stop();
-    let after_first = windows_count(dir.path());
+    let after_first = class_count(dir.path(), "windows");
     assert!(
         after_first < total,
         "the first run read everything ({after_first})"
@@ -80,7 +61,7 @@ fn a_restarted_agent_neither_loses_nor_repeats_evtx_records() {
         .is_some_and(|f| !f.is_empty()));
 
     let tx = Proc::start(&["tx"], &config);
-    wait_windows(dir.path(), total, Duration::from_secs(120));
+    wait_class(dir.path(), "windows", total, Duration::from_secs(120));
     // Nothing more comes: give the agent a few polls to show it would not repeat.
     std::thread::sleep(Duration::from_millis(1500));
     let (_, second, _) = tx.stop();
@@ -122,10 +103,10 @@ fn an_agent_killed_with_sigkill_loses_no_evtx_record_and_repeats_at_most_its_las
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let config = slow_tx_config(dir.path(), diode);
     let tx = Proc::start(&["tx"], &config);
-    wait_windows(dir.path(), 600, Duration::from_secs(60));
+    wait_class(dir.path(), "windows", 600, Duration::from_secs(60));
     drop(tx); // SIGKILL
     let tx = Proc::start(&["tx"], &config);
-    wait_windows(dir.path(), total, Duration::from_secs(120));
+    wait_class(dir.path(), "windows", total, Duration::from_secs(120));
     std::thread::sleep(Duration::from_millis(1500));
     let (_, second, _) = tx.stop();
     std::thread::sleep(Duration::from_millis(300));

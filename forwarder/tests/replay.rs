@@ -6,7 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -81,16 +81,7 @@ fn replay_into_a_running_agent_delivers_the_same_events_through_the_diode() {
     let file = sample("windows/evtx/new-user-security.evtx");
     let (code, _, err) = replay(&[&file, "--to", &format!("127.0.0.1:{tcp}")]);
     assert_eq!(code, 0, "{err}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while events(dir.path())
-        .iter()
-        .filter(|e| e["weir"]["class"] == "windows")
-        .count()
-        < 4
-    {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_class(dir.path(), "windows", 4, Duration::from_secs(30));
     tx.stop();
     rx.stop();
     let received: Vec<_> = events(dir.path())

@@ -240,6 +240,27 @@ pub fn wait_for_syslog(dir: &Path, n: usize, timeout: Duration) -> Vec<Value> {
     }
 }
 
+/// Events of `class` in the receiver's output file, counted without parsing.
+pub fn class_count(dir: &Path, class: &str) -> usize {
+    std::fs::read_to_string(dir.join("out/events.ndjson"))
+        .unwrap_or_default()
+        .matches(&format!("\"class\":\"{class}\""))
+        .count()
+}
+
+/// Wait until the output file holds at least `n` events of `class`; fail after `timeout`.
+pub fn wait_class(dir: &Path, class: &str, n: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while class_count(dir, class) < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} {class} events after {timeout:?}",
+            class_count(dir, class)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn syslog_only(evs: &[Value]) -> Vec<&Value> {
     evs.iter()
         .filter(|e| e["weir"]["class"] == "syslog")
