@@ -15,6 +15,7 @@ Each format offers two entry points:
 */
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
+pub mod packet;
 pub mod syslog;
 pub mod windows;
 pub mod winxml;

@@ -139,6 +139,12 @@ pub struct Event {
     /// `powershell.*`: PowerShell engine and script-block detail, named as Winlogbeat names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub powershell: Option<Box<PowerShell>>,
+    /// `flow.*`: flow-record detail ECS has no field for (Zeek-style state and history).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Box<FlowInfo>>,
+    /// `ot.*`: industrial protocol detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ot: Option<Box<Ot>>,
     /// `weir.*`: provenance and Weir's own records. Always the last member of the JSON object
     /// (the receiver writes its provenance into it as text).
     pub weir: Weir,
@@ -171,6 +177,8 @@ impl Event {
             service: None,
             winlog: None,
             powershell: None,
+            flow: None,
+            ot: None,
             weir: Weir::new(class),
         }
     }
@@ -305,6 +313,15 @@ pub struct EventMeta {
     /// `event.reason`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `event.start`: when the activity began (a flow's first packet).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub start: Option<DateTime<Utc>>,
+    /// `event.end`: when the activity ended (a flow's last packet).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub end: Option<DateTime<Utc>>,
+    /// `event.duration`: `end - start` in nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<i64>,
     /// `event.original`: the raw input, unless configured off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<String>,
@@ -327,6 +344,9 @@ impl Default for EventMeta {
             created: None,
             ingested: None,
             reason: None,
+            start: None,
+            end: None,
+            duration: None,
             original: None,
         }
     }
@@ -609,6 +629,120 @@ pub struct Network {
     /// `network.direction`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direction: Option<Word>,
+    /// `network.type`: `ipv4` or `ipv6`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Word>,
+    /// `network.iana_number`: the IP protocol number, as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iana_number: Option<Word>,
+    /// `network.bytes`: both directions' bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// `network.packets`: both directions' packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    /// `network.vlan.*`: the outer VLAN tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vlan>,
+    /// `network.inner.vlan.*`: the inner tag of a QinQ frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner: Option<InnerVlan>,
+}
+
+/// `network.vlan.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vlan {
+    /// `*.vlan.id` (a keyword in ECS).
+    pub id: String,
+}
+
+/// `network.inner.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct InnerVlan {
+    /// `network.inner.vlan.*`.
+    pub vlan: Vlan,
+}
+
+/// `flow.*`: what a flow record knows beyond ECS's `source`/`destination`/`network`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    /// `flow.id`: stable for the life of the flow, shared by its interim and final records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `flow.state`: the connection state, with Zeek's `conn_state` codes (`S0`, `SF`, `REJ`,
+    /// `RSTO`, `OTH`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Word>,
+    /// `flow.history`: Zeek-style history letters (upper case: originator, lower: responder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// `flow.direction_known`: false when the flow started before the sensor saw it (no
+    /// handshake), so which side is the client was guessed from the ports.
+    pub direction_known: bool,
+    /// `flow.final`: false for an interim record of a flow that is still live.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// `flow.source_payload_bytes`: transport payload bytes from the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_payload_bytes: Option<u64>,
+    /// `flow.destination_payload_bytes`: transport payload bytes from the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination_payload_bytes: Option<u64>,
+    /// `flow.mpls_label`: the top MPLS label the flow was carried in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mpls_label: Option<u32>,
+    /// `flow.missed_bytes`: TCP bytes the sensor never saw (sequence gaps), both directions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_bytes: Option<u64>,
+}
+
+/// `ot.*`: one industrial protocol transaction (or an aggregate of routine ones).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ot {
+    /// `ot.protocol`: `modbus`, `dnp3`, `s7comm`, `enip`, `iec104`, `bacnet`, `opcua`, `mqtt`.
+    pub protocol: Word,
+    /// `ot.action`: Weir's protocol-independent vocabulary (`read`, `write`, `control`,
+    /// `program_download`, `program_upload`, `mode_change`, `restart`, `time_set`, `firmware`,
+    /// `recon`, `other`).
+    pub action: Word,
+    /// `ot.function`: the protocol's name for the function or service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<Word>,
+    /// `ot.function_code`: the raw function or service code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_code: Option<u32>,
+    /// `ot.unit`: Modbus unit id, DNP3 destination address, IEC 104 common address, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<u32>,
+    /// `ot.transaction_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<u32>,
+    /// `ot.address`: the first register, coil, object or IOA addressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<u32>,
+    /// `ot.quantity`: how many items were addressed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u32>,
+    /// `ot.request_values`: values the request carried (written values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub request_values: Vec<u32>,
+    /// `ot.response_values`: values the response carried (read values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub response_values: Vec<u32>,
+    /// `ot.exception`: the protocol's error or exception name, when the request failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<Word>,
+    /// `ot.exception_code`: the raw exception code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception_code: Option<u32>,
+    /// `ot.matched`: true when the request and its response were both seen.
+    pub matched: bool,
+    /// `ot.detail`: protocol-specific detail (sub-function, MEI type, object summary, ...).
+    #[serde(default, skip_serializing_if = "Pairs::is_empty")]
+    pub detail: Pairs,
+    /// `ot.count`: on an aggregate of routine polling, how many transactions it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// `user.*`.

@@ -6,6 +6,7 @@ serialisation; every sink on the IT side consumes it. Field names follow the Ela
 (ECS 9.x, see [`ECS_VERSION`]); where ECS has no field, custom namespaces are used:
 
 * `winlog.*` – Windows event detail, as Winlogbeat uses it,
+* `flow.*`   – flow-record detail (connection state and history, payload bytes),
 * `ot.*`     – industrial protocol detail,
 * `weir.*`   – Weir's own provenance: event class, agent, input, stream, sequence, diode session,
   parse errors and diode gap records.
@@ -25,7 +26,7 @@ pub use event::*;
 
 /// Version of Weir's event schema (the `weir.schema_version` field). Bump on any change to the
 /// serialised shape of [`Event`].
-pub const SCHEMA_VERSION: &str = "1.1.0";
+pub const SCHEMA_VERSION: &str = "1.2.0";
 
 /// The ECS release the field names and types follow (the `ecs.version` field).
 pub const ECS_VERSION: &str = "9.4.0";
