@@ -15,7 +15,9 @@ Each format offers two entry points:
 */
 #![deny(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 
+pub mod ot;
 pub mod packet;
+pub mod sensor;
 pub mod syslog;
 pub mod windows;
 pub mod winxml;

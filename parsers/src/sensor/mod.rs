@@ -1,0 +1,547 @@
+//! The SPAN-port sensor: captured frames in, events out (flow records, industrial protocol
+//! transactions, notable events).
+//!
+//! Pure and deterministic: time is the packets' own, the output order depends only on the
+//! input, so replaying a capture twice gives the same events.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
+
+use crate::ot::session::{ModbusSession, StreamStats};
+use crate::ot::{Action, Transaction};
+use crate::packet::decode::{decode, Net};
+use crate::packet::flow::{EndReason, Flow, FlowConfig, FlowTable};
+use crate::packet::LinkType;
+
+/// Sensor settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorConfig {
+    /// Flow table settings.
+    pub flow: FlowConfig,
+    /// Routine reads are summarised per (flow, protocol, function, unit) over windows of this
+    /// many nanoseconds (one event with `ot.count`); 0 writes every read on its own. Writes and
+    /// every other notable action are always written one by one. Default 60 s.
+    pub read_summary: i64,
+    /// Write flow records (`flow` events). Default true.
+    pub flows: bool,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        SensorConfig {
+            flow: FlowConfig::default(),
+            read_summary: 60_000_000_000,
+            flows: true,
+        }
+    }
+}
+
+/// What the sensor counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SensorStats {
+    /// Frames seen.
+    pub packets: u64,
+    /// Frames that could not be decoded to IP (truncated or malformed headers, unknown link).
+    pub undecodable: u64,
+    /// Frames that carry something other than IP (ARP, LLDP, PROFINET RT, ...).
+    pub not_ip: u64,
+    /// PDUs parsed, by protocol and function code (requests and responses).
+    pub pdus: BTreeMap<(&'static str, u32), u64>,
+    /// Stream resynchronisations and unparseable bytes, all protocols.
+    pub streams: StreamStats,
+    /// Flows on a protocol's port that turned out not to speak it.
+    pub not_protocol: u64,
+    /// Transactions seen.
+    pub transactions: u64,
+}
+
+/// Per-flow application state.
+#[derive(Debug, Default)]
+pub enum App {
+    /// No payload seen yet.
+    #[default]
+    Undecided,
+    /// No parser for this flow.
+    Unparsed,
+    /// Modbus/TCP (server port 502).
+    Modbus(Box<ModbusSession>),
+}
+
+impl App {
+    fn name(&self) -> Option<&'static str> {
+        match self {
+            App::Modbus(s) if !s.given_up() => Some("modbus"),
+            _ => None,
+        }
+    }
+
+    fn server_port(&self) -> u16 {
+        match self {
+            App::Modbus(_) => 502,
+            _ => 0,
+        }
+    }
+}
+
+/// A read summary being built.
+struct Summary {
+    event: Event,
+    count: u64,
+    exceptions: u64,
+    last_ns: i64,
+}
+
+/// The sensor.
+pub struct Sensor {
+    cfg: SensorConfig,
+    table: FlowTable<App>,
+    out: Vec<Event>,
+    stats: SensorStats,
+    /// Read summaries by (window end, flow id, protocol, function, unit).
+    summaries: BTreeMap<(i64, u64, &'static str, u32, u32), Summary>,
+    txs: Vec<Transaction>,
+}
+
+fn at(ns: i64) -> DateTime<Utc> {
+    Utc.timestamp_nanos(ns)
+}
+
+/// A MAC address as ECS writes it: upper case, dash-separated.
+pub fn mac_string(m: &[u8; 6]) -> String {
+    format!(
+        "{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
+}
+
+fn transport_name(proto: u8) -> Cow<'static, str> {
+    match proto {
+        6 => Cow::Borrowed("tcp"),
+        17 => Cow::Borrowed("udp"),
+        1 => Cow::Borrowed("icmp"),
+        58 => Cow::Borrowed("ipv6-icmp"),
+        132 => Cow::Borrowed("sctp"),
+        2 => Cow::Borrowed("igmp"),
+        47 => Cow::Borrowed("gre"),
+        50 => Cow::Borrowed("esp"),
+        89 => Cow::Borrowed("ospf"),
+        112 => Cow::Borrowed("vrrp"),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+impl Sensor {
+    /// A sensor with no flows.
+    pub fn new(cfg: SensorConfig) -> Sensor {
+        Sensor {
+            cfg,
+            table: FlowTable::new(cfg.flow),
+            out: Vec::new(),
+            stats: SensorStats::default(),
+            summaries: BTreeMap::new(),
+            txs: Vec::new(),
+        }
+    }
+
+    /// What the sensor has counted.
+    pub fn stats(&self) -> &SensorStats {
+        &self.stats
+    }
+
+    /// The flow table's counters.
+    pub fn flow_stats(&self) -> crate::packet::flow::TableStats {
+        self.table.stats()
+    }
+
+    /// Flows held now.
+    pub fn live_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// One frame of `link` captured at `ts` (ns since the epoch).
+    pub fn packet(&mut self, ts: i64, link: LinkType, data: &[u8]) {
+        self.stats.packets += 1;
+        let frame = match decode(link, data) {
+            Ok(f) => f,
+            Err(_) => {
+                self.stats.undecodable += 1;
+                return;
+            }
+        };
+        let Net::Ip(ip) = frame.net else {
+            self.stats.not_ip += 1;
+            return;
+        };
+        let ports = ip.transport.ports();
+        if let Some(obs) = self.table.packet(ts, &frame, &ip) {
+            if matches!(obs.app, App::Undecided) && !obs.payload.is_empty() {
+                *obs.app = match (ip.proto, ports) {
+                    (6, Some((s, d))) if s == 502 || d == 502 => App::Modbus(Box::default()),
+                    _ => App::Unparsed,
+                };
+            }
+            let stats = &mut self.stats;
+            let txs = &mut self.txs;
+            match obs.app {
+                App::Modbus(session) if !obs.payload.is_empty() || obs.gap => {
+                    let to_server = ports.is_some_and(|(_, d)| d == 502);
+                    let before = session.stats;
+                    let was = session.given_up();
+                    session.data(ts, to_server, obs.payload, obs.gap, txs, &mut |code| {
+                        *stats.pdus.entry(("modbus", code)).or_default() += 1;
+                    });
+                    stats.streams.resyncs += session.stats.resyncs - before.resyncs;
+                    stats.streams.bad_frames += session.stats.bad_frames - before.bad_frames;
+                    if !was && session.given_up() {
+                        stats.not_protocol += 1;
+                    }
+                }
+                _ => {}
+            }
+            if !self.txs.is_empty() {
+                let server_port = obs.app.server_port();
+                let flow = obs.flow.clone();
+                let txs = std::mem::take(&mut self.txs);
+                for tx in txs {
+                    self.transaction(tx, &flow, server_port);
+                }
+            }
+        }
+        self.collect(ts);
+    }
+
+    /// Move the clock to `now` (ns) without a packet: idle flows end, summaries close.
+    pub fn advance(&mut self, now: i64) {
+        self.table.advance(now);
+        self.collect(now);
+    }
+
+    /// End of capture or shutdown: every flow and summary is written.
+    pub fn flush(&mut self) {
+        self.table.flush();
+        self.collect(i64::MAX);
+    }
+
+    /// Take the events written so far, in order.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Event> {
+        self.out.drain(..)
+    }
+
+    fn collect(&mut self, now: i64) {
+        let records: Vec<_> = self.table.drain().collect();
+        for rec in records {
+            let final_record = rec.reason != EndReason::ActiveTimeout;
+            let mut app_name = None;
+            if let Some(mut app) = rec.app {
+                app_name = app.name();
+                let server_port = app.server_port();
+                let mut txs = Vec::new();
+                if let App::Modbus(s) = &mut app {
+                    s.end(&mut txs);
+                }
+                for tx in txs {
+                    self.transaction(tx, &rec.flow, server_port);
+                }
+                // Summaries of this flow end with it.
+                let keys: Vec<_> = self
+                    .summaries
+                    .keys()
+                    .filter(|k| k.1 == rec.flow.id)
+                    .copied()
+                    .collect();
+                for k in keys {
+                    if let Some(s) = self.summaries.remove(&k) {
+                        self.out.push(summary_event(s));
+                    }
+                }
+            }
+            if self.cfg.flows {
+                self.out
+                    .push(flow_event(&rec.flow, rec.reason, final_record, app_name));
+            }
+        }
+        while let Some(entry) = self.summaries.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let s = entry.remove();
+            self.out.push(summary_event(s));
+        }
+    }
+
+    fn transaction(&mut self, tx: Transaction, flow: &Flow, server_port: u16) {
+        self.stats.transactions += 1;
+        let event = ot_event(&tx, flow, server_port);
+        if tx.action.is_notable() {
+            self.out.push(notable_event(&event, tx.action));
+        }
+        let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
+        if tx.action == Action::Read && self.cfg.read_summary > 0 {
+            let window = self.cfg.read_summary;
+            let end = ts
+                .div_euclid(window)
+                .saturating_add(1)
+                .saturating_mul(window);
+            let key = (
+                end,
+                flow.id,
+                tx.protocol,
+                tx.function_code,
+                tx.unit.unwrap_or(0),
+            );
+            let failed = u64::from(tx.exception_code.is_some());
+            let last = tx.response_ns.unwrap_or(ts);
+            match self.summaries.get_mut(&key) {
+                Some(s) => {
+                    s.count += 1;
+                    s.exceptions += failed;
+                    s.last_ns = s.last_ns.max(last);
+                }
+                None => {
+                    self.summaries.insert(
+                        key,
+                        Summary {
+                            event,
+                            count: 1,
+                            exceptions: failed,
+                            last_ns: last,
+                        },
+                    );
+                }
+            }
+            return;
+        }
+        self.out.push(event);
+    }
+}
+
+fn endpoint(
+    e: &crate::packet::flow::Endpoint,
+    proto: u8,
+    bytes: Option<u64>,
+    packets: Option<u64>,
+) -> Endpoint {
+    let ip = e.ip.to_canonical().to_string();
+    Endpoint {
+        address: Some(ip.clone()),
+        ip: Some(ip),
+        port: has_ports(proto).then_some(e.port),
+        mac: e.mac.as_ref().map(mac_string),
+        bytes,
+        packets,
+        domain: None,
+    }
+}
+
+fn network(flow: &Flow, protocol: Option<&'static str>) -> Network {
+    Network {
+        transport: Some(transport_name(flow.proto)),
+        protocol: protocol.map(Cow::Borrowed),
+        community_id: Some(flow.community_id.clone()),
+        kind: Some(Cow::Borrowed(match flow.orig.ip {
+            IpAddr::V4(_) => "ipv4",
+            IpAddr::V6(_) => "ipv6",
+        })),
+        iana_number: Some(Cow::Owned(flow.proto.to_string())),
+        vlan: flow.vlan.map(|v| Vlan { id: v.to_string() }),
+        inner: flow.inner_vlan.map(|v| InnerVlan {
+            vlan: Vlan { id: v.to_string() },
+        }),
+        ..Network::default()
+    }
+}
+
+fn relate(e: &mut Event, flow: &Flow) {
+    e.relate_ip(&flow.orig.ip.to_canonical().to_string());
+    e.relate_ip(&flow.resp.ip.to_canonical().to_string());
+}
+
+/// The `flow` event for a flow record.
+pub fn flow_event(
+    flow: &Flow,
+    reason: EndReason,
+    final_record: bool,
+    protocol: Option<&'static str>,
+) -> Event {
+    let mut e = Event::new(EventClass::Flow, at(flow.first_ns));
+    e.event.category = vec![Cow::Borrowed("network")];
+    e.event.kind_type = vec![
+        Cow::Borrowed("connection"),
+        Cow::Borrowed(if final_record { "end" } else { "info" }),
+    ];
+    e.event.action = Some("network_flow".to_string());
+    e.event.dataset = Some(Cow::Borrowed("weir.flow"));
+    e.event.reason = Some(reason.as_str().to_string());
+    e.event.start = Some(at(flow.first_ns));
+    e.event.end = Some(at(flow.last_ns));
+    e.event.duration = Some(flow.last_ns - flow.first_ns);
+    let [o, r] = &flow.stats;
+    e.source = Some(endpoint(
+        &flow.orig,
+        flow.proto,
+        Some(o.ip_bytes),
+        Some(o.packets),
+    ));
+    e.destination = Some(endpoint(
+        &flow.resp,
+        flow.proto,
+        Some(r.ip_bytes),
+        Some(r.packets),
+    ));
+    let mut net = network(flow, protocol);
+    net.bytes = Some(o.ip_bytes + r.ip_bytes);
+    net.packets = Some(o.packets + r.packets);
+    e.network = Some(net);
+    let tcp_or_udp = matches!(flow.proto, 6 | 17);
+    e.flow = Some(Box::new(FlowInfo {
+        id: Some(format!("{:x}-{:x}", flow.first_ns, flow.id)),
+        state: Some(Cow::Borrowed(flow.state())),
+        history: (!flow.history().is_empty()).then(|| flow.history().to_string()),
+        direction_known: flow.direction_known,
+        is_final: final_record,
+        source_payload_bytes: tcp_or_udp.then_some(o.payload_bytes),
+        destination_payload_bytes: tcp_or_udp.then_some(r.payload_bytes),
+        mpls_label: flow.mpls_label,
+        missed_bytes: (o.missed_bytes + r.missed_bytes > 0)
+            .then_some(o.missed_bytes + r.missed_bytes),
+    }));
+    relate(&mut e, flow);
+    e
+}
+
+/// The `ot` event for a transaction. The client is the side not on `server_port`.
+pub fn ot_event(tx: &Transaction, flow: &Flow, server_port: u16) -> Event {
+    let start = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
+    let mut e = Event::new(EventClass::Ot, at(start));
+    e.event.category = vec![Cow::Borrowed("network")];
+    e.event.kind_type = vec![Cow::Borrowed("protocol")];
+    e.event.action = Some(tx.function.to_ascii_lowercase());
+    e.event.dataset = Some(Cow::Borrowed("weir.ot"));
+    e.event.outcome = Some(Cow::Borrowed(match (tx.exception_code, tx.response_ns) {
+        (Some(_), _) => "failure",
+        (None, Some(_)) => "success",
+        (None, None) => "unknown",
+    }));
+    e.event.start = Some(at(start));
+    if let (Some(a), Some(b)) = (tx.request_ns, tx.response_ns) {
+        e.event.end = Some(at(b));
+        e.event.duration = Some(b - a);
+    }
+    let client_is_orig = !(flow.orig.port == server_port && flow.resp.port != server_port);
+    let (client, server) = if client_is_orig {
+        (&flow.orig, &flow.resp)
+    } else {
+        (&flow.resp, &flow.orig)
+    };
+    e.source = Some(endpoint(client, flow.proto, None, None));
+    e.destination = Some(endpoint(server, flow.proto, None, None));
+    e.network = Some(network(flow, Some(tx.protocol)));
+    e.ot = Some(Box::new(Ot {
+        protocol: Cow::Borrowed(tx.protocol),
+        action: Cow::Borrowed(tx.action.as_str()),
+        function: Some(tx.function.clone()),
+        function_code: Some(tx.function_code),
+        unit: tx.unit,
+        transaction_id: tx.transaction_id,
+        address: tx.address,
+        quantity: tx.quantity,
+        request_values: tx.request_values.clone(),
+        response_values: tx.response_values.clone(),
+        exception: tx.exception.clone(),
+        exception_code: tx.exception_code,
+        matched: tx.matched(),
+        detail: Pairs(
+            tx.detail
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect(),
+        ),
+        count: None,
+    }));
+    let mut msg = format!("{} {} {}", tx.protocol, tx.function, tx.action.as_str());
+    if let Some(u) = tx.unit {
+        msg.push_str(&format!(" unit {u}"));
+    }
+    if let Some(a) = tx.address {
+        msg.push_str(&format!(" address {a}"));
+    }
+    if let Some(q) = tx.quantity {
+        msg.push_str(&format!(" quantity {q}"));
+    }
+    if let Some(x) = &tx.exception {
+        msg.push_str(&format!(" exception {x}"));
+    }
+    e.message = Some(msg);
+    relate(&mut e, flow);
+    e
+}
+
+fn summary_event(s: Summary) -> Event {
+    let mut e = s.event;
+    if let Some(ot) = e.ot.as_deref_mut() {
+        ot.count = Some(s.count);
+        ot.request_values.clear();
+        ot.response_values.clear();
+        ot.transaction_id = None;
+        if s.exceptions > 0 {
+            ot.detail
+                .0
+                .push(("exceptions".to_string(), s.exceptions.to_string()));
+        }
+    }
+    let start = e.event.start.unwrap_or(e.timestamp);
+    e.event.end = Some(at(s.last_ns));
+    e.event.duration = Some((s.last_ns - start.timestamp_nanos_opt().unwrap_or(0)).max(0));
+    e.event.outcome = Some(Cow::Borrowed(if s.exceptions == 0 {
+        "success"
+    } else {
+        "unknown"
+    }));
+    if let Some(m) = &mut e.message {
+        *m = format!("{m} ({} transactions)", s.count);
+    }
+    e
+}
+
+/// The notable event an always-reported action raises.
+fn notable_event(ot: &Event, action: Action) -> Event {
+    let mut e = ot.clone();
+    e.weir.class = EventClass::Notable;
+    e.event.kind = Cow::Borrowed("alert");
+    e.event.category = vec![Cow::Borrowed("intrusion_detection")];
+    e.event.kind_type = vec![Cow::Borrowed("info")];
+    e.event.action = Some(format!("ot_{}", action.as_str()));
+    e.event.dataset = Some(Cow::Borrowed("weir.notable"));
+    e.event.severity = Some(match action {
+        Action::ProgramDownload | Action::Firmware | Action::ModeChange | Action::Restart => 73,
+        _ => 47,
+    });
+    e.tags.push(Cow::Borrowed("ot_notable"));
+    let src = e
+        .source
+        .as_ref()
+        .and_then(|s| s.ip.clone())
+        .unwrap_or_default();
+    let dst = e
+        .destination
+        .as_ref()
+        .and_then(|s| s.ip.clone())
+        .unwrap_or_default();
+    if let Some(o) = &e.ot {
+        e.message = Some(format!(
+            "{} {} ({}) from {src} to {dst}",
+            o.protocol,
+            o.function.as_deref().unwrap_or("?"),
+            action.as_str().replace('_', " ")
+        ));
+    }
+    e
+}
