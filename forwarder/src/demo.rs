@@ -3,8 +3,9 @@
 //! The receiver writes `DIR/events.ndjson`; the agent listens for syslog on loopback TCP and
 //! UDP and for Windows events as JSON lines on loopback TCP; the bundled samples (compiled into
 //! the binary) are replayed into those sockets as devices and Windows collectors would send
-//! them; everything crosses the real UDP diode protocol. At the end a summary compares what
-//! went in with what came out.
+//! them, and the bundled packet captures (written to `DIR/captures/`) are read by a
+//! `capture_file` source as a SPAN port would deliver them; everything crosses the real UDP
+//! diode protocol. At the end a summary compares what went in with what came out.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -77,6 +78,78 @@ pub const WINDOWS_JSON_SAMPLES: &[(&str, &str)] = &[(
     include_str!("../../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"),
 )];
 
+/// Packet captures of industrial and IT traffic (third-party, see `samples/pcaps/`), read by a
+/// `capture_file` source once per run.
+pub const CAPTURE_SAMPLES: &[(&str, &[u8])] = &[
+    (
+        "modbus_example.pcap",
+        include_bytes!("../../samples/pcaps/modbus/icsnpp_modbus_example.pcap"),
+    ),
+    (
+        "modbus_and_non_modbus_p502.pcap",
+        include_bytes!("../../samples/pcaps/modbus/zeek_modbus-and-non-modbus-p502.pcap"),
+    ),
+    (
+        "modbus_small.pcap",
+        include_bytes!("../../samples/pcaps/modbus/zeek_modbusSmall.pcap"),
+    ),
+    (
+        "dnp3_example.pcap",
+        include_bytes!("../../samples/pcaps/dnp3/icsnpp_dnp3_example.pcap"),
+    ),
+    (
+        "s7comm_snap7.pcap",
+        include_bytes!("../../samples/pcaps/s7comm/icsnpp_snap7.pcap"),
+    ),
+    (
+        "enip_cip_example.pcap",
+        include_bytes!("../../samples/pcaps/enip/icsnpp_enip_cip_example.pcap"),
+    ),
+    (
+        "iec104.pcap",
+        include_bytes!("../../samples/pcaps/iec104/iti_TestDissectIec104.pcap"),
+    ),
+    (
+        "bacnet_example.pcap",
+        include_bytes!("../../samples/pcaps/bacnet/icsnpp_bacnet_example.pcap"),
+    ),
+    (
+        "opcua_loopback.pcap",
+        include_bytes!("../../samples/pcaps/opcua/icsnpp_open62541_client-server_mainloop.pcap"),
+    ),
+    (
+        "mixed_vlan_mpls.pcap",
+        include_bytes!("../../samples/pcaps/edge/zeek_mixed-vlan-mpls.pcap"),
+    ),
+    (
+        "wikipedia.pcap",
+        include_bytes!("../../samples/pcaps/it/zeek_wikipedia.pcap"),
+    ),
+];
+
+/// The events the sensor makes of the bundled captures (the demo's expected count).
+fn capture_events(sensor: weir_parsers::sensor::SensorConfig) -> u64 {
+    use weir_parsers::packet::capture::{CaptureReader, Item};
+    let mut s = weir_parsers::sensor::Sensor::new(sensor);
+    let mut n = 0u64;
+    // In name order, as the source reads a directory.
+    let mut files: Vec<&(&str, &[u8])> = CAPTURE_SAMPLES.iter().collect();
+    files.sort_by_key(|(name, _)| *name);
+    for (_, bytes) in files {
+        let mut r = CaptureReader::new();
+        let mut at = 0;
+        while let Ok(Some((used, item))) = r.next(bytes.get(at..).unwrap_or_default()) {
+            at += used;
+            if let Item::Packet(p) = item {
+                s.packet(p.ts_nanos, p.link, p.data);
+            }
+        }
+        n += s.drain().count() as u64;
+    }
+    s.flush();
+    n + s.drain().count() as u64
+}
+
 fn source(name: &str, transport: Transport, format: Format) -> SyslogSource {
     SyslogSource {
         name: name.into(),
@@ -104,6 +177,15 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
                 .with_context(|| format!("cannot remove {}", stale.display()))?;
         }
     }
+    let captures = dir.join("captures");
+    std::fs::create_dir_all(&captures)
+        .with_context(|| format!("cannot create {}", captures.display()))?;
+    for (name, bytes) in CAPTURE_SAMPLES {
+        std::fs::write(captures.join(name), bytes)
+            .with_context(|| format!("cannot write {}", captures.join(name).display()))?;
+    }
+    let sensor = weir_parsers::sensor::SensorConfig::default();
+    let expected_capture_events = capture_events(sensor);
     let key = DiodeKey::generate(1)?;
     key.write(&key_path)?;
     let diode = DiodeConfig {
@@ -152,6 +234,12 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         metrics_listen: None,
         spool: None,
         evtx_sources: Vec::new(),
+        capture_sources: vec![crate::config::CaptureSource {
+            name: "demo-captures".into(),
+            from: crate::config::CaptureFrom::Files(captures.clone()),
+            sensor,
+            stats_interval: Duration::from_secs(60),
+        }],
         sources: vec![
             source("demo-tcp", Transport::Tcp, Format::Syslog),
             source("demo-udp", Transport::Udp, Format::Syslog),
@@ -222,7 +310,8 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
     // Wait for the agent to have read everything, and for the receiver to have written it.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline
-        && (tx.stats.events_received.total() + tx.stats.dropped_total() < sent
+        && (tx.stats.events_received.total() + tx.stats.dropped_total()
+            < sent + expected_capture_events
             || delivered(&rx.stats) < fed(&tx.stats))
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -238,8 +327,10 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         .lines()
         .count() as u64;
     println!(
-        "Weir demo: {} sample records (syslog lines, Windows JSON events) replayed through the diode on loopback",
-        sent
+        "Weir demo: {} sample records (syslog lines, Windows JSON events) and {} packet captures ({} packets) replayed through the diode on loopback",
+        sent,
+        CAPTURE_SAMPLES.len(),
+        txs.capture_packets.get()
     );
     println!("  diode session       {session:016x}");
     println!("  {:<18} {:>10} {:>10}", "class", "in (tx)", "out (rx)");
@@ -274,8 +365,16 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         "  events written to   {} ({lines} lines)",
         events_path.display()
     );
-    let complete =
-        fed(&txs) == delivered(&rxs) && txs.events_received.total() == sent && rxs.gaps.get() == 0;
+    println!(
+        "  from captures       {:>9} events ({} expected), {} flows, {} OT transactions",
+        txs.events_received.total() - sent.min(txs.events_received.total()),
+        expected_capture_events,
+        txs.flows_created.get(),
+        txs.ot_transactions.get()
+    );
+    let complete = fed(&txs) == delivered(&rxs)
+        && txs.events_received.total() == sent + expected_capture_events
+        && rxs.gaps.get() == 0;
     if complete {
         println!("OK: every event that went in came out.");
         Ok(ExitCode::SUCCESS)

@@ -1,17 +1,19 @@
 /*!
 `weir replay FILE`: feed a recorded file through the agent's normalisation.
 
-The file's kind is detected by content, never by name: an `.evtx` log (`ElfFile` magic),
-Windows events as JSON lines (a first non-blank byte `{`), or syslog lines (anything else).
-Packet captures are recognised (pcap and pcapng magic) and refused until SPAN-port support
-lands.
+The file's kind is detected by content, never by name: an `.evtx` log (`ElfFile` magic), a
+packet capture (pcap or pcapng magic), Windows events as JSON lines (a first non-blank byte
+`{`), or syslog lines (anything else). A capture goes through the same sensor as a `span`
+source (flows, industrial protocol transactions, notable events) with its default settings.
 
 * `--print` (the default): the normalised events as NDJSON on stdout, exactly as the agent
   would put them on the diode.
 * `--to HOST:PORT`: stream the file into a running agent's TCP source, as a device would:
   syslog as RFC 6587 octet-counted frames (to a `syslog_tcp` source), Windows JSON lines as
   they are, `.evtx` records as one JSON object per line (to a `windows_json_tcp` source, which
-  maps them exactly as the XML).
+  maps them exactly as the XML). Captures cannot be sent this way (an agent reads packets from
+  an interface or a `capture_file` source, not from a socket): use `--print`, or replay the
+  capture onto the SPAN interface with `tcpreplay`.
 
 A progress line is drawn on stderr when it is a terminal; a summary always ends the run.
 */
@@ -121,9 +123,9 @@ pub fn run(file: &Path, output: Output, timezone: Tz) -> Result<ExitCode> {
         .and_then(|mut f| f.read(&mut head))
         .with_context(|| format!("cannot read {}", file.display()))?;
     let kind = detect(head.get(..n).unwrap_or_default());
-    if kind == Kind::Capture {
+    if kind == Kind::Capture && !matches!(output, Output::Print) {
         bail!(
-            "{} is a packet capture: replaying captures comes with the SPAN-port sources; this build reads .evtx, Windows JSON lines and syslog",
+            "{} is a packet capture: it can only be printed (--print); to feed it to an agent, use a capture_file source or tcpreplay it onto the span interface",
             file.display()
         );
     }
@@ -233,7 +235,81 @@ pub fn run(file: &Path, output: Output, timezone: Tz) -> Result<ExitCode> {
                 progress.tick(Some(done));
             }
         }
-        Kind::Capture => {}
+        Kind::Capture => {
+            use weir_parsers::packet::capture::{CaptureReader, Item};
+            let mut sensor = weir_parsers::sensor::Sensor::new(Default::default());
+            let mut f = std::fs::File::open(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let mut reader = CaptureReader::new();
+            let mut data: Vec<u8> = Vec::with_capacity(1 << 20);
+            let (mut start, mut done, mut eof) = (0usize, 0u64, false);
+            let mut emit = |sensor: &mut weir_parsers::sensor::Sensor,
+                            out: &mut Box<dyn Write>,
+                            progress: &mut Progress|
+             -> Result<()> {
+                for mut event in sensor.drain() {
+                    event.set_input("replay", None);
+                    buf.clear();
+                    event.write_json(&mut buf);
+                    buf.push(b'\n');
+                    out.write_all(&buf)?;
+                    progress.count(Some(&event));
+                }
+                Ok(())
+            };
+            loop {
+                loop {
+                    match reader.next(data.get(start..).unwrap_or_default()) {
+                        Ok(Some((n, item))) => {
+                            start += n;
+                            done += n as u64;
+                            if let Item::Packet(p) = item {
+                                sensor.packet(p.ts_nanos, p.link, p.data);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            progress.damaged += 1;
+                            eprintln!("weir replay: {}: {e}; stopping there", file.display());
+                            eof = true;
+                            start = data.len();
+                            break;
+                        }
+                    }
+                }
+                emit(&mut sensor, &mut out, &mut progress)?;
+                progress.tick(Some(done));
+                if eof {
+                    if data.len() > start {
+                        progress.damaged += 1;
+                        eprintln!(
+                            "weir replay: {}: the file ends inside a record ({} bytes left over)",
+                            file.display(),
+                            data.len() - start
+                        );
+                    }
+                    break;
+                }
+                data.drain(..start);
+                start = 0;
+                let have = data.len();
+                data.resize(have + (1 << 20), 0);
+                let n = f.read(&mut data[have..])?;
+                data.truncate(have + n);
+                eof = n == 0;
+            }
+            sensor.flush();
+            emit(&mut sensor, &mut out, &mut progress)?;
+            let st = sensor.stats();
+            eprintln!(
+                "  packets {}  not IP {}  undecodable {}  flows {}  OT transactions {}",
+                st.packets,
+                st.not_ip,
+                st.undecodable,
+                sensor.flow_stats().flows,
+                st.transactions
+            );
+        }
     }
     out.flush()?;
     drop(out);
@@ -263,6 +339,9 @@ pub fn run(file: &Path, output: Output, timezone: Tz) -> Result<ExitCode> {
     }
     if kind == Kind::Evtx {
         eprintln!("  damaged records skipped {}", progress.damaged);
+    }
+    if kind == Kind::Capture && progress.damaged > 0 {
+        eprintln!("  damage: the capture is cut or corrupt (see above)");
     }
     Ok(ExitCode::SUCCESS)
 }

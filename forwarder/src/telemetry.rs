@@ -122,6 +122,22 @@ pub struct TxStats {
     /// `.evtx` records overwritten in the log before the agent read them (found as a gap in
     /// record ids after the bookmark).
     pub evtx_records_missed: Counter,
+    /// Frames read by capture sources.
+    pub capture_packets: Counter,
+    /// Frames that could not be decoded to IP.
+    pub capture_undecodable: Counter,
+    /// Packets the kernel dropped (libpcap `ps_drop`): the capture buffer was full.
+    pub capture_kernel_drops: Counter,
+    /// Packets the interface dropped (libpcap `ps_ifdrop`).
+    pub capture_interface_drops: Counter,
+    /// Flows created.
+    pub flows_created: Counter,
+    /// Flows evicted because the flow table was full.
+    pub flows_evicted: Counter,
+    /// Industrial protocol transactions seen.
+    pub ot_transactions: Counter,
+    /// Protocol streams that lost their framing and resynchronised.
+    pub ot_stream_resyncs: Counter,
 }
 
 impl TxStats {
@@ -165,6 +181,14 @@ impl TxStats {
             "evtx_chunks_damaged_total": self.evtx_chunks_damaged.get(),
             "evtx_records_damaged_total": self.evtx_records_damaged.get(),
             "evtx_records_missed_total": self.evtx_records_missed.get(),
+            "capture_packets_total": self.capture_packets.get(),
+            "capture_undecodable_total": self.capture_undecodable.get(),
+            "capture_kernel_drops_total": self.capture_kernel_drops.get(),
+            "capture_interface_drops_total": self.capture_interface_drops.get(),
+            "flows_created_total": self.flows_created.get(),
+            "flows_evicted_total": self.flows_evicted.get(),
+            "ot_transactions_total": self.ot_transactions.get(),
+            "ot_stream_resyncs_total": self.ot_stream_resyncs.get(),
         })
     }
 }

@@ -59,13 +59,43 @@ fn replay_prints_what_the_agent_would_send_for_each_kind_of_file() {
     assert_eq!(code, 0);
     assert_eq!(lines(&out).len(), 286);
 
-    // A capture is recognised by its magic, whatever its name.
+    // A capture is recognised by its magic, whatever its name, and goes through the sensor.
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("capture.log");
-    std::fs::write(&fake, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
-    let (code, _, err) = replay(&[fake.to_str().unwrap()]);
+    let named_log = dir.path().join("capture.log");
+    std::fs::copy(
+        sample("pcaps/modbus/icsnpp_modbus_example.pcap"),
+        &named_log,
+    )
+    .unwrap();
+    let (code, out, err) = replay(&[named_log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let evs = lines(&out);
+    let count = |class: &str| evs.iter().filter(|e| e["weir"]["class"] == class).count();
+    // 2 flows; 24 transactions, the reads of each (function, unit) summarised per minute; 9
+    // writes, each also a notable event.
+    assert_eq!(
+        (count("flow"), count("ot"), count("notable")),
+        (2, 24, 9),
+        "{err}"
+    );
+    assert!(
+        err.contains("(Capture)") && err.contains("packets 100"),
+        "{err}"
+    );
+    assert_ecs(&evs);
+    // A capture cut inside its header: nothing to print, the damage said.
+    let cut = dir.path().join("cut.bin");
+    std::fs::write(&cut, [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0]).unwrap();
+    let (code, out, err) = replay(&[cut.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(
+        err.contains("ends inside a record (8 bytes left over)"),
+        "{err}"
+    );
+    // Captures cannot be streamed into an agent's TCP source.
+    let (code, _, err) = replay(&["--to", "127.0.0.1:9", named_log.to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(err.contains("is a packet capture"), "{err}");
+    assert!(err.contains("can only be printed"), "{err}");
 }
 
 #[test]

@@ -101,6 +101,39 @@ pub struct EvtxSource {
     pub keep_original: bool,
 }
 
+/// A `span` (live) or `capture_file` source.
+#[derive(Clone, Debug)]
+pub struct CaptureSource {
+    /// The input's name: its diode stream and `weir.stream`.
+    pub name: String,
+    /// Where packets come from.
+    pub from: CaptureFrom,
+    /// Flow table, protocol parsing and summaries.
+    pub sensor: weir_parsers::sensor::SensorConfig,
+    /// How often capture statistics are read and drops reported (live capture).
+    pub stats_interval: Duration,
+}
+
+/// Where a capture source's packets come from.
+#[derive(Clone, Debug)]
+pub enum CaptureFrom {
+    /// A live interface through libpcap.
+    Live {
+        /// Interface name.
+        interface: String,
+        /// BPF filter.
+        bpf_filter: Option<String>,
+        /// Snap length.
+        snaplen: u32,
+        /// Promiscuous mode.
+        promiscuous: bool,
+        /// Kernel buffer size.
+        buffer_bytes: u32,
+    },
+    /// A capture file, or a directory of them (read in name order).
+    Files(PathBuf),
+}
+
 /// What a source's messages are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -154,6 +187,8 @@ pub struct TxConfig {
     pub sources: Vec<SyslogSource>,
     /// `[[sources]]` of type `evtx_directory`.
     pub evtx_sources: Vec<EvtxSource>,
+    /// `span` and `capture_file` sources.
+    pub capture_sources: Vec<CaptureSource>,
     /// Where `/metrics` and `/health` are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// The on-disk spool, if configured.
@@ -345,13 +380,96 @@ fn classes(raw: Option<Vec<String>>) -> Result<ClassFilter> {
     }
 }
 
+fn capture(
+    i: usize,
+    c: raw::CaptureSource,
+    live: bool,
+    base: &Path,
+    names: &mut std::collections::HashSet<String>,
+) -> Result<CaptureSource> {
+    use weir_parsers::packet::flow::FlowConfig;
+    use weir_parsers::sensor::SensorConfig;
+    let name = c.name.unwrap_or_else(|| format!("source-{i}"));
+    if !names.insert(name.clone()) {
+        bail!("sources: the name {name:?} is used twice");
+    }
+    let what = format!("sources[{i}] ({name})");
+    let from = if live {
+        if c.path.is_some() {
+            bail!(
+                "{what}: `path` belongs to capture_file sources; a span source takes `interface`"
+            );
+        }
+        let interface = c.interface.filter(|s| !s.is_empty()).ok_or_else(|| {
+            anyhow!("{what}.interface: missing (the SPAN or tap interface, e.g. \"eth1\")")
+        })?;
+        if !(64..=262_144).contains(&c.snaplen) {
+            bail!("{what}.snaplen: {} is outside 64..=262144", c.snaplen);
+        }
+        CaptureFrom::Live {
+            interface,
+            bpf_filter: c.bpf_filter.filter(|f| !f.trim().is_empty()),
+            snaplen: c.snaplen,
+            promiscuous: c.promiscuous,
+            buffer_bytes: c.buffer_bytes,
+        }
+    } else {
+        if c.interface.is_some() || c.bpf_filter.is_some() {
+            bail!("{what}: `interface` and `bpf_filter` belong to span sources; capture_file takes `path`");
+        }
+        let path = c.path.ok_or_else(|| {
+            anyhow!("{what}.path: missing (a pcap/pcapng file or a directory of them)")
+        })?;
+        CaptureFrom::Files(resolve(base, &path))
+    };
+    let secs = |key: &str, v: u64, min: u64| -> Result<i64> {
+        if v < min || v > 86_400 * 7 {
+            bail!("{what}.{key}: {v} is outside {min}..=604800");
+        }
+        Ok(v as i64 * 1_000_000_000)
+    };
+    if !(1..=16_777_216).contains(&c.max_flows) {
+        bail!("{what}.max_flows: {} is outside 1..=16777216", c.max_flows);
+    }
+    let flow = FlowConfig {
+        tcp_idle: secs("tcp_idle_seconds", c.tcp_idle_seconds, 1)?,
+        udp_idle: secs("udp_idle_seconds", c.udp_idle_seconds, 1)?,
+        other_idle: secs("other_idle_seconds", c.other_idle_seconds, 1)?,
+        active_timeout: secs("active_timeout_seconds", c.active_timeout_seconds, 0)?,
+        max_flows: c.max_flows,
+        community_id_seed: c.community_id_seed,
+        ..FlowConfig::default()
+    };
+    Ok(CaptureSource {
+        name,
+        from,
+        sensor: SensorConfig {
+            flow,
+            read_summary: secs("read_summary_seconds", c.read_summary_seconds, 0)?,
+            flows: c.flows,
+        },
+        stats_interval: Duration::from_secs(
+            secs("stats_interval_seconds", c.stats_interval_seconds, 1)? as u64 / 1_000_000_000,
+        ),
+    })
+}
+
 fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
     let t = raw.tx;
     let mut names = std::collections::HashSet::new();
     let mut sources = Vec::new();
     let mut evtx_sources = Vec::new();
+    let mut capture_sources = Vec::new();
     for (i, s) in raw.sources.into_iter().enumerate() {
         let (transport, s) = match s {
+            raw::Source::Span(c) => {
+                capture_sources.push(capture(i, c, true, base, &mut names)?);
+                continue;
+            }
+            raw::Source::CaptureFile(c) => {
+                capture_sources.push(capture(i, c, false, base, &mut names)?);
+                continue;
+            }
             raw::Source::EvtxDirectory(e) => {
                 let name = e.name.unwrap_or_else(|| format!("source-{i}"));
                 if !names.insert(name.clone()) {
@@ -413,7 +531,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             receive_buffer_bytes: s.receive_buffer_bytes,
         });
     }
-    if sources.is_empty() && evtx_sources.is_empty() {
+    if sources.is_empty() && evtx_sources.is_empty() && capture_sources.is_empty() {
         bail!("no [[sources]]: the agent would have nothing to send");
     }
     let diode = diode(raw.diode, base)?;
@@ -471,6 +589,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         segmentation_offload: t.segmentation_offload,
         sources,
         evtx_sources,
+        capture_sources,
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,
         spool: raw.spool.map(|s| spool(s, base)).transpose()?,
     })

@@ -193,6 +193,80 @@ pub enum Source {
     WindowsJsonHttp(SyslogSource),
     /// `type = "evtx_directory"`: `.evtx` files dropped into a directory.
     EvtxDirectory(EvtxSource),
+    /// `type = "span"`: live capture from a SPAN port or network tap (libpcap).
+    Span(CaptureSource),
+    /// `type = "capture_file"`: pcap/pcapng files read once at start (a file, or every file of
+    /// a directory in name order).
+    CaptureFile(CaptureSource),
+}
+
+/// A `span` or `capture_file` source's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSource {
+    /// Input name.
+    pub name: Option<String>,
+    /// `span`: the interface to capture on.
+    pub interface: Option<String>,
+    /// `capture_file`: the file or directory.
+    pub path: Option<String>,
+    /// `span`: a BPF filter (tcpdump syntax).
+    pub bpf_filter: Option<String>,
+    /// `span`: bytes kept of each packet.
+    #[serde(default = "default_snaplen")]
+    pub snaplen: u32,
+    /// `span`: promiscuous mode.
+    #[serde(default = "default_true")]
+    pub promiscuous: bool,
+    /// `span`: the kernel capture buffer.
+    #[serde(default = "default_capture_buffer")]
+    pub buffer_bytes: u32,
+    /// TCP idle timeout.
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_seconds: u64,
+    /// UDP idle timeout.
+    #[serde(default = "default_udp_idle")]
+    pub udp_idle_seconds: u64,
+    /// Idle timeout of every other protocol.
+    #[serde(default = "default_udp_idle")]
+    pub other_idle_seconds: u64,
+    /// Interim records for flows live this long (0: none).
+    #[serde(default = "default_active")]
+    pub active_timeout_seconds: u64,
+    /// Flow table size.
+    #[serde(default = "default_max_flows")]
+    pub max_flows: usize,
+    /// Community ID seed.
+    #[serde(default)]
+    pub community_id_seed: u16,
+    /// Read-summary window (0: every read on its own).
+    #[serde(default = "default_udp_idle")]
+    pub read_summary_seconds: u64,
+    /// Write flow records.
+    #[serde(default = "default_true")]
+    pub flows: bool,
+    /// `span`: how often capture statistics are checked and drops reported.
+    #[serde(default = "default_udp_idle")]
+    pub stats_interval_seconds: u64,
+}
+
+fn default_snaplen() -> u32 {
+    65535
+}
+fn default_capture_buffer() -> u32 {
+    32 * 1024 * 1024
+}
+fn default_tcp_idle() -> u64 {
+    300
+}
+fn default_udp_idle() -> u64 {
+    60
+}
+fn default_active() -> u64 {
+    300
+}
+fn default_max_flows() -> usize {
+    262_144
 }
 
 /// An `evtx_directory` source's keys.

@@ -46,6 +46,13 @@ fn sample_configs_are_valid() {
                 std::path::Path::new("/var/lib/weir/state")
             );
             assert_eq!(c.evtx_sources[0].poll_interval, Duration::from_secs(1));
+            assert_eq!(c.capture_sources.len(), 1);
+            let span = &c.capture_sources[0];
+            assert!(
+                matches!(&span.from, CaptureFrom::Live { interface, snaplen: 65535, .. } if interface == "eth1")
+            );
+            assert_eq!(span.sensor.flow.tcp_idle, 300_000_000_000);
+            assert_eq!(span.sensor.read_summary, 60_000_000_000);
             assert_eq!(c.diode.key.id, 3);
         }
         Config::Rx(_) => panic!("tx sample read as rx"),
@@ -308,4 +315,50 @@ fn the_siem_sample_config_is_valid() {
         c.metrics_listen,
         Some("127.0.0.1:9599".parse().expect("addr"))
     );
+}
+
+#[test]
+fn capture_sources_are_checked() {
+    let (dir, _) = with_key();
+    let base = |src: &str| {
+        format!(
+            "[agent]\nname = \"a\"\n[diode]\nkey_file = \"diode.key\"\n[tx]\ndestination = \"127.0.0.1:9000\"\n[[sources]]\n{src}"
+        )
+    };
+    assert!(error_of(&base("type = \"span\"\n"), dir.path()).contains("interface: missing"));
+    assert!(error_of(
+        &base("type = \"span\"\ninterface = \"eth1\"\npath = \"x\"\n"),
+        dir.path()
+    )
+    .contains("`path` belongs to capture_file"));
+    assert!(error_of(&base("type = \"capture_file\"\n"), dir.path()).contains("path: missing"));
+    assert!(error_of(
+        &base("type = \"span\"\ninterface = \"eth1\"\nsnaplen = 10\n"),
+        dir.path()
+    )
+    .contains("snaplen"));
+    assert!(error_of(
+        &base("type = \"span\"\ninterface = \"eth1\"\nudp_idle_seconds = 0\n"),
+        dir.path()
+    )
+    .contains("udp_idle_seconds"));
+    assert!(error_of(
+        &base("type = \"span\"\ninterface = \"eth1\"\ncolour = 1\n"),
+        dir.path()
+    )
+    .contains("unknown field"));
+    match load_text(
+        &base("type = \"capture_file\"\npath = \"caps\"\nread_summary_seconds = 0\n"),
+        dir.path(),
+    )
+    .expect("valid")
+    {
+        Config::Tx(c) => {
+            assert!(
+                matches!(&c.capture_sources[0].from, CaptureFrom::Files(p) if p == &dir.path().join("caps"))
+            );
+            assert_eq!(c.capture_sources[0].sensor.read_summary, 0);
+        }
+        Config::Rx(_) => panic!("tx read as rx"),
+    }
 }

@@ -123,14 +123,27 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         };
         tokio::spawn(sources::evtx::run(ctx, cancel.clone()));
     }
+    for source in &cfg.capture_sources {
+        let ctx = sources::capture::CaptureContext {
+            cfg: source.clone(),
+            agent: agent.clone(),
+            stream: sender.add_stream(&source.name),
+            queue: queue_tx.clone(),
+            stats: stats.clone(),
+        };
+        sources::capture::spawn(ctx, cancel.clone())
+            .with_context(|| format!("source {}: cannot start its thread", source.name))?;
+    }
     // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
     drop(queue_tx);
     // The agent's own events (spool reports), and spooled records of streams gone since.
     let agent_stream = sender.add_stream("agent");
     let queue_rx = match &cfg.spool {
         Some(spool_cfg) => {
-            let streams =
-                u16::try_from(cfg.sources.len() + cfg.evtx_sources.len()).unwrap_or(u16::MAX);
+            let streams = u16::try_from(
+                cfg.sources.len() + cfg.evtx_sources.len() + cfg.capture_sources.len(),
+            )
+            .unwrap_or(u16::MAX);
             let spool = Spool::open(
                 spool_cfg,
                 stats.clone(),

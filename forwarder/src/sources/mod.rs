@@ -12,6 +12,7 @@ OT-side inputs. IO only: a source reads bytes, hands them to a pure parser from
 (`weir_parsers::windows::json`) instead of the syslog parser.
 */
 
+pub mod capture;
 pub mod evtx;
 pub mod framing;
 pub mod syslog_tcp;
