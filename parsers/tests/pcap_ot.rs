@@ -354,3 +354,175 @@ fn truncated_and_corrupted_captures_never_panic() {
         }
     }
 }
+
+#[test]
+fn dnp3_function_counts_equal_tshark() {
+    let cases: &[(&str, &[(u32, u64)])] = &[
+        // tshark 4.0 says {0: 1, 129: 360, 130: 3}: it loses the fragments whose transport
+        // segments wrap the sequence from 63 to 0 (frames 17-18, 113-114, 209-210 and 808-810:
+        // four responses and one unsolicited response, never shown), and at frame 311 it
+        // reassembles a single-segment fragment with sequence 0 into 49 zero bytes and reports
+        // a CONFIRM where the frame carries a RESPONSE (c0 c8 81 ...: FIR+FIN, function 129).
+        // `tshark -r F -Y 'dnp3.tr.seq==0 && dnp3.tr.fir==0'` lists the wrapped segments.
+        (
+            "dnp3/icsnpp_dnp3_example.pcap",
+            &[(1, 97), (3, 134), (4, 133), (129, 364), (130, 4)],
+        ),
+        (
+            "dnp3/zeek_dnp3.pcap",
+            &[
+                (0, 13),
+                (1, 9),
+                (2, 6),
+                (3, 5),
+                (13, 2),
+                (14, 2),
+                (18, 4),
+                (20, 3),
+                (21, 7),
+                (129, 34),
+                (130, 30),
+            ],
+        ),
+        (
+            "dnp3/zeek_dnp3_select_operate.pcap",
+            &[(3, 1), (4, 1), (129, 2)],
+        ),
+        ("dnp3/zeek_dnp3_udp_read.pcap", &[(1, 1), (129, 2)]),
+    ];
+    for (path, want) in cases {
+        let (_, stats) = run(path, every_transaction());
+        assert_eq!(
+            pdu_counts(&stats, "dnp3"),
+            want.iter().copied().collect(),
+            "{path}"
+        );
+    }
+}
+
+/// ICSNPP's `dnp3_control.log`: every select and operate with its control relay output block
+/// (index, trip/close, operation, clear bit, count, on/off time) and the outstation's status.
+#[test]
+fn icsnpp_dnp3_control_rows_are_reproduced() {
+    let text = std::fs::read_to_string(
+        samples().join("expected/icsnpp-dnp3/dnp3_example/dnp3_control.log"),
+    )
+    .expect("log");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    // Columns: 6 is_orig, 12 function, 13 index, 14 trip, 15 operation, 16 clear, 17 count,
+    // 18 on, 19 off, 20 status.
+    let requests: Vec<String> = rows
+        .iter()
+        .filter(|c| c[6] == "T")
+        .map(|c| {
+            format!(
+                "{} {} {} {} {} {} {} {}",
+                c[12],
+                c[13],
+                c[14],
+                c[15],
+                if c[16] == "T" { "true" } else { "false" },
+                c[17],
+                c[18],
+                c[19]
+            )
+        })
+        .collect();
+    let mut statuses: Vec<String> = rows
+        .iter()
+        .filter(|c| c[6] == "F")
+        .map(|c| c[20].to_string())
+        .collect();
+    let (events, _) = run("dnp3/icsnpp_dnp3_example.pcap", every_transaction());
+    let controls: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "ot" && e["ot"]["action"] == "control")
+        .collect();
+    let mut got: Vec<String> = controls
+        .iter()
+        .map(|e| {
+            let o = &e["ot"];
+            let d = &o["detail"];
+            format!(
+                "{} {} {} {} {} {} {} {}",
+                o["function"].as_str().unwrap_or("?"),
+                o["address"],
+                d["trip_control_code"].as_str().unwrap_or("-"),
+                d["operation_type"].as_str().unwrap_or("-"),
+                d["clear_bit"].as_str().unwrap_or("-"),
+                d["execute_count"].as_str().unwrap_or("-"),
+                d["on_time"].as_str().unwrap_or("-"),
+                d["off_time"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    let mut want = requests.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got.len(), 267);
+    assert_eq!(got, want);
+    let mut got_status: Vec<String> = controls
+        .iter()
+        .map(|e| {
+            e["ot"]["detail"]["status_code"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string()
+        })
+        .collect();
+    got_status.sort();
+    statuses.sort();
+    assert_eq!(got_status, statuses);
+    // Every select and operate is also a notable event.
+    let notable_controls = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "notable" && e["event"]["action"] == "ot_control")
+        .count();
+    assert_eq!(notable_controls, 267);
+}
+
+#[test]
+fn dnp3_writes_restarts_and_application_stops_are_notable() {
+    // zeek_dnp3: 6 WRITE (time and IIN writes), 2 COLD_RESTART, 2 WARM_RESTART, 4 STOP_APPL.
+    let (events, _) = run("dnp3/zeek_dnp3.pcap", SensorConfig::default());
+    let mut by_function: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["weir"]["class"] == "notable") {
+        *by_function
+            .entry(format!(
+                "{} {}",
+                e["ot"]["function"].as_str().unwrap_or("?"),
+                e["ot"]["action"].as_str().unwrap_or("?")
+            ))
+            .or_default() += 1;
+    }
+    let writes: usize = by_function
+        .iter()
+        .filter(|(k, _)| k.starts_with("WRITE "))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(writes, 6, "{by_function:?}");
+    assert_eq!(
+        by_function.get("COLD_RESTART restart"),
+        Some(&2),
+        "{by_function:?}"
+    );
+    assert_eq!(
+        by_function.get("WARM_RESTART restart"),
+        Some(&2),
+        "{by_function:?}"
+    );
+    assert_eq!(
+        by_function.get("STOP_APPL mode_change"),
+        Some(&4),
+        "{by_function:?}"
+    );
+    assert_eq!(
+        by_function.get("SELECT control"),
+        Some(&5),
+        "{by_function:?}"
+    );
+}

@@ -6,6 +6,7 @@
 //! Every transaction gets an [`Action`] from one vocabulary shared by all protocols, with the
 //! protocol's own function code and name kept beside it.
 
+pub mod dnp3;
 pub mod modbus;
 pub mod session;
 

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::{modbus, Transaction};
+use super::{dnp3, modbus, Action, Transaction};
 
 /// The most bytes a stream buffer holds while waiting for the rest of a PDU. A PDU longer than
 /// this is skipped (counted as a resync).
@@ -260,6 +260,195 @@ fn transaction(req: Option<(i64, &modbus::Pdu)>, resp: Option<(i64, &modbus::Pdu
             // Echoed request detail is not repeated.
             if !t.detail.iter().any(|(k2, v2)| k2 == k && v2 == v) {
                 t.detail.push((*k, v.clone()));
+            }
+        }
+    }
+    t
+}
+
+fn dnp3_framer(b: &[u8]) -> Framed {
+    dnp3::frame_len(b).map_err(|_| ())
+}
+
+/// A DNP3 session (TCP or UDP): link frames checked, transport segments reassembled per
+/// direction, requests matched to responses by outstation address and application sequence.
+#[derive(Debug, Default)]
+pub struct Dnp3Session {
+    streams: [Stream; 2],
+    reassembly: [dnp3::Reassembly; 2],
+    pending: VecDeque<(i64, u16, u16, dnp3::App)>,
+    failures: u32,
+    /// Link frames whose CRC did not match (dropped).
+    pub crc_errors: u64,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl Dnp3Session {
+    /// True once the flow has proved not to be DNP3.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// Bytes from one side (`from_orig`); `datagram` for UDP (each payload stands alone).
+    #[allow(clippy::too_many_arguments)]
+    pub fn data(
+        &mut self,
+        ts: i64,
+        from_orig: bool,
+        payload: &[u8],
+        gap: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let Dnp3Session {
+            streams,
+            reassembly,
+            pending,
+            failures,
+            crc_errors,
+            stats,
+        } = self;
+        let [s0, s1] = streams;
+        let [r0, r1] = reassembly;
+        let (stream, reasm) = if from_orig { (s0, r0) } else { (s1, r1) };
+        let mut frames: Vec<dnp3::Link> = Vec::new();
+        let refused = stream.feed(payload, gap, dnp3_framer, stats, |f| match dnp3::link(f) {
+            Ok(l) => frames.push(l),
+            Err(_) => *crc_errors += 1,
+        });
+        *failures += refused;
+        for l in frames {
+            if l.data.is_empty() {
+                continue;
+            }
+            let Some(frag) = reasm.push(&l.data) else {
+                continue;
+            };
+            let Ok(app) = dnp3::parse_app(&frag) else {
+                stats.bad_frames += frag.len() as u64;
+                continue;
+            };
+            count(u32::from(app.function));
+            match app.function {
+                0..=128 if app.function != 0 => {
+                    // A request from the master (link src) to the outstation (link dst).
+                    if pending.len() >= MAX_PENDING {
+                        if let Some((t, o, m, old)) = pending.pop_front() {
+                            out.push(dnp3_transaction(Some((t, &old)), None, o, m));
+                        }
+                    }
+                    pending.push_back((ts, l.dst, l.src, app));
+                }
+                129 => {
+                    let at = pending
+                        .iter()
+                        .position(|(_, o, _, r)| *o == l.src && r.seq() == app.seq());
+                    let req = at.and_then(|i| pending.remove(i));
+                    let (outstation, master) = (l.src, l.dst);
+                    out.push(dnp3_transaction(
+                        req.as_ref().map(|(t, _, _, r)| (*t, r)),
+                        Some((ts, &app)),
+                        outstation,
+                        master,
+                    ));
+                }
+                0 => out.push(dnp3_transaction(Some((ts, &app)), None, l.dst, l.src)),
+                _ => out.push(dnp3_transaction(None, Some((ts, &app)), l.src, l.dst)),
+            }
+        }
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, o, m, r) in self.pending.drain(..) {
+            out.push(dnp3_transaction(Some((t, &r)), None, o, m));
+        }
+    }
+}
+
+fn dnp3_transaction(
+    req: Option<(i64, &dnp3::App)>,
+    resp: Option<(i64, &dnp3::App)>,
+    outstation: u16,
+    master: u16,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, a)| a) else {
+        return Transaction::new("dnp3", Action::Other, Cow::Borrowed("UNKNOWN"), 0);
+    };
+    let code = first.function;
+    let function = dnp3::function_name(code)
+        .map_or_else(|| Cow::Owned(format!("FUNCTION_{code}")), Cow::Borrowed);
+    let mut t = Transaction::new("dnp3", dnp3::action(first), function, u32::from(code));
+    t.unit = Some(u32::from(outstation));
+    t.transaction_id = Some(u32::from(first.seq()));
+    t.detail.push(("master_address", master.to_string()));
+    let describe = |t: &mut Transaction, app: &dnp3::App, key: &'static str| {
+        if !app.objects.is_empty() {
+            t.detail.push((key, dnp3::summary(&app.objects)));
+        }
+    };
+    if let Some((ts, app)) = req {
+        t.request_ns = Some(ts);
+        describe(&mut t, app, "objects");
+        if let Some(o) = app.objects.first() {
+            t.address = o
+                .crobs
+                .first()
+                .map(|c| c.index)
+                .or(o.first_index)
+                .or(o.range.map(|r| r.0));
+            t.quantity = (o.count > 0).then_some(o.count);
+        }
+        let crob = app.objects.iter().flat_map(|o| o.crobs.iter()).next();
+        if let Some(c) = crob {
+            t.detail
+                .push(("trip_control_code", c.trip_close().to_string()));
+            t.detail.push(("operation_type", c.operation().to_string()));
+            t.detail
+                .push(("clear_bit", (c.code & 0x20 != 0).to_string()));
+            t.detail.push(("execute_count", c.count.to_string()));
+            t.detail.push(("on_time", c.on_time.to_string()));
+            t.detail.push(("off_time", c.off_time.to_string()));
+        }
+        for o in &app.objects {
+            for (i, v) in &o.analog_outputs {
+                t.detail.push(("analog_output", format!("{i}={v}")));
+            }
+        }
+    }
+    if let Some((ts, app)) = resp {
+        t.response_ns = Some(ts);
+        if req.is_none() {
+            describe(&mut t, app, "objects");
+        } else if !app.objects.is_empty() {
+            describe(&mut t, app, "response_objects");
+        }
+        if let Some(iin) = app.iin {
+            let names = dnp3::iin_names(iin);
+            if !names.is_empty() {
+                t.detail.push(("iin", names.join(",")));
+            }
+            // IIN2 bits 0-2: the outstation refused the request.
+            let refused = iin >> 8 & 0x07;
+            if refused != 0 && req.is_some() {
+                t.exception_code = Some(u32::from(refused));
+                t.exception = Some(Cow::Borrowed(match refused.trailing_zeros() {
+                    0 => "NO_FUNC_CODE_SUPPORT",
+                    1 => "OBJECT_UNKNOWN",
+                    _ => "PARAMETER_ERROR",
+                }));
+            }
+        }
+        if let Some(c) = app.objects.iter().flat_map(|o| o.crobs.iter()).next() {
+            t.detail
+                .push(("status_code", dnp3::status_name(c.status).to_string()));
+            if c.status != 0 && t.exception.is_none() {
+                t.exception_code = Some(u32::from(c.status));
+                t.exception = Some(Cow::Borrowed(dnp3::status_name(c.status)));
             }
         }
     }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
 
-use crate::ot::session::{ModbusSession, StreamStats};
+use crate::ot::session::{Dnp3Session, ModbusSession, StreamStats};
 use crate::ot::{Action, Transaction};
 use crate::packet::decode::{decode, Net};
 use crate::packet::flow::{EndReason, Flow, FlowConfig, FlowTable};
@@ -69,12 +69,15 @@ pub enum App {
     Unparsed,
     /// Modbus/TCP (server port 502).
     Modbus(Box<ModbusSession>),
+    /// DNP3 over TCP or UDP (port 20000).
+    Dnp3(Box<Dnp3Session>),
 }
 
 impl App {
     fn name(&self) -> Option<&'static str> {
         match self {
             App::Modbus(s) if !s.given_up() => Some("modbus"),
+            App::Dnp3(s) if !s.given_up() => Some("dnp3"),
             _ => None,
         }
     }
@@ -82,7 +85,45 @@ impl App {
     fn server_port(&self) -> u16 {
         match self {
             App::Modbus(_) => 502,
+            App::Dnp3(_) => 20000,
             _ => 0,
+        }
+    }
+
+    fn given_up(&self) -> bool {
+        match self {
+            App::Modbus(s) => s.given_up(),
+            App::Dnp3(s) => s.given_up(),
+            _ => false,
+        }
+    }
+
+    fn stream_stats(&self) -> StreamStats {
+        match self {
+            App::Modbus(s) => s.stats,
+            App::Dnp3(s) => s.stats,
+            _ => StreamStats::default(),
+        }
+    }
+
+    /// The parser for a flow, from its transport and ports.
+    fn for_ports(proto: u8, ports: Option<(u16, u16)>) -> App {
+        let Some((s, d)) = ports else {
+            return App::Unparsed;
+        };
+        let either = |p: u16| s == p || d == p;
+        match proto {
+            6 if either(502) => App::Modbus(Box::default()),
+            6 | 17 if either(20000) => App::Dnp3(Box::default()),
+            _ => App::Unparsed,
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Transaction>) {
+        match self {
+            App::Modbus(s) => s.end(out),
+            App::Dnp3(s) => s.end(out),
+            _ => {}
         }
     }
 }
@@ -183,28 +224,44 @@ impl Sensor {
         let ports = ip.transport.ports();
         if let Some(obs) = self.table.packet(ts, &frame, &ip) {
             if matches!(obs.app, App::Undecided) && !obs.payload.is_empty() {
-                *obs.app = match (ip.proto, ports) {
-                    (6, Some((s, d))) if s == 502 || d == 502 => App::Modbus(Box::default()),
-                    _ => App::Unparsed,
-                };
+                *obs.app = App::for_ports(ip.proto, ports);
             }
             let stats = &mut self.stats;
             let txs = &mut self.txs;
-            match obs.app {
-                App::Modbus(session) if !obs.payload.is_empty() || obs.gap => {
-                    let to_server = ports.is_some_and(|(_, d)| d == 502);
-                    let before = session.stats;
-                    let was = session.given_up();
-                    session.data(ts, to_server, obs.payload, obs.gap, txs, &mut |code| {
-                        *stats.pdus.entry(("modbus", code)).or_default() += 1;
-                    });
-                    stats.streams.resyncs += session.stats.resyncs - before.resyncs;
-                    stats.streams.bad_frames += session.stats.bad_frames - before.bad_frames;
-                    if !was && session.given_up() {
-                        stats.not_protocol += 1;
+            if (!obs.payload.is_empty() || obs.gap)
+                && !matches!(obs.app, App::Undecided | App::Unparsed)
+            {
+                let before = obs.app.stream_stats();
+                let was = obs.app.given_up();
+                let from_orig = obs.side == crate::packet::flow::Side::Orig;
+                let udp = ip.proto == 17;
+                match &mut *obs.app {
+                    App::Modbus(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 502);
+                        session.data(ts, to_server, obs.payload, obs.gap, txs, &mut |code| {
+                            *stats.pdus.entry(("modbus", code)).or_default() += 1;
+                        });
                     }
+                    App::Dnp3(session) => {
+                        session.data(
+                            ts,
+                            from_orig,
+                            obs.payload,
+                            obs.gap || udp,
+                            txs,
+                            &mut |code| {
+                                *stats.pdus.entry(("dnp3", code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::Undecided | App::Unparsed => {}
                 }
-                _ => {}
+                let after = obs.app.stream_stats();
+                stats.streams.resyncs += after.resyncs - before.resyncs;
+                stats.streams.bad_frames += after.bad_frames - before.bad_frames;
+                if !was && obs.app.given_up() {
+                    stats.not_protocol += 1;
+                }
             }
             if !self.txs.is_empty() {
                 let server_port = obs.app.server_port();
@@ -244,9 +301,7 @@ impl Sensor {
                 app_name = app.name();
                 let server_port = app.server_port();
                 let mut txs = Vec::new();
-                if let App::Modbus(s) = &mut app {
-                    s.end(&mut txs);
-                }
+                app.end(&mut txs);
                 for tx in txs {
                     self.transaction(tx, &rec.flow, server_port);
                 }
