@@ -8,6 +8,7 @@
 
 pub mod dnp3;
 pub mod modbus;
+pub mod s7comm;
 pub mod session;
 
 use std::borrow::Cow;

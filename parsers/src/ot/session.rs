@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::{dnp3, modbus, Action, Transaction};
+use super::{dnp3, modbus, s7comm, Action, Transaction};
 
 /// The most bytes a stream buffer holds while waiting for the rest of a PDU. A PDU longer than
 /// this is skipped (counted as a resync).
@@ -453,4 +453,245 @@ fn dnp3_transaction(
         }
     }
     t
+}
+
+fn s7_framer(b: &[u8]) -> Framed {
+    s7comm::frame_len(b).map_err(|_| ())
+}
+
+/// An S7comm session over ISO-on-TCP (port 102): jobs matched to their ack-data by PDU
+/// reference, user-data requests to responses by function.
+#[derive(Debug, Default)]
+pub struct S7Session {
+    streams: [Stream; 2],
+    pending: VecDeque<(i64, s7comm::Pdu)>,
+    failures: u32,
+    /// The PLC's TSAP from the COTP connection request (rack and slot).
+    pub called_tsap: Option<u16>,
+    /// S7comm-plus PDUs seen (not decoded).
+    pub s7plus: u64,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl S7Session {
+    /// True once the flow has proved not to be ISO-on-TCP.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// Bytes to the PLC (`to_server`) or from it. PDUs are counted through `count(key, code)`:
+    /// jobs as `s7comm`, ack-data as `s7comm.ack_data`, user-data as `s7comm.userdata` with
+    /// `group << 8 | sub-function`.
+    pub fn data(
+        &mut self,
+        ts: i64,
+        to_server: bool,
+        payload: &[u8],
+        gap: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let S7Session {
+            streams,
+            pending,
+            failures,
+            called_tsap,
+            s7plus,
+            stats,
+        } = self;
+        let [s0, s1] = streams;
+        let stream = if to_server { s0 } else { s1 };
+        let mut bad = 0;
+        let refused = stream.feed(payload, gap, s7_framer, stats, |pkt| {
+            match s7comm::parse(pkt) {
+                Ok(s7comm::Tpdu::Connect {
+                    request: true,
+                    called,
+                    ..
+                }) => *called_tsap = called,
+                Ok(s7comm::Tpdu::S7Plus) => *s7plus += 1,
+                Ok(s7comm::Tpdu::S7(p)) => {
+                    match (p.rosctr, p.userdata) {
+                        (1, _) => count("s7comm", u32::from(p.function.unwrap_or(0))),
+                        (3, _) => count("s7comm.ack_data", u32::from(p.function.unwrap_or(0))),
+                        (7, Some((_, tg, sub))) => count(
+                            "s7comm.userdata",
+                            (u32::from(tg & 0x0f) << 8) | u32::from(sub),
+                        ),
+                        _ => {}
+                    }
+                    let is_request =
+                        p.rosctr == 1 || p.userdata.is_some_and(|(_, tg, _)| tg >> 4 == 4);
+                    // The parts of a segmented user-data answer: the request for the next part and
+                    // every answer but the last belong to the transaction already open.
+                    if p.userdata.is_some()
+                        && ((is_request && p.userdata_seq != 0) || (!is_request && p.more_follows))
+                    {
+                        return;
+                    }
+                    if is_request {
+                        if pending.len() >= MAX_PENDING {
+                            if let Some((t, old)) = pending.pop_front() {
+                                out.push(s7_transaction(Some((t, &old)), None, *called_tsap));
+                            }
+                        }
+                        pending.push_back((ts, p));
+                    } else {
+                        let at = match p.userdata {
+                            Some((_, tg, sub)) => pending.iter().position(|(_, q)| {
+                                q.userdata.is_some_and(|(_, qtg, qsub)| {
+                                    qtg & 0x0f == tg & 0x0f && qsub == sub
+                                })
+                            }),
+                            None => pending
+                                .iter()
+                                .position(|(_, q)| q.rosctr == 1 && q.pdu_ref == p.pdu_ref),
+                        };
+                        let req = at.and_then(|i| pending.remove(i));
+                        out.push(s7_transaction(
+                            req.as_ref().map(|(t, q)| (*t, q)),
+                            Some((ts, &p)),
+                            *called_tsap,
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => bad += 1,
+            }
+        });
+        *failures += refused + bad;
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, p) in self.pending.drain(..) {
+            out.push(s7_transaction(Some((t, &p)), None, self.called_tsap));
+        }
+    }
+}
+
+fn s7_transaction(
+    req: Option<(i64, &s7comm::Pdu)>,
+    resp: Option<(i64, &s7comm::Pdu)>,
+    tsap: Option<u16>,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, p)| p) else {
+        return Transaction::new("s7comm", Action::Other, Cow::Borrowed("Unknown"), 0);
+    };
+    let (function, code) = match first.userdata {
+        Some((_, tg, sub)) => (
+            s7comm::userdata_name(tg, sub).1,
+            (u32::from(tg & 0x0f) << 8) | u32::from(sub),
+        ),
+        None => {
+            let f = first.function.unwrap_or(0);
+            let pi = first
+                .pi_service
+                .as_deref()
+                .and_then(s7comm::pi_service_name);
+            (pi.unwrap_or(s7comm::function_name(f)), u32::from(f))
+        }
+    };
+    let mut t = Transaction::new(
+        "s7comm",
+        s7comm::action(first),
+        Cow::Borrowed(function),
+        code,
+    );
+    t.transaction_id = Some(u32::from(first.pdu_ref));
+    if let Some(tsap) = tsap {
+        // The called TSAP's low byte: rack in the upper 3 bits, slot in the lower 5.
+        t.unit = Some(u32::from(tsap & 0xff));
+        t.detail.push(("rack", ((tsap & 0xff) >> 5).to_string()));
+        t.detail.push(("slot", (tsap & 0x1f).to_string()));
+    }
+    if let Some((_, tg, _)) = first.userdata {
+        t.detail
+            .push(("function_group", s7comm::userdata_name(tg, 0).0.to_string()));
+    }
+    t.detail.push((
+        "rosctr",
+        if first.userdata.is_some() {
+            "User-Data"
+        } else {
+            "Job-Request"
+        }
+        .to_string(),
+    ));
+    if let Some((ts, p)) = req {
+        t.request_ns = Some(ts);
+        if let Some((n, area, db, addr)) = p.items {
+            t.quantity = Some(u32::from(n));
+            if area != 0 {
+                t.address = Some(addr);
+                t.detail.push(("area", s7comm::area_name(area).to_string()));
+                if area == 0x84 || area == 0x85 {
+                    t.detail.push(("db_number", db.to_string()));
+                }
+            }
+        }
+        if let Some(pi) = &p.pi_service {
+            t.detail.push(("pi_service", pi.clone()));
+        }
+        if let Some(b) = &p.block {
+            t.detail.push(("filename", b.clone()));
+            if let (Some(ty), Some(num)) = (b.get(1..3), b.get(3..8)) {
+                t.detail.push(("block_type", block_type(ty).to_string()));
+                if let Ok(n) = num.parse::<u32>() {
+                    t.detail.push(("block_number", n.to_string()));
+                }
+            }
+        }
+        if let Some((id, index)) = p.szl {
+            t.detail.push(("szl_id", format!("0x{id:04x}")));
+            t.detail.push(("szl_index", format!("0x{index:04x}")));
+        }
+    }
+    if let Some((ts, p)) = resp {
+        t.response_ns = Some(ts);
+        if let Some(e) = p.error.filter(|e| *e != 0) {
+            t.exception_code = Some(u32::from(e));
+            t.exception = Some(Cow::Owned(error_name(e, p.userdata.is_some())));
+        }
+        for (idx, text) in &p.identity {
+            if let Some(name) = s7comm::identity_name(*idx) {
+                t.detail.push((name, text.clone()));
+            }
+        }
+    }
+    t
+}
+
+fn block_type(code: &str) -> &'static str {
+    match code {
+        "08" => "OB",
+        "0A" => "DB",
+        "0B" => "SDB",
+        "0C" => "FC",
+        "0D" => "SFC",
+        "0E" => "FB",
+        "0F" => "SFB",
+        _ => "unknown",
+    }
+}
+
+fn error_name(code: u16, userdata: bool) -> String {
+    if userdata {
+        return format!("0x{code:04x}");
+    }
+    match code >> 8 {
+        0x81 => "Application relationship error",
+        0x82 => "Object definition error",
+        0x83 => "No resources available error",
+        0x84 => "Error on service processing",
+        0x85 => "Error on supplies",
+        0x87 => "Access error",
+        // Not an error class: a parameter error code, written as hex as for user-data.
+        _ => return format!("0x{code:04x}"),
+    }
+    .to_string()
 }

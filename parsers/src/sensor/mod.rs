@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
 
-use crate::ot::session::{Dnp3Session, ModbusSession, StreamStats};
+use crate::ot::session::{Dnp3Session, ModbusSession, S7Session, StreamStats};
 use crate::ot::{Action, Transaction};
 use crate::packet::decode::{decode, Net};
 use crate::packet::flow::{EndReason, Flow, FlowConfig, FlowTable};
@@ -71,6 +71,8 @@ pub enum App {
     Modbus(Box<ModbusSession>),
     /// DNP3 over TCP or UDP (port 20000).
     Dnp3(Box<Dnp3Session>),
+    /// S7comm over ISO-on-TCP (port 102).
+    S7(Box<S7Session>),
 }
 
 impl App {
@@ -78,6 +80,11 @@ impl App {
         match self {
             App::Modbus(s) if !s.given_up() => Some("modbus"),
             App::Dnp3(s) if !s.given_up() => Some("dnp3"),
+            App::S7(s) if !s.given_up() => Some(if s.s7plus > 0 {
+                "s7comm_plus"
+            } else {
+                "s7comm"
+            }),
             _ => None,
         }
     }
@@ -86,6 +93,7 @@ impl App {
         match self {
             App::Modbus(_) => 502,
             App::Dnp3(_) => 20000,
+            App::S7(_) => 102,
             _ => 0,
         }
     }
@@ -94,6 +102,7 @@ impl App {
         match self {
             App::Modbus(s) => s.given_up(),
             App::Dnp3(s) => s.given_up(),
+            App::S7(s) => s.given_up(),
             _ => false,
         }
     }
@@ -102,6 +111,7 @@ impl App {
         match self {
             App::Modbus(s) => s.stats,
             App::Dnp3(s) => s.stats,
+            App::S7(s) => s.stats,
             _ => StreamStats::default(),
         }
     }
@@ -115,6 +125,7 @@ impl App {
         match proto {
             6 if either(502) => App::Modbus(Box::default()),
             6 | 17 if either(20000) => App::Dnp3(Box::default()),
+            6 if either(102) => App::S7(Box::default()),
             _ => App::Unparsed,
         }
     }
@@ -123,6 +134,7 @@ impl App {
         match self {
             App::Modbus(s) => s.end(out),
             App::Dnp3(s) => s.end(out),
+            App::S7(s) => s.end(out),
             _ => {}
         }
     }
@@ -251,6 +263,19 @@ impl Sensor {
                             txs,
                             &mut |code| {
                                 *stats.pdus.entry(("dnp3", code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::S7(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 102);
+                        session.data(
+                            ts,
+                            to_server,
+                            obs.payload,
+                            obs.gap,
+                            txs,
+                            &mut |key, code| {
+                                *stats.pdus.entry((key, code)).or_default() += 1;
                             },
                         );
                     }
