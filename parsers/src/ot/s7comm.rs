@@ -221,38 +221,36 @@ fn s7(b: &[u8]) -> Result<Pdu, S7Error> {
                 _ => {}
             }
         }
-        7 => {
+        7 if param.len() >= 8 => {
             // 00 01 12, length, method, type|group, sub-function, sequence [, dur, ldu, error].
-            if param.len() >= 8 {
-                let (method, tg, sub) = (param[4], param[5], param[6]);
-                pdu.userdata = Some((method, tg, sub));
-                pdu.userdata_seq = param[7];
-                pdu.more_follows = param.get(9).is_some_and(|b| *b != 0);
-                if let Some(e) = param.get(10..12) {
-                    let code = u16::from_be_bytes([e[0], e[1]]);
-                    pdu.error = Some(code);
-                }
-                if tg & 0x0f == 4 && sub == 1 && data.len() >= 8 && data[0] == 0xff {
-                    let id = u16::from_be_bytes([data[4], data[5]]);
-                    let index = u16::from_be_bytes([data[6], data[7]]);
-                    pdu.szl = Some((id, index));
-                    if tg >> 4 == 8 && id & 0x00ff == 0x1c && data.len() >= 12 {
-                        let rec = usize::from(u16::from_be_bytes([data[8], data[9]]));
-                        let n = usize::from(u16::from_be_bytes([data[10], data[11]]));
-                        let mut at = 12;
-                        for _ in 0..n.min(16) {
-                            let Some(record) = data.get(at..at + rec) else {
-                                break;
-                            };
-                            if record.len() >= 2 {
-                                let idx = u16::from_be_bytes([record[0], record[1]]);
-                                let text = String::from_utf8_lossy(&record[2..])
-                                    .trim_end_matches(['\0', ' '])
-                                    .to_string();
-                                pdu.identity.push((idx, text));
-                            }
-                            at += rec.max(1);
+            let (method, tg, sub) = (param[4], param[5], param[6]);
+            pdu.userdata = Some((method, tg, sub));
+            pdu.userdata_seq = param[7];
+            pdu.more_follows = param.get(9).is_some_and(|b| *b != 0);
+            if let Some(e) = param.get(10..12) {
+                let code = u16::from_be_bytes([e[0], e[1]]);
+                pdu.error = Some(code);
+            }
+            if tg & 0x0f == 4 && sub == 1 && data.len() >= 8 && data[0] == 0xff {
+                let id = u16::from_be_bytes([data[4], data[5]]);
+                let index = u16::from_be_bytes([data[6], data[7]]);
+                pdu.szl = Some((id, index));
+                if tg >> 4 == 8 && id & 0x00ff == 0x1c && data.len() >= 12 {
+                    let rec = usize::from(u16::from_be_bytes([data[8], data[9]]));
+                    let n = usize::from(u16::from_be_bytes([data[10], data[11]]));
+                    let mut at = 12;
+                    for _ in 0..n.min(16) {
+                        let Some(record) = data.get(at..at + rec) else {
+                            break;
+                        };
+                        if record.len() >= 2 {
+                            let idx = u16::from_be_bytes([record[0], record[1]]);
+                            let text = String::from_utf8_lossy(&record[2..])
+                                .trim_end_matches(['\0', ' '])
+                                .to_string();
+                            pdu.identity.push((idx, text));
                         }
+                        at += rec.max(1);
                     }
                 }
             }
