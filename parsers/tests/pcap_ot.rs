@@ -692,3 +692,70 @@ fn s7_module_identity_is_read_from_szl() {
     assert_eq!(d["serial_number"], "S C-C2UR28922012");
     assert_eq!(ident["ot"]["action"], "recon");
 }
+
+#[test]
+fn enip_commands_and_cip_services_equal_tshark() {
+    let (_, stats) = run("enip/icsnpp_enip_cip_example.pcap", every_transaction());
+    assert_eq!(
+        pdu_counts(&stats, "enip"),
+        [(0x63, 2), (0x70, 267)].into_iter().collect()
+    );
+    assert_eq!(
+        pdu_counts(&stats, "cip"),
+        [(0x03, 1075), (0x04, 2), (0x0a, 81)].into_iter().collect()
+    );
+    // Implicit I/O frames on UDP 2222 (tshark: 398 frames with CIP but no encapsulation).
+    assert_eq!(
+        pdu_counts(&stats, "cip_io"),
+        [(0, 398)].into_iter().collect()
+    );
+    let (events, stats) = run("enip/iti_cip_stop_plc.pcap", every_transaction());
+    assert_eq!(
+        pdu_counts(&stats, "enip"),
+        [(0x70, 1)].into_iter().collect()
+    );
+    assert_eq!(pdu_counts(&stats, "cip"), [(0x07, 1)].into_iter().collect());
+    let stop = events
+        .iter()
+        .find(|e| e["weir"]["class"] == "notable")
+        .expect("notable stop");
+    assert_eq!(
+        (
+            stop["ot"]["function"].as_str(),
+            stop["ot"]["action"].as_str()
+        ),
+        (Some("Stop"), Some("mode_change"))
+    );
+}
+
+/// tshark: `10.1.1.164 0x0001 12 58 0x00524d8e 1756-ENBT/A` (vendor, device type, product
+/// code, serial, name).
+#[test]
+fn list_identity_reveals_the_device() {
+    let (events, _) = run("enip/icsnpp_enip_cip_example.pcap", every_transaction());
+    let ids: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "ot" && e["ot"]["detail"]["product_name"].is_string())
+        .collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let d = &id["ot"]["detail"];
+        assert_eq!(
+            (
+                d["vendor_id"].as_str(),
+                d["device_type"].as_str(),
+                d["product_code"].as_str()
+            ),
+            (Some("1"), Some("12"), Some("58"))
+        );
+        assert_eq!(
+            (d["serial_number"].as_str(), d["product_name"].as_str()),
+            (Some("0x00524d8e"), Some("1756-ENBT/A"))
+        );
+        assert_eq!(id["ot"]["action"], "recon");
+    }
+    let from_device = ids
+        .iter()
+        .any(|e| e["source"]["ip"] == "10.1.1.164" || e["destination"]["ip"] == "10.1.1.164");
+    assert!(from_device);
+}

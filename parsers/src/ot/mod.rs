@@ -7,6 +7,7 @@
 //! protocol's own function code and name kept beside it.
 
 pub mod dnp3;
+pub mod enip;
 pub mod modbus;
 pub mod s7comm;
 pub mod session;

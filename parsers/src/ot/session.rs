@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::{dnp3, modbus, s7comm, Action, Transaction};
+use super::{dnp3, enip, modbus, s7comm, Action, Transaction};
 
 /// The most bytes a stream buffer holds while waiting for the rest of a PDU. A PDU longer than
 /// this is skipped (counted as a resync).
@@ -694,4 +694,214 @@ fn error_name(code: u16, userdata: bool) -> String {
         _ => return format!("0x{code:04x}"),
     }
     .to_string()
+}
+
+fn enip_framer(b: &[u8]) -> Framed {
+    enip::frame_len(b).map_err(|_| ())
+}
+
+/// An EtherNet/IP session (TCP or UDP 44818): unconnected requests matched to replies by
+/// sender context, connected ones by sequence count.
+#[derive(Debug, Default)]
+pub struct EnipSession {
+    streams: [Stream; 2],
+    pending: VecDeque<(i64, enip::Message)>,
+    failures: u32,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+fn count_cip(c: &enip::Cip, count: &mut impl FnMut(&'static str, u32)) {
+    count("cip", u32::from(c.service));
+    for e in &c.embedded {
+        count_cip(e, count);
+    }
+}
+
+impl EnipSession {
+    /// True once the flow has proved not to be EtherNet/IP.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// Bytes to the device (`to_server`) or from it; `datagram` for UDP. Encapsulation commands
+    /// are counted as `enip`, every CIP service (embedded ones too) as `cip`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn data(
+        &mut self,
+        ts: i64,
+        to_server: bool,
+        payload: &[u8],
+        gap: bool,
+        datagram: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let EnipSession {
+            streams,
+            pending,
+            failures,
+            stats,
+        } = self;
+        let mut messages = Vec::new();
+        let mut bad = 0u32;
+        if datagram {
+            match enip::parse(payload) {
+                Ok(m) => messages.push(m),
+                Err(_) => bad += 1,
+            }
+        } else {
+            let [s0, s1] = streams;
+            let stream = if to_server { s0 } else { s1 };
+            let refused = stream.feed(payload, gap, enip_framer, stats, |m| match enip::parse(m) {
+                Ok(m) => messages.push(m),
+                Err(_) => bad += 1,
+            });
+            bad += refused;
+        }
+        *failures += bad;
+        for m in messages {
+            count("enip", u32::from(m.command));
+            if let Some(c) = &m.cip {
+                count_cip(c, count);
+            }
+            let is_reply = match &m.cip {
+                Some(c) => c.response,
+                None => !to_server,
+            };
+            if !is_reply {
+                if pending.len() >= MAX_PENDING {
+                    if let Some((t, old)) = pending.pop_front() {
+                        out.push(enip_transaction(Some((t, &old)), None));
+                    }
+                }
+                pending.push_back((ts, m));
+                continue;
+            }
+            let at = pending
+                .iter()
+                .position(|(_, q)| match (q.sequence, m.sequence) {
+                    (Some(a), Some(b)) => a == b && q.command == m.command,
+                    _ => q.context == m.context && q.command == m.command,
+                });
+            let req = at.and_then(|i| pending.remove(i));
+            out.push(enip_transaction(
+                req.as_ref().map(|(t, q)| (*t, q)),
+                Some((ts, &m)),
+            ));
+        }
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, m) in self.pending.drain(..) {
+            out.push(enip_transaction(Some((t, &m)), None));
+        }
+    }
+}
+
+fn enip_transaction(
+    req: Option<(i64, &enip::Message)>,
+    resp: Option<(i64, &enip::Message)>,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, m)| m) else {
+        return Transaction::new("enip", Action::Other, Cow::Borrowed("Unknown"), 0);
+    };
+    let request_cip = req.and_then(|(_, m)| m.cip.as_ref());
+    let mut t = match request_cip.or(first.cip.as_ref()) {
+        Some(c) => {
+            let action = if req.is_some() {
+                enip::action(c)
+            } else {
+                Action::Other
+            };
+            Transaction::new(
+                "cip",
+                action,
+                Cow::Borrowed(enip::service_name(c.service, c.class)),
+                u32::from(c.service),
+            )
+        }
+        None => {
+            let action =
+                if first.command == 0x0063 || first.command == 0x0004 || first.command == 0x0064 {
+                    Action::Recon
+                } else {
+                    Action::Other
+                };
+            Transaction::new(
+                "enip",
+                action,
+                Cow::Borrowed(enip::command_name(first.command)),
+                u32::from(first.command),
+            )
+        }
+    };
+    t.detail
+        .push(("command", enip::command_name(first.command).to_string()));
+    if first.session != 0 {
+        t.detail
+            .push(("session_handle", format!("0x{:08x}", first.session)));
+    }
+    if let Some(seq) = first.sequence {
+        t.transaction_id = Some(u32::from(seq));
+    }
+    if let Some(c) = request_cip {
+        if let Some(v) = c.class {
+            t.detail.push(("class", format!("0x{v:02x}")));
+        }
+        if let Some(v) = c.instance {
+            t.address = Some(v);
+            t.detail.push(("instance", v.to_string()));
+        }
+        if let Some(v) = c.attribute {
+            t.detail.push(("attribute", v.to_string()));
+        }
+        if let Some(tag) = &c.tag {
+            t.detail.push(("tag", tag.clone()));
+        }
+        if !c.embedded.is_empty() {
+            t.quantity = Some(c.embedded.len() as u32);
+            let names: Vec<&str> = c
+                .embedded
+                .iter()
+                .map(|e| enip::service_name(e.service, e.class))
+                .collect();
+            t.detail.push(("services", names.join(",")));
+            let tags: Vec<&str> = c.embedded.iter().filter_map(|e| e.tag.as_deref()).collect();
+            if !tags.is_empty() {
+                t.detail.push(("tags", tags.join(",")));
+            }
+        }
+    }
+    if let Some((ts, _)) = req {
+        t.request_ns = Some(ts);
+    }
+    if let Some((ts, m)) = resp {
+        t.response_ns = Some(ts);
+        if m.status != 0 {
+            t.exception_code = Some(m.status);
+            t.exception = Some(Cow::Borrowed("Encapsulation error"));
+        }
+        if let Some(c) = &m.cip {
+            if let Some(s) = c.status.filter(|s| *s != 0) {
+                t.exception_code = Some(u32::from(s));
+                t.exception = Some(Cow::Borrowed(enip::status_name(s)));
+            }
+        }
+        if let Some(id) = m.identities.first() {
+            t.detail.push(("vendor_id", id.vendor.to_string()));
+            t.detail.push(("device_type", id.device_type.to_string()));
+            t.detail.push(("product_code", id.product_code.to_string()));
+            t.detail
+                .push(("revision", format!("{}.{}", id.revision.0, id.revision.1)));
+            t.detail
+                .push(("serial_number", format!("0x{:08x}", id.serial)));
+            t.detail.push(("product_name", id.product_name.clone()));
+        }
+    }
+    t
 }

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
 
-use crate::ot::session::{Dnp3Session, ModbusSession, S7Session, StreamStats};
+use crate::ot::session::{Dnp3Session, EnipSession, ModbusSession, S7Session, StreamStats};
 use crate::ot::{Action, Transaction};
 use crate::packet::decode::{decode, Net};
 use crate::packet::flow::{EndReason, Flow, FlowConfig, FlowTable};
@@ -73,6 +73,10 @@ pub enum App {
     Dnp3(Box<Dnp3Session>),
     /// S7comm over ISO-on-TCP (port 102).
     S7(Box<S7Session>),
+    /// EtherNet/IP and CIP (TCP and UDP 44818).
+    Enip(Box<EnipSession>),
+    /// CIP implicit I/O (UDP 2222): counted, not parsed.
+    CipIo,
 }
 
 impl App {
@@ -85,6 +89,8 @@ impl App {
             } else {
                 "s7comm"
             }),
+            App::Enip(s) if !s.given_up() => Some("enip"),
+            App::CipIo => Some("cip_io"),
             _ => None,
         }
     }
@@ -94,6 +100,8 @@ impl App {
             App::Modbus(_) => 502,
             App::Dnp3(_) => 20000,
             App::S7(_) => 102,
+            App::Enip(_) => 44818,
+            App::CipIo => 2222,
             _ => 0,
         }
     }
@@ -103,6 +111,7 @@ impl App {
             App::Modbus(s) => s.given_up(),
             App::Dnp3(s) => s.given_up(),
             App::S7(s) => s.given_up(),
+            App::Enip(s) => s.given_up(),
             _ => false,
         }
     }
@@ -112,6 +121,7 @@ impl App {
             App::Modbus(s) => s.stats,
             App::Dnp3(s) => s.stats,
             App::S7(s) => s.stats,
+            App::Enip(s) => s.stats,
             _ => StreamStats::default(),
         }
     }
@@ -126,6 +136,8 @@ impl App {
             6 if either(502) => App::Modbus(Box::default()),
             6 | 17 if either(20000) => App::Dnp3(Box::default()),
             6 if either(102) => App::S7(Box::default()),
+            6 | 17 if either(44818) => App::Enip(Box::default()),
+            17 if either(2222) => App::CipIo,
             _ => App::Unparsed,
         }
     }
@@ -135,6 +147,7 @@ impl App {
             App::Modbus(s) => s.end(out),
             App::Dnp3(s) => s.end(out),
             App::S7(s) => s.end(out),
+            App::Enip(s) => s.end(out),
             _ => {}
         }
     }
@@ -279,6 +292,21 @@ impl Sensor {
                             },
                         );
                     }
+                    App::Enip(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 44818);
+                        session.data(
+                            ts,
+                            to_server,
+                            obs.payload,
+                            obs.gap,
+                            udp,
+                            txs,
+                            &mut |key, code| {
+                                *stats.pdus.entry((key, code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::CipIo => *stats.pdus.entry(("cip_io", 0)).or_default() += 1,
                     App::Undecided | App::Unparsed => {}
                 }
                 let after = obs.app.stream_stats();
