@@ -759,3 +759,102 @@ fn list_identity_reveals_the_device() {
         .any(|e| e["source"]["ip"] == "10.1.1.164" || e["destination"]["ip"] == "10.1.1.164");
     assert!(from_device);
 }
+
+#[test]
+fn iec104_apci_formats_and_asdu_types_equal_tshark() {
+    let (events, stats) = run("iec104/iti_TestDissectIec104.pcap", every_transaction());
+    // tshark's 4 blank types are the APDUs too short for an APCI (frames 11, 16, 18, 23).
+    assert_eq!(
+        pdu_counts(&stats, "iec104"),
+        [(0, 24), (1, 14), (3, 27), (255, 4)].into_iter().collect()
+    );
+    let asdu: BTreeMap<u32, u64> = stats
+        .pdus
+        .iter()
+        .filter(|((p, _), _)| *p == "iec104.asdu")
+        .map(|((_, c), n)| (*c, *n))
+        .collect();
+    // tshark also lists one blank type id: an I-format APDU without a complete ASDU.
+    assert_eq!(
+        asdu,
+        [
+            (1, 1),
+            (3, 1),
+            (24, 2),
+            (26, 2),
+            (30, 1),
+            (45, 7),
+            (46, 2),
+            (70, 2),
+            (100, 3),
+            (103, 2)
+        ]
+        .into_iter()
+        .collect()
+    );
+    let notable: BTreeMap<String, usize> = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "notable")
+        .fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(format!(
+                "{} {}",
+                e["ot"]["function"].as_str().unwrap_or("?"),
+                e["ot"]["action"].as_str().unwrap_or("?")
+            ))
+            .or_default() += 1;
+            m
+        });
+    // Single commands (45) and double commands (46) are controls; 103 sets the clock.
+    assert!(
+        notable.get("C_SC_NA_1 control").is_some_and(|n| *n >= 1),
+        "{notable:?}"
+    );
+    assert!(
+        notable.get("C_DC_NA_1 control").is_some_and(|n| *n >= 1),
+        "{notable:?}"
+    );
+    assert!(
+        notable.get("C_CS_NA_1 time_set").is_some_and(|n| *n >= 1),
+        "{notable:?}"
+    );
+}
+
+#[test]
+fn bacnet_apdu_types_and_services_equal_tshark() {
+    let (events, stats) = run("bacnet/icsnpp_bacnet_example.pcap", every_transaction());
+    assert_eq!(
+        pdu_counts(&stats, "bacnet"),
+        [(0, 1520), (1, 217), (2, 30), (3, 1400), (5, 90)]
+            .into_iter()
+            .collect()
+    );
+    let svc = |key: &str| {
+        stats
+            .pdus
+            .iter()
+            .filter(|((p, _), _)| *p == key)
+            .map(|((_, c), n)| (*c, *n))
+            .collect::<BTreeMap<u32, u64>>()
+    };
+    assert_eq!(
+        svc("bacnet.confirmed"),
+        [(12, 1400), (20, 120)].into_iter().collect()
+    );
+    assert_eq!(
+        svc("bacnet.unconfirmed"),
+        [(0, 210), (8, 7)].into_iter().collect()
+    );
+    // Every reinitializeDevice is a notable restart.
+    let restarts = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "notable" && e["ot"]["function"] == "reinitializeDevice")
+        .count();
+    assert_eq!(restarts, 120);
+    // I-Am announces the device instance and vendor.
+    let iam = events
+        .iter()
+        .find(|e| e["ot"]["function"] == "i-Am")
+        .expect("i-Am");
+    assert_eq!(iam["ot"]["detail"]["object_type"], "device");
+    assert!(iam["ot"]["detail"]["vendor_id"].is_string());
+}

@@ -6,8 +6,10 @@
 //! Every transaction gets an [`Action`] from one vocabulary shared by all protocols, with the
 //! protocol's own function code and name kept beside it.
 
+pub mod bacnet;
 pub mod dnp3;
 pub mod enip;
+pub mod iec104;
 pub mod modbus;
 pub mod s7comm;
 pub mod session;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::{dnp3, enip, modbus, s7comm, Action, Transaction};
+use super::{bacnet, dnp3, enip, iec104, modbus, s7comm, Action, Transaction};
 
 /// The most bytes a stream buffer holds while waiting for the rest of a PDU. A PDU longer than
 /// this is skipped (counted as a resync).
@@ -14,8 +14,10 @@ pub const MAX_PENDING: usize = 256;
 /// Frames that fail to parse before a flow is no longer treated as the protocol.
 pub const MAX_FAILURES: u32 = 4;
 
-/// What a framer made of the bytes at the start of a stream.
-pub type Framed = Result<Option<usize>, ()>;
+/// What a framer made of the bytes at the start of a stream: `Ok(Some(len))` a whole PDU,
+/// `Ok(None)` more bytes needed, `Err(n)` not the protocol: skip `n` bytes to where it may
+/// start again (0: drop everything buffered).
+pub type Framed = Result<Option<usize>, usize>;
 
 /// One direction of a TCP stream, cut into PDUs.
 #[derive(Debug, Default)]
@@ -71,7 +73,13 @@ impl Stream {
                         }
                     }
                     Ok(_) => break,
-                    Err(()) => {
+                    Err(n) if n > 0 && n < data.len() => {
+                        stats.bad_frames += n as u64;
+                        stats.resyncs += 1;
+                        refused += 1;
+                        data = data.get(n..).unwrap_or(&[]);
+                    }
+                    Err(_) => {
                         stats.bad_frames += data.len() as u64;
                         stats.resyncs += 1;
                         return refused + 1;
@@ -100,7 +108,13 @@ impl Stream {
                     stats.resyncs += 1;
                 }
                 Ok(_) => break,
-                Err(()) => {
+                Err(n) if n > 0 && n < rest.len() => {
+                    stats.bad_frames += n as u64;
+                    stats.resyncs += 1;
+                    refused += 1;
+                    at += n;
+                }
+                Err(_) => {
                     stats.bad_frames += rest.len() as u64;
                     stats.resyncs += 1;
                     refused += 1;
@@ -118,7 +132,7 @@ impl Stream {
 }
 
 fn modbus_framer(b: &[u8]) -> Framed {
-    modbus::frame_len(b).map_err(|_| ())
+    modbus::frame_len(b).map_err(|_| 0)
 }
 
 /// A Modbus/TCP session: requests matched to responses by (transaction id, unit).
@@ -267,7 +281,7 @@ fn transaction(req: Option<(i64, &modbus::Pdu)>, resp: Option<(i64, &modbus::Pdu
 }
 
 fn dnp3_framer(b: &[u8]) -> Framed {
-    dnp3::frame_len(b).map_err(|_| ())
+    dnp3::frame_len(b).map_err(|_| 0)
 }
 
 /// A DNP3 session (TCP or UDP): link frames checked, transport segments reassembled per
@@ -456,7 +470,7 @@ fn dnp3_transaction(
 }
 
 fn s7_framer(b: &[u8]) -> Framed {
-    s7comm::frame_len(b).map_err(|_| ())
+    s7comm::frame_len(b).map_err(|_| 0)
 }
 
 /// An S7comm session over ISO-on-TCP (port 102): jobs matched to their ack-data by PDU
@@ -697,7 +711,7 @@ fn error_name(code: u16, userdata: bool) -> String {
 }
 
 fn enip_framer(b: &[u8]) -> Framed {
-    enip::frame_len(b).map_err(|_| ())
+    enip::frame_len(b).map_err(|_| 0)
 }
 
 /// An EtherNet/IP session (TCP or UDP 44818): unconnected requests matched to replies by
@@ -901,6 +915,298 @@ fn enip_transaction(
             t.detail
                 .push(("serial_number", format!("0x{:08x}", id.serial)));
             t.detail.push(("product_name", id.product_name.clone()));
+        }
+    }
+    t
+}
+
+fn iec104_framer(b: &[u8]) -> Framed {
+    // Bytes before a start byte are skipped to the next 0x68, as tshark's dissector does.
+    iec104::frame_len(b).map_err(|_| memchr::memchr(0x68, b).unwrap_or(0))
+}
+
+/// An IEC 60870-5-104 session (port 2404): commands matched to their activation confirmation by
+/// type, common address and information object address; monitored data reported as reads.
+#[derive(Debug, Default)]
+pub struct Iec104Session {
+    streams: [Stream; 2],
+    pending: VecDeque<(i64, iec104::Asdu)>,
+    failures: u32,
+    valid: bool,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl Iec104Session {
+    /// True once the flow has proved not to be IEC 104 (garbage and no valid APDU).
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES && !self.valid
+    }
+
+    /// Bytes to the controlled station (`to_server`) or from it. APDUs are counted as `iec104`
+    /// by format (0 I, 1 S, 3 U, 255 too short), ASDUs as `iec104.asdu` by type id.
+    pub fn data(
+        &mut self,
+        ts: i64,
+        to_server: bool,
+        payload: &[u8],
+        gap: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let Iec104Session {
+            streams,
+            pending,
+            failures,
+            valid,
+            stats,
+        } = self;
+        let [s0, s1] = streams;
+        let stream = if to_server { s0 } else { s1 };
+        let refused = stream.feed(
+            payload,
+            gap,
+            iec104_framer,
+            stats,
+            |b| match iec104::parse(b) {
+                iec104::Apdu::Malformed => count("iec104", 255),
+                iec104::Apdu::S { .. } => {
+                    *valid = true;
+                    count("iec104", 1);
+                }
+                iec104::Apdu::U { .. } => {
+                    *valid = true;
+                    count("iec104", 3);
+                }
+                iec104::Apdu::I { asdu, type_id, .. } => {
+                    *valid = true;
+                    count("iec104", 0);
+                    if let Some(t) = type_id {
+                        count("iec104.asdu", u32::from(t));
+                    }
+                    let Some(a) = asdu else { return };
+                    let command = matches!(a.type_id, 45..=69 | 100..=127);
+                    match (command, a.cause) {
+                        (true, 6 | 8) if to_server => {
+                            if pending.len() >= MAX_PENDING {
+                                if let Some((t, old)) = pending.pop_front() {
+                                    out.push(iec104_transaction(Some((t, &old)), None));
+                                }
+                            }
+                            pending.push_back((ts, a));
+                        }
+                        (true, 7 | 9) => {
+                            let at = pending.iter().position(|(_, q)| {
+                                q.type_id == a.type_id
+                                    && q.common_address == a.common_address
+                                    && q.ioa == a.ioa
+                            });
+                            let req = at.and_then(|i| pending.remove(i));
+                            out.push(iec104_transaction(
+                                req.as_ref().map(|(t, q)| (*t, q)),
+                                Some((ts, &a)),
+                            ));
+                        }
+                        // Activation termination follows the confirmation already written.
+                        (true, 10) => {}
+                        _ => out.push(iec104_transaction(None, Some((ts, &a)))),
+                    }
+                }
+            },
+        );
+        *failures += refused;
+    }
+
+    /// The flow ended: commands still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, a) in self.pending.drain(..) {
+            out.push(iec104_transaction(Some((t, &a)), None));
+        }
+    }
+}
+
+fn iec104_transaction(
+    req: Option<(i64, &iec104::Asdu)>,
+    resp: Option<(i64, &iec104::Asdu)>,
+) -> Transaction {
+    let Some(a) = req.or(resp).map(|(_, a)| a) else {
+        return Transaction::new("iec104", Action::Other, Cow::Borrowed("unknown"), 0);
+    };
+    let name = iec104::type_name(a.type_id)
+        .map_or_else(|| Cow::Owned(format!("TYPE_{}", a.type_id)), Cow::Borrowed);
+    let mut t = Transaction::new(
+        "iec104",
+        iec104::action(a.type_id),
+        name,
+        u32::from(a.type_id),
+    );
+    t.unit = Some(u32::from(a.common_address));
+    t.address = a.ioa;
+    t.quantity = Some(u32::from(a.count));
+    t.detail
+        .push(("cause", iec104::cause_name(a.cause).to_string()));
+    t.detail.push(("cause_code", a.cause.to_string()));
+    if a.originator != 0 {
+        t.detail
+            .push(("originator_address", a.originator.to_string()));
+    }
+    if a.test {
+        t.detail.push(("test", "true".to_string()));
+    }
+    if let Some((ts, _)) = req {
+        t.request_ns = Some(ts);
+    }
+    if let Some((ts, r)) = resp {
+        t.response_ns = Some(ts);
+        if r.negative || matches!(r.cause, 44..=47) {
+            t.exception_code = Some(u32::from(r.cause));
+            t.exception = Some(Cow::Borrowed(if r.negative {
+                "negative_confirmation"
+            } else {
+                iec104::cause_name(r.cause)
+            }));
+        }
+    }
+    t
+}
+
+/// A BACnet/IP session (UDP 47808): confirmed requests matched to their answers by invoke id.
+#[derive(Debug, Default)]
+pub struct BacnetSession {
+    pending: VecDeque<(i64, bacnet::Message)>,
+    failures: u32,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl BacnetSession {
+    /// True once the flow has proved not to be BACnet/IP.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// One datagram. APDUs are counted as `bacnet` by type, services as `bacnet.confirmed` and
+    /// `bacnet.unconfirmed`.
+    pub fn data(
+        &mut self,
+        ts: i64,
+        datagram: &[u8],
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let m = match bacnet::parse(datagram) {
+            Ok(m) => m,
+            Err(_) => {
+                self.failures += 1;
+                self.stats.bad_frames += datagram.len() as u64;
+                return;
+            }
+        };
+        let Some(ty) = m.apdu_type else { return };
+        count("bacnet", u32::from(ty));
+        match (ty, m.service) {
+            (0, Some(s)) => count("bacnet.confirmed", u32::from(s)),
+            (1, Some(s)) => count("bacnet.unconfirmed", u32::from(s)),
+            _ => {}
+        }
+        match ty {
+            0 => {
+                if self.pending.len() >= MAX_PENDING {
+                    if let Some((t, old)) = self.pending.pop_front() {
+                        out.push(bacnet_transaction(Some((t, &old)), None));
+                    }
+                }
+                self.pending.push_back((ts, m));
+            }
+            1 => out.push(bacnet_transaction(Some((ts, &m)), None)),
+            2 | 3 | 5 | 6 | 7 => {
+                let at = self
+                    .pending
+                    .iter()
+                    .position(|(_, q)| q.invoke_id == m.invoke_id);
+                let req = at.and_then(|i| self.pending.remove(i));
+                out.push(bacnet_transaction(
+                    req.as_ref().map(|(t, q)| (*t, q)),
+                    Some((ts, &m)),
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, m) in self.pending.drain(..) {
+            out.push(bacnet_transaction(Some((t, &m)), None));
+        }
+    }
+}
+
+fn bacnet_transaction(
+    req: Option<(i64, &bacnet::Message)>,
+    resp: Option<(i64, &bacnet::Message)>,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, m)| m) else {
+        return Transaction::new("bacnet", Action::Other, Cow::Borrowed("unknown"), 0);
+    };
+    let service = first.service.unwrap_or(255);
+    let (name, code) = match first.apdu_type {
+        Some(1) => (bacnet::unconfirmed_name(service), u32::from(service)),
+        _ => (bacnet::confirmed_name(service), u32::from(service)),
+    };
+    let action = if req.is_some() {
+        bacnet::action(first)
+    } else {
+        Action::Other
+    };
+    let mut t = Transaction::new("bacnet", action, Cow::Borrowed(name), code);
+    t.transaction_id = first.invoke_id.map(u32::from);
+    t.detail.push((
+        "pdu_type",
+        if first.apdu_type == Some(1) {
+            "unconfirmed"
+        } else {
+            "confirmed"
+        }
+        .to_string(),
+    ));
+    if let Some((ty, inst)) = first.object {
+        t.address = Some(inst);
+        t.detail
+            .push(("object_type", bacnet::object_name(ty).to_string()));
+        t.detail.push(("object_instance", inst.to_string()));
+    }
+    if let Some(p) = first.property {
+        t.detail.push(("property", p.to_string()));
+    }
+    if let Some(v) = first.vendor {
+        t.detail.push(("vendor_id", v.to_string()));
+    }
+    if let Some((ts, _)) = req {
+        t.request_ns = Some(ts);
+    }
+    if let Some((ts, m)) = resp {
+        t.response_ns = Some(ts);
+        match (m.apdu_type, m.error) {
+            (Some(5), Some((class, code))) => {
+                t.exception_code = Some(code);
+                t.exception = Some(Cow::Owned(format!("error class {class} code {code}")));
+            }
+            (Some(6), Some((_, reason))) => {
+                t.exception_code = Some(reason);
+                t.exception = Some(Cow::Borrowed("reject"));
+            }
+            (Some(7), Some((_, reason))) => {
+                t.exception_code = Some(reason);
+                t.exception = Some(Cow::Borrowed("abort"));
+            }
+            _ => {}
         }
     }
     t

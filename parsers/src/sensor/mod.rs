@@ -11,7 +11,9 @@ use std::net::IpAddr;
 use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
 
-use crate::ot::session::{Dnp3Session, EnipSession, ModbusSession, S7Session, StreamStats};
+use crate::ot::session::{
+    BacnetSession, Dnp3Session, EnipSession, Iec104Session, ModbusSession, S7Session, StreamStats,
+};
 use crate::ot::{Action, Transaction};
 use crate::packet::decode::{decode, Net};
 use crate::packet::flow::{EndReason, Flow, FlowConfig, FlowTable};
@@ -77,6 +79,10 @@ pub enum App {
     Enip(Box<EnipSession>),
     /// CIP implicit I/O (UDP 2222): counted, not parsed.
     CipIo,
+    /// IEC 60870-5-104 (port 2404).
+    Iec104(Box<Iec104Session>),
+    /// BACnet/IP (UDP 47808).
+    Bacnet(Box<BacnetSession>),
 }
 
 impl App {
@@ -91,6 +97,8 @@ impl App {
             }),
             App::Enip(s) if !s.given_up() => Some("enip"),
             App::CipIo => Some("cip_io"),
+            App::Iec104(s) if !s.given_up() => Some("iec104"),
+            App::Bacnet(s) if !s.given_up() => Some("bacnet"),
             _ => None,
         }
     }
@@ -102,6 +110,8 @@ impl App {
             App::S7(_) => 102,
             App::Enip(_) => 44818,
             App::CipIo => 2222,
+            App::Iec104(_) => 2404,
+            App::Bacnet(_) => 47808,
             _ => 0,
         }
     }
@@ -112,6 +122,8 @@ impl App {
             App::Dnp3(s) => s.given_up(),
             App::S7(s) => s.given_up(),
             App::Enip(s) => s.given_up(),
+            App::Iec104(s) => s.given_up(),
+            App::Bacnet(s) => s.given_up(),
             _ => false,
         }
     }
@@ -122,6 +134,8 @@ impl App {
             App::Dnp3(s) => s.stats,
             App::S7(s) => s.stats,
             App::Enip(s) => s.stats,
+            App::Iec104(s) => s.stats,
+            App::Bacnet(s) => s.stats,
             _ => StreamStats::default(),
         }
     }
@@ -138,6 +152,8 @@ impl App {
             6 if either(102) => App::S7(Box::default()),
             6 | 17 if either(44818) => App::Enip(Box::default()),
             17 if either(2222) => App::CipIo,
+            6 if either(2404) => App::Iec104(Box::default()),
+            17 if either(47808) => App::Bacnet(Box::default()),
             _ => App::Unparsed,
         }
     }
@@ -148,6 +164,8 @@ impl App {
             App::Dnp3(s) => s.end(out),
             App::S7(s) => s.end(out),
             App::Enip(s) => s.end(out),
+            App::Iec104(s) => s.end(out),
+            App::Bacnet(s) => s.end(out),
             _ => {}
         }
     }
@@ -307,6 +325,24 @@ impl Sensor {
                         );
                     }
                     App::CipIo => *stats.pdus.entry(("cip_io", 0)).or_default() += 1,
+                    App::Iec104(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 2404);
+                        session.data(
+                            ts,
+                            to_server,
+                            obs.payload,
+                            obs.gap,
+                            txs,
+                            &mut |key, code| {
+                                *stats.pdus.entry((key, code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::Bacnet(session) => {
+                        session.data(ts, obs.payload, txs, &mut |key, code| {
+                            *stats.pdus.entry((key, code)).or_default() += 1;
+                        });
+                    }
                     App::Undecided | App::Unparsed => {}
                 }
                 let after = obs.app.stream_stats();
