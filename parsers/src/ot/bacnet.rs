@@ -55,7 +55,7 @@ pub fn parse(b: &[u8]) -> Result<Message, BacnetError> {
         ..Message::default()
     };
     let mut i = match b[1] {
-        0x0a | 0x0b | 0x09 => 4,
+        0x09..=0x0b => 4,
         0x04 => 10,
         _ => return Ok(m),
     };
@@ -139,20 +139,18 @@ pub fn parse(b: &[u8]) -> Result<Message, BacnetError> {
     // Object identifier and property (context tags 0 and 1) of read/writeProperty requests and
     // readProperty acks; an I-Am's device object, max APDU, segmentation and vendor.
     match (ty, m.service) {
-        (0, Some(12 | 15)) | (3, Some(12)) => {
-            if rest.first() == Some(&0x0c) && rest.len() >= 5 {
-                let v = uint(&rest[1..5]);
-                m.object = Some(((v >> 22) as u16, v & 0x3f_ffff));
-                if let Some(&t) = rest.get(5) {
-                    if t & 0xf8 == 0x18 {
-                        let len = usize::from(t & 0x07).min(4);
-                        m.property = rest.get(6..6 + len).map(uint);
-                    }
+        (0, Some(12 | 15)) | (3, Some(12)) if rest.first() == Some(&0x0c) && rest.len() >= 5 => {
+            let v = uint(&rest[1..5]);
+            m.object = Some(((v >> 22) as u16, v & 0x3f_ffff));
+            if let Some(&t) = rest.get(5) {
+                if t & 0xf8 == 0x18 {
+                    let len = usize::from(t & 0x07).min(4);
+                    m.property = rest.get(6..6 + len).map(uint);
                 }
             }
         }
-        (1, Some(0)) => {
-            if rest.first() == Some(&0xc4) && rest.len() >= 5 {
+        (1, Some(0)) if rest.first() == Some(&0xc4) && rest.len() >= 5 => {
+            {
                 let v = uint(&rest[1..5]);
                 m.object = Some(((v >> 22) as u16, v & 0x3f_ffff));
                 // max APDU (unsigned), segmentation (enumerated), vendor (unsigned).
