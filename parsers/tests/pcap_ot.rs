@@ -858,3 +858,138 @@ fn bacnet_apdu_types_and_services_equal_tshark() {
     assert_eq!(iam["ot"]["detail"]["object_type"], "device");
     assert!(iam["ot"]["detail"]["vendor_id"].is_string());
 }
+
+#[test]
+fn opcua_message_types_and_services_equal_tshark() {
+    let (events, stats) = run(
+        "opcua/icsnpp_open62541_client-server_mainloop.pcap",
+        every_transaction(),
+    );
+    // HEL 2, ACK 2, OPN 4, MSG 58, CLO 2 (indexes into opcua::TYPES: HEL ACK ERR OPN MSG CLO).
+    assert_eq!(
+        pdu_counts(&stats, "opcua.msg"),
+        [(0, 2), (1, 2), (3, 4), (4, 58), (5, 2)]
+            .into_iter()
+            .collect()
+    );
+    let want: BTreeMap<u32, u64> = [
+        (428, 2),
+        (431, 2),
+        (446, 2),
+        (449, 2),
+        (452, 2),
+        (461, 1),
+        (464, 1),
+        (467, 1),
+        (470, 1),
+        (473, 1),
+        (476, 1),
+        (488, 4),
+        (491, 4),
+        (527, 2),
+        (530, 2),
+        (631, 1),
+        (634, 1),
+        (673, 2),
+        (676, 2),
+        (712, 1),
+        (715, 1),
+        (751, 1),
+        (754, 1),
+        (787, 1),
+        (790, 1),
+        (826, 11),
+        (829, 11),
+        (847, 1),
+        (850, 1),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(pdu_counts(&stats, "opcua"), want);
+    let writes = events
+        .iter()
+        .filter(|e| e["weir"]["class"] == "notable" && e["ot"]["function"] == "Write")
+        .count();
+    assert_eq!(writes, 2);
+    let hello = events
+        .iter()
+        .find(|e| e["ot"]["function"] == "Hello")
+        .expect("hello");
+    assert!(hello["ot"]["detail"]["endpoint_url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("opc.tcp://")));
+}
+
+/// Zeek's mqtt_connect / mqtt_publish / mqtt_subscribe logs for mqtt.pcap.
+#[test]
+fn mqtt_packets_equal_tshark_and_match_zeek() {
+    let (events, stats) = run("mqtt/zeek_mqtt.pcap", every_transaction());
+    assert_eq!(
+        pdu_counts(&stats, "mqtt"),
+        [
+            (1, 2),
+            (2, 2),
+            (3, 3),
+            (8, 1),
+            (9, 1),
+            (12, 5),
+            (13, 5),
+            (14, 1)
+        ]
+        .into_iter()
+        .collect()
+    );
+    let ot = |f: &str| {
+        events
+            .iter()
+            .filter(|e| e["weir"]["class"] == "ot" && e["ot"]["function"] == f)
+            .collect::<Vec<&Value>>()
+    };
+    let mut clients: Vec<String> = ot("CONNECT")
+        .iter()
+        .map(|e| {
+            let d = &e["ot"]["detail"];
+            format!(
+                "{} {} {} {}",
+                d["proto_name"].as_str().unwrap_or("-"),
+                d["proto_version"].as_str().unwrap_or("-"),
+                d["client_id"].as_str().unwrap_or("-"),
+                d["connect_status"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    clients.sort();
+    assert_eq!(
+        clients,
+        [
+            "MQIsdp 3.1 paho/34AAE54A75D839566E Connection Accepted",
+            "MQIsdp 3.1 paho/DDE4DDAF4108D3E363 Connection Accepted"
+        ]
+    );
+    let mut pubs: Vec<String> = ot("PUBLISH")
+        .iter()
+        .map(|e| {
+            let d = &e["ot"]["detail"];
+            format!(
+                "{} {} {} {}",
+                d["from_client"].as_str().unwrap_or("-"),
+                d["retain"].as_str().unwrap_or("-"),
+                d["topic"].as_str().unwrap_or("-"),
+                d["payload_len"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    pubs.sort();
+    assert_eq!(
+        pubs,
+        [
+            "false false SampleTopic 10",
+            "false true SampleTopic 35",
+            "true false SampleTopic 10"
+        ]
+    );
+    let subs = ot("SUBSCRIBE");
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0]["ot"]["detail"]["topic"], "SampleTopic");
+    assert_eq!(subs[0]["ot"]["matched"], true);
+}

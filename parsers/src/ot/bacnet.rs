@@ -150,20 +150,18 @@ pub fn parse(b: &[u8]) -> Result<Message, BacnetError> {
             }
         }
         (1, Some(0)) if rest.first() == Some(&0xc4) && rest.len() >= 5 => {
-            {
-                let v = uint(&rest[1..5]);
-                m.object = Some(((v >> 22) as u16, v & 0x3f_ffff));
-                // max APDU (unsigned), segmentation (enumerated), vendor (unsigned).
-                let mut j = 5;
-                let mut n = 0;
-                while j < rest.len() && n < 3 {
-                    let len = usize::from(rest[j] & 0x07).min(4);
-                    if n == 2 {
-                        m.vendor = rest.get(j + 1..j + 1 + len).map(uint);
-                    }
-                    j += 1 + len;
-                    n += 1;
+            let v = uint(&rest[1..5]);
+            m.object = Some(((v >> 22) as u16, v & 0x3f_ffff));
+            // max APDU (unsigned), segmentation (enumerated), vendor (unsigned).
+            let mut j = 5;
+            let mut n = 0;
+            while j < rest.len() && n < 3 {
+                let len = usize::from(rest[j] & 0x07).min(4);
+                if n == 2 {
+                    m.vendor = rest.get(j + 1..j + 1 + len).map(uint);
                 }
+                j += 1 + len;
+                n += 1;
             }
         }
         _ => {}

@@ -11,6 +11,8 @@ pub mod dnp3;
 pub mod enip;
 pub mod iec104;
 pub mod modbus;
+pub mod mqtt;
+pub mod opcua;
 pub mod s7comm;
 pub mod session;
 

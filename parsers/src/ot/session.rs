@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 
-use super::{bacnet, dnp3, enip, iec104, modbus, s7comm, Action, Transaction};
+use super::{bacnet, dnp3, enip, iec104, modbus, mqtt, opcua, s7comm, Action, Transaction};
 
 /// The most bytes a stream buffer holds while waiting for the rest of a PDU. A PDU longer than
 /// this is skipped (counted as a resync).
@@ -1210,4 +1210,336 @@ fn bacnet_transaction(
         }
     }
     t
+}
+
+/// An OPC UA binary session (port 4840): service requests matched to responses by request id;
+/// channels opened with a security policy other than None are counted but not read.
+#[derive(Debug, Default)]
+pub struct OpcuaSession {
+    streams: [Stream; 2],
+    pending: VecDeque<(i64, opcua::Message)>,
+    encrypted: Vec<u32>,
+    failures: u32,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl OpcuaSession {
+    /// True once the flow has proved not to be OPC UA.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// Bytes to the server (`to_server`) or from it. Messages are counted as `opcua.msg` by type
+    /// (index into [`opcua::TYPES`]), services as `opcua` by encoding id.
+    pub fn data(
+        &mut self,
+        ts: i64,
+        to_server: bool,
+        payload: &[u8],
+        gap: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let OpcuaSession {
+            streams,
+            pending,
+            encrypted,
+            failures,
+            stats,
+        } = self;
+        let [s0, s1] = streams;
+        let stream = if to_server { s0 } else { s1 };
+        let mut messages = Vec::new();
+        let refused = stream.feed(payload, gap, opcua::frame_len, stats, |b| {
+            let enc = b
+                .get(8..12)
+                .and_then(|c| <[u8; 4]>::try_from(c).ok())
+                .is_some_and(|c| encrypted.contains(&u32::from_le_bytes(c)));
+            if let Some(m) = opcua::parse(b, enc) {
+                messages.push(m);
+            }
+        });
+        *failures += refused;
+        for m in messages {
+            count("opcua.msg", u32::from(m.kind));
+            if let Some(s) = m.service {
+                count("opcua", s);
+            }
+            if m.kind == 3 && !to_server {
+                if let (Some(c), Some(p)) = (m.channel, m.security_policy.as_deref()) {
+                    if !p.ends_with("#None") && !encrypted.contains(&c) && encrypted.len() < 64 {
+                        encrypted.push(c);
+                    }
+                }
+            }
+            let response = match (m.kind, m.service.and_then(opcua::service_name)) {
+                (1, _) => true,
+                (0, _) => false,
+                (2, _) => true,
+                (_, Some((_, r))) => r,
+                _ => continue,
+            };
+            if !response {
+                if pending.len() >= MAX_PENDING {
+                    if let Some((t, old)) = pending.pop_front() {
+                        out.push(opcua_transaction(Some((t, &old)), None));
+                    }
+                }
+                pending.push_back((ts, m));
+                continue;
+            }
+            let at = pending.iter().position(|(_, q)| match m.kind {
+                1 | 2 => q.kind == 0 || q.request_id.is_none(),
+                _ => q.request_id == m.request_id && q.kind != 0,
+            });
+            let req = at.and_then(|i| pending.remove(i));
+            out.push(opcua_transaction(
+                req.as_ref().map(|(t, q)| (*t, q)),
+                Some((ts, &m)),
+            ));
+        }
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, m) in self.pending.drain(..) {
+            out.push(opcua_transaction(Some((t, &m)), None));
+        }
+    }
+}
+
+fn opcua_transaction(
+    req: Option<(i64, &opcua::Message)>,
+    resp: Option<(i64, &opcua::Message)>,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, m)| m) else {
+        return Transaction::new("opcua", Action::Other, Cow::Borrowed("unknown"), 0);
+    };
+    let (name, code, action) = match (first.kind, first.service) {
+        (0 | 1, _) => ("Hello", 0, Action::Other),
+        (2, _) => ("Error", 0, Action::Other),
+        (_, Some(s)) => {
+            let base = opcua::service_name(s).map_or("unknown", |(n, _)| n);
+            let req_id = if opcua::service_name(s).is_some_and(|(_, r)| r) {
+                s.saturating_sub(3)
+            } else {
+                s
+            };
+            (
+                base,
+                req_id,
+                if req.is_some() {
+                    opcua::action(req_id)
+                } else {
+                    Action::Other
+                },
+            )
+        }
+        _ => ("unknown", 0, Action::Other),
+    };
+    let mut t = Transaction::new("opcua", action, Cow::Borrowed(name), code);
+    t.transaction_id = first.request_id;
+    if let Some(c) = first.channel.filter(|c| *c != 0) {
+        t.detail.push(("secure_channel_id", c.to_string()));
+    }
+    if let Some(u) = &first.endpoint_url {
+        t.detail.push(("endpoint_url", u.clone()));
+    }
+    if let Some(p) = &first.security_policy {
+        t.detail.push(("security_policy", p.clone()));
+    }
+    if let Some((ts, _)) = req {
+        t.request_ns = Some(ts);
+    }
+    if let Some((ts, m)) = resp {
+        t.response_ns = Some(ts);
+        if let Some(e) = m.error {
+            t.exception_code = Some(e);
+            t.exception = Some(Cow::Owned(format!("0x{e:08x}")));
+        } else if m.service == Some(397) {
+            t.exception = Some(Cow::Borrowed("ServiceFault"));
+        }
+    }
+    t
+}
+
+/// An MQTT session (ports 1883, 8883 unencrypted only): CONNECT matched to CONNACK, SUBSCRIBE
+/// and UNSUBSCRIBE to their acknowledgements by packet id; every PUBLISH written on its own.
+#[derive(Debug, Default)]
+pub struct MqttSession {
+    streams: [Stream; 2],
+    pending: VecDeque<(i64, mqtt::Packet)>,
+    v5: bool,
+    failures: u32,
+    /// Counters.
+    pub stats: StreamStats,
+}
+
+impl MqttSession {
+    /// True once the flow has proved not to be MQTT.
+    pub fn given_up(&self) -> bool {
+        self.failures >= MAX_FAILURES
+    }
+
+    /// Bytes to the broker (`to_server`) or from it. Packets are counted as `mqtt` by type.
+    pub fn data(
+        &mut self,
+        ts: i64,
+        to_server: bool,
+        payload: &[u8],
+        gap: bool,
+        out: &mut Vec<Transaction>,
+        count: &mut impl FnMut(&'static str, u32),
+    ) {
+        if self.given_up() {
+            return;
+        }
+        let MqttSession {
+            streams,
+            pending,
+            v5,
+            failures,
+            stats,
+        } = self;
+        let [s0, s1] = streams;
+        let stream = if to_server { s0 } else { s1 };
+        let mut packets = Vec::new();
+        let mut bad = 0;
+        let is_v5 = *v5;
+        let refused = stream.feed(payload, gap, mqtt::frame_len, stats, |b| match mqtt::parse(
+            b, is_v5,
+        ) {
+            Some(p) => packets.push(p),
+            None => bad += 1,
+        });
+        *failures += refused + bad;
+        for p in packets {
+            count("mqtt", u32::from(p.kind));
+            match p.kind {
+                1 => {
+                    *v5 = p.protocol.as_ref().is_some_and(|(_, l)| *l == 5);
+                    pending.push_back((ts, p));
+                }
+                8 | 10 => {
+                    if pending.len() >= MAX_PENDING {
+                        if let Some((t, old)) = pending.pop_front() {
+                            out.push(mqtt_transaction(Some((t, &old)), None, true));
+                        }
+                    }
+                    pending.push_back((ts, p));
+                }
+                2 | 9 | 11 => {
+                    let want = match p.kind {
+                        2 => 1,
+                        9 => 8,
+                        _ => 10,
+                    };
+                    let at = pending.iter().position(|(_, q)| {
+                        q.kind == want && (want == 1 || q.packet_id == p.packet_id)
+                    });
+                    let req = at.and_then(|i| pending.remove(i));
+                    out.push(mqtt_transaction(
+                        req.as_ref().map(|(t, q)| (*t, q)),
+                        Some((ts, &p)),
+                        true,
+                    ));
+                }
+                3 => out.push(mqtt_transaction(Some((ts, &p)), None, to_server)),
+                14 => out.push(mqtt_transaction(Some((ts, &p)), None, to_server)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The flow ended: requests still waiting are written unmatched.
+    pub fn end(&mut self, out: &mut Vec<Transaction>) {
+        for (t, p) in self.pending.drain(..) {
+            out.push(mqtt_transaction(Some((t, &p)), None, true));
+        }
+    }
+}
+
+fn mqtt_transaction(
+    req: Option<(i64, &mqtt::Packet)>,
+    resp: Option<(i64, &mqtt::Packet)>,
+    from_client: bool,
+) -> Transaction {
+    let Some(first) = req.or(resp).map(|(_, p)| p) else {
+        return Transaction::new("mqtt", Action::Other, Cow::Borrowed("unknown"), 0);
+    };
+    let action = if req.is_some() {
+        mqtt::action(first)
+    } else {
+        Action::Other
+    };
+    let mut t = Transaction::new(
+        "mqtt",
+        action,
+        Cow::Borrowed(mqtt::type_name(first.kind)),
+        u32::from(first.kind),
+    );
+    t.transaction_id = first.packet_id.map(u32::from);
+    if first.kind == 3 {
+        t.detail.push(("from_client", from_client.to_string()));
+        t.detail.push(("qos", first.qos.to_string()));
+        t.detail.push(("retain", first.retain.to_string()));
+        if let Some(n) = first.payload_len {
+            t.detail.push(("payload_len", n.to_string()));
+        }
+    }
+    if let Some(topic) = &first.topic {
+        t.detail.push(("topic", topic.clone()));
+    }
+    if let Some((name, level)) = &first.protocol {
+        t.detail.push(("proto_name", name.clone()));
+        let version = match level {
+            3 => "3.1",
+            4 => "3.1.1",
+            5 => "5.0",
+            _ => "unknown",
+        };
+        t.detail.push(("proto_version", version.to_string()));
+    }
+    if let Some(c) = &first.client_id {
+        t.detail.push(("client_id", c.clone()));
+    }
+    if let Some(u) = &first.username {
+        t.detail.push(("username", u.clone()));
+    }
+    if let Some(w) = &first.will_topic {
+        t.detail.push(("will_topic", w.clone()));
+    }
+    if let Some((ts, _)) = req {
+        t.request_ns = Some(ts);
+    }
+    if let Some((ts, p)) = resp {
+        t.response_ns = Some(ts);
+        if let Some(rc) = p.return_code {
+            t.detail
+                .push(("connect_status", connack_name(rc).to_string()));
+            if rc != 0 {
+                t.exception_code = Some(u32::from(rc));
+                t.exception = Some(Cow::Borrowed(connack_name(rc)));
+            }
+        }
+    }
+    t
+}
+
+fn connack_name(rc: u8) -> &'static str {
+    match rc {
+        0 => "Connection Accepted",
+        1 => "Refused: unacceptable protocol version",
+        2 => "Refused: identifier rejected",
+        3 => "Refused: server unavailable",
+        4 => "Refused: bad user name or password",
+        5 => "Refused: not authorized",
+        0x86 => "Bad user name or password",
+        0x87 => "Not authorized",
+        _ => "Refused",
+    }
 }

@@ -12,7 +12,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
 
 use crate::ot::session::{
-    BacnetSession, Dnp3Session, EnipSession, Iec104Session, ModbusSession, S7Session, StreamStats,
+    BacnetSession, Dnp3Session, EnipSession, Iec104Session, ModbusSession, MqttSession,
+    OpcuaSession, S7Session, StreamStats,
 };
 use crate::ot::{Action, Transaction};
 use crate::packet::decode::{decode, Net};
@@ -83,6 +84,10 @@ pub enum App {
     Iec104(Box<Iec104Session>),
     /// BACnet/IP (UDP 47808).
     Bacnet(Box<BacnetSession>),
+    /// OPC UA binary (TCP 4840).
+    Opcua(Box<OpcuaSession>),
+    /// MQTT (TCP 1883).
+    Mqtt(Box<MqttSession>),
 }
 
 impl App {
@@ -99,6 +104,8 @@ impl App {
             App::CipIo => Some("cip_io"),
             App::Iec104(s) if !s.given_up() => Some("iec104"),
             App::Bacnet(s) if !s.given_up() => Some("bacnet"),
+            App::Opcua(s) if !s.given_up() => Some("opcua"),
+            App::Mqtt(s) if !s.given_up() => Some("mqtt"),
             _ => None,
         }
     }
@@ -112,6 +119,8 @@ impl App {
             App::CipIo => 2222,
             App::Iec104(_) => 2404,
             App::Bacnet(_) => 47808,
+            App::Opcua(_) => 4840,
+            App::Mqtt(_) => 1883,
             _ => 0,
         }
     }
@@ -124,6 +133,8 @@ impl App {
             App::Enip(s) => s.given_up(),
             App::Iec104(s) => s.given_up(),
             App::Bacnet(s) => s.given_up(),
+            App::Opcua(s) => s.given_up(),
+            App::Mqtt(s) => s.given_up(),
             _ => false,
         }
     }
@@ -136,6 +147,8 @@ impl App {
             App::Enip(s) => s.stats,
             App::Iec104(s) => s.stats,
             App::Bacnet(s) => s.stats,
+            App::Opcua(s) => s.stats,
+            App::Mqtt(s) => s.stats,
             _ => StreamStats::default(),
         }
     }
@@ -154,6 +167,8 @@ impl App {
             17 if either(2222) => App::CipIo,
             6 if either(2404) => App::Iec104(Box::default()),
             17 if either(47808) => App::Bacnet(Box::default()),
+            6 if either(4840) => App::Opcua(Box::default()),
+            6 if either(1883) => App::Mqtt(Box::default()),
             _ => App::Unparsed,
         }
     }
@@ -166,6 +181,8 @@ impl App {
             App::Enip(s) => s.end(out),
             App::Iec104(s) => s.end(out),
             App::Bacnet(s) => s.end(out),
+            App::Opcua(s) => s.end(out),
+            App::Mqtt(s) => s.end(out),
             _ => {}
         }
     }
@@ -327,6 +344,32 @@ impl Sensor {
                     App::CipIo => *stats.pdus.entry(("cip_io", 0)).or_default() += 1,
                     App::Iec104(session) => {
                         let to_server = ports.is_some_and(|(_, d)| d == 2404);
+                        session.data(
+                            ts,
+                            to_server,
+                            obs.payload,
+                            obs.gap,
+                            txs,
+                            &mut |key, code| {
+                                *stats.pdus.entry((key, code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::Opcua(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 4840);
+                        session.data(
+                            ts,
+                            to_server,
+                            obs.payload,
+                            obs.gap,
+                            txs,
+                            &mut |key, code| {
+                                *stats.pdus.entry((key, code)).or_default() += 1;
+                            },
+                        );
+                    }
+                    App::Mqtt(session) => {
+                        let to_server = ports.is_some_and(|(_, d)| d == 1883);
                         session.data(
                             ts,
                             to_server,
