@@ -239,6 +239,8 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
             from: crate::config::CaptureFrom::Files(captures.clone()),
             sensor,
             stats_interval: Duration::from_secs(60),
+            oui_file: None,
+            state_dir: dir.join("state"),
         }],
         sources: vec![
             source("demo-tcp", Transport::Tcp, Format::Syslog),

@@ -66,6 +66,14 @@ fn run(path: &str, cfg: SensorConfig) -> (Vec<Value>, SensorStats) {
     run_bytes(&std::fs::read(samples().join(path)).expect("capture"), cfg)
 }
 
+/// A notable event raised by an action (write, control, ...), not by the baseline.
+fn action_notable(e: &Value) -> bool {
+    e["weir"]["class"] == "notable"
+        && !e["tags"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "ot_baseline"))
+}
+
 fn every_transaction() -> SensorConfig {
     SensorConfig {
         read_summary: 0,
@@ -256,10 +264,7 @@ fn every_write_raises_a_notable_event() {
             .iter()
             .filter(|e| e["weir"]["class"] == "ot" && e["ot"]["action"] == "write")
             .collect();
-        let notables: Vec<&Value> = events
-            .iter()
-            .filter(|e| e["weir"]["class"] == "notable")
-            .collect();
+        let notables: Vec<&Value> = events.iter().filter(|e| action_notable(e)).collect();
         let notable_writes = notables
             .iter()
             .filter(|e| e["event"]["action"] == "ot_write")
@@ -274,7 +279,7 @@ fn every_write_raises_a_notable_event() {
     let (events, _) = run("modbus/icsnpp_modbus_example.pcap", SensorConfig::default());
     let mut fns: Vec<String> = events
         .iter()
-        .filter(|e| e["weir"]["class"] == "notable")
+        .filter(|e| action_notable(e))
         .map(|e| e["ot"]["function_code"].to_string())
         .collect();
     fns.sort();
@@ -480,7 +485,7 @@ fn icsnpp_dnp3_control_rows_are_reproduced() {
     // Every select and operate is also a notable event.
     let notable_controls = events
         .iter()
-        .filter(|e| e["weir"]["class"] == "notable" && e["event"]["action"] == "ot_control")
+        .filter(|e| action_notable(e) && e["event"]["action"] == "ot_control")
         .count();
     assert_eq!(notable_controls, 267);
 }
@@ -490,7 +495,7 @@ fn dnp3_writes_restarts_and_application_stops_are_notable() {
     // zeek_dnp3: 6 WRITE (time and IIN writes), 2 COLD_RESTART, 2 WARM_RESTART, 4 STOP_APPL.
     let (events, _) = run("dnp3/zeek_dnp3.pcap", SensorConfig::default());
     let mut by_function: BTreeMap<String, usize> = BTreeMap::new();
-    for e in events.iter().filter(|e| e["weir"]["class"] == "notable") {
+    for e in events.iter().filter(|e| action_notable(e)) {
         *by_function
             .entry(format!(
                 "{} {}",
@@ -626,7 +631,7 @@ fn s7_downloads_uploads_and_plc_stop_are_notable() {
     let notable = |path: &str| {
         let (events, _) = run(path, SensorConfig::default());
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
-        for e in events.iter().filter(|e| e["weir"]["class"] == "notable") {
+        for e in events.iter().filter(|e| action_notable(e)) {
             *m.entry(format!(
                 "{} {}",
                 e["ot"]["action"].as_str().unwrap_or("?"),
@@ -717,7 +722,7 @@ fn enip_commands_and_cip_services_equal_tshark() {
     assert_eq!(pdu_counts(&stats, "cip"), [(0x07, 1)].into_iter().collect());
     let stop = events
         .iter()
-        .find(|e| e["weir"]["class"] == "notable")
+        .find(|e| action_notable(e))
         .expect("notable stop");
     assert_eq!(
         (
@@ -792,18 +797,19 @@ fn iec104_apci_formats_and_asdu_types_equal_tshark() {
         .into_iter()
         .collect()
     );
-    let notable: BTreeMap<String, usize> = events
-        .iter()
-        .filter(|e| e["weir"]["class"] == "notable")
-        .fold(BTreeMap::new(), |mut m, e| {
-            *m.entry(format!(
-                "{} {}",
-                e["ot"]["function"].as_str().unwrap_or("?"),
-                e["ot"]["action"].as_str().unwrap_or("?")
-            ))
-            .or_default() += 1;
-            m
-        });
+    let notable: BTreeMap<String, usize> =
+        events
+            .iter()
+            .filter(|e| action_notable(e))
+            .fold(BTreeMap::new(), |mut m, e| {
+                *m.entry(format!(
+                    "{} {}",
+                    e["ot"]["function"].as_str().unwrap_or("?"),
+                    e["ot"]["action"].as_str().unwrap_or("?")
+                ))
+                .or_default() += 1;
+                m
+            });
     // Single commands (45) and double commands (46) are controls; 103 sets the clock.
     assert!(
         notable.get("C_SC_NA_1 control").is_some_and(|n| *n >= 1),
@@ -847,7 +853,7 @@ fn bacnet_apdu_types_and_services_equal_tshark() {
     // Every reinitializeDevice is a notable restart.
     let restarts = events
         .iter()
-        .filter(|e| e["weir"]["class"] == "notable" && e["ot"]["function"] == "reinitializeDevice")
+        .filter(|e| action_notable(e) && e["ot"]["function"] == "reinitializeDevice")
         .count();
     assert_eq!(restarts, 120);
     // I-Am announces the device instance and vendor.
@@ -908,7 +914,7 @@ fn opcua_message_types_and_services_equal_tshark() {
     assert_eq!(pdu_counts(&stats, "opcua"), want);
     let writes = events
         .iter()
-        .filter(|e| e["weir"]["class"] == "notable" && e["ot"]["function"] == "Write")
+        .filter(|e| action_notable(e) && e["ot"]["function"] == "Write")
         .count();
     assert_eq!(writes, 2);
     let hello = events

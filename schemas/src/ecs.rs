@@ -12,7 +12,7 @@
 //!   array where ECS expects one value.
 
 /// Top-level namespaces that are Weir's own or custom by design; the ECS check skips them.
-pub const CUSTOM_NAMESPACES: [&str; 5] = ["winlog", "powershell", "flow", "ot", "weir"];
+pub const CUSTOM_NAMESPACES: [&str; 6] = ["winlog", "powershell", "flow", "ot", "asset", "weir"];
 
 #[cfg(feature = "conformance")]
 pub use conformance::*;

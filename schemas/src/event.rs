@@ -145,6 +145,12 @@ pub struct Event {
     /// `ot.*`: industrial protocol detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ot: Option<Box<Ot>>,
+    /// `device.*`: what a device says it is (vendor, model, serial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Box<Device>>,
+    /// `asset.*`: an asset inventory observation (roles, first and last seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset: Option<Box<AssetInfo>>,
     /// `weir.*`: provenance and Weir's own records. Always the last member of the JSON object
     /// (the receiver writes its provenance into it as text).
     pub weir: Weir,
@@ -179,6 +185,8 @@ impl Event {
             powershell: None,
             flow: None,
             ot: None,
+            device: None,
+            asset: None,
             weir: Weir::new(class),
         }
     }
@@ -447,6 +455,9 @@ pub struct Host {
     /// `host.ip` (array).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip: Vec<String>,
+    /// `host.mac` (array), upper case and dash-separated as ECS writes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mac: Vec<String>,
     /// `host.os.*`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<Os>,
@@ -694,6 +705,73 @@ pub struct FlowInfo {
     /// `flow.missed_bytes`: TCP bytes the sensor never saw (sequence gaps), both directions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed_bytes: Option<u64>,
+}
+
+/// `device.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    /// `device.manufacturer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manufacturer: Option<String>,
+    /// `device.model.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<NameId>,
+    /// `device.product.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<NameId>,
+    /// `device.vendor.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<NameId>,
+    /// `device.serial_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// `device.type`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// A `name` / `id` (or `name` / `identifier`) pair of `device.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NameId {
+    /// `*.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `*.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `*.identifier` (`device.model.identifier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+}
+
+/// `asset.*`: what the sensor has learnt about one asset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssetInfo {
+    /// `asset.roles`: `protocol:role` (`modbus:server`, `dnp3:outstation`, `s7comm:plc`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// `asset.vlan`: the VLAN it was seen on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// `asset.mac_vendor`: the organisation the MAC's OUI is registered to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_vendor: Option<String>,
+    /// `asset.firmware`: firmware or revision a protocol reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// `asset.first_seen`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub first_seen: Option<DateTime<Utc>>,
+    /// `asset.last_seen`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// `asset.identity.*`: other identity a protocol revealed (S7 plant name, BACnet device
+    /// instance, CIP device type, ...).
+    #[serde(default, skip_serializing_if = "Pairs::is_empty")]
+    pub identity: Pairs,
+    /// `asset.reason`: why this observation was written (`new`, `changed`, `last_seen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Word>,
 }
 
 /// `ot.*`: one industrial protocol transaction (or an aggregate of routine ones).

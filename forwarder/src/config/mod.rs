@@ -112,6 +112,10 @@ pub struct CaptureSource {
     pub sensor: weir_parsers::sensor::SensorConfig,
     /// How often capture statistics are read and drops reported (live capture).
     pub stats_interval: Duration,
+    /// The IEEE OUI registry file, if any.
+    pub oui_file: Option<PathBuf>,
+    /// Where `<name>.baseline.json` is kept.
+    pub state_dir: PathBuf,
 }
 
 /// Where a capture source's packets come from.
@@ -380,6 +384,9 @@ fn classes(raw: Option<Vec<String>>) -> Result<ClassFilter> {
     }
 }
 
+/// Debian's `ieee-data` package's OUI registry.
+pub const DEBIAN_OUI: &str = "/usr/share/ieee-data/oui.csv";
+
 fn capture(
     i: usize,
     c: raw::CaptureSource,
@@ -447,7 +454,21 @@ fn capture(
             flow,
             read_summary: secs("read_summary_seconds", c.read_summary_seconds, 0)?,
             flows: c.flows,
+            assets: c.assets,
+            baseline_learning: if c.baseline_learning_seconds > 366 * 86_400 {
+                bail!(
+                    "{what}.baseline_learning_seconds: {} is over a year",
+                    c.baseline_learning_seconds
+                )
+            } else {
+                c.baseline_learning_seconds as i64 * 1_000_000_000
+            },
         },
+        oui_file: match c.oui_file {
+            Some(f) => Some(resolve(base, &f)),
+            None => Some(PathBuf::from(DEBIAN_OUI)).filter(|p| p.exists()),
+        },
+        state_dir: resolve(base, c.state_dir.as_deref().unwrap_or("state")),
         stats_interval: Duration::from_secs(
             secs("stats_interval_seconds", c.stats_interval_seconds, 1)? as u64 / 1_000_000_000,
         ),

@@ -248,6 +248,20 @@ pub struct CaptureSource {
     /// `span`: how often capture statistics are checked and drops reported.
     #[serde(default = "default_udp_idle")]
     pub stats_interval_seconds: u64,
+    /// Keep the asset inventory.
+    #[serde(default = "default_true")]
+    pub assets: bool,
+    /// Baseline learning window (0: no baseline notables).
+    #[serde(default = "default_learning")]
+    pub baseline_learning_seconds: u64,
+    /// IEEE OUI registry for MAC vendors (default: Debian's ieee-data file when present).
+    pub oui_file: Option<String>,
+    /// Where the baseline is saved (default `state` beside the config file).
+    pub state_dir: Option<String>,
+}
+
+fn default_learning() -> u64 {
+    7 * 86_400
 }
 
 fn default_snaplen() -> u32 {

@@ -28,6 +28,8 @@ use tracing::{info, warn};
 use weir_diode_proto::StreamId;
 use weir_parsers::packet::capture::{CaptureError, CaptureReader, Item};
 use weir_parsers::packet::LinkType;
+use weir_parsers::sensor::assets::parse_oui;
+use weir_parsers::sensor::baseline::Baseline;
 use weir_parsers::sensor::Sensor;
 use weir_schemas::{Event, EventClass};
 
@@ -57,6 +59,35 @@ struct Out {
     closed: bool,
     mirrored: weir_parsers::sensor::SensorStats,
     mirrored_flows: weir_parsers::packet::flow::TableStats,
+    saver: Option<BaselineSaver>,
+}
+
+/// Saves the baseline atomically, at most once a minute while running and once at the end.
+struct BaselineSaver {
+    path: PathBuf,
+    last: Instant,
+}
+
+impl BaselineSaver {
+    fn save(&mut self, b: &Baseline) {
+        self.last = Instant::now();
+        let tmp = self.path.with_extension("json.tmp");
+        let written = self
+            .path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(b).unwrap_or_default()))
+            .and_then(|_| std::fs::rename(&tmp, &self.path));
+        if let Err(error) = written {
+            warn!(message = "Cannot save the baseline.", file = %self.path.display(), %error);
+        }
+    }
+
+    fn maybe_save(&mut self, b: &Baseline) {
+        if self.last.elapsed() >= Duration::from_secs(60) {
+            self.save(b);
+        }
+    }
 }
 
 impl Out {
@@ -86,6 +117,9 @@ impl Out {
             self.send(e);
         }
         self.mirror(sensor);
+        if let Some(s) = &mut self.saver {
+            s.maybe_save(sensor.baseline());
+        }
     }
 
     /// Mirror the sensor's counters into the agent's.
@@ -142,14 +176,35 @@ pub fn spawn(
             closed: false,
             mirrored: Default::default(),
             mirrored_flows: Default::default(),
+            saver: None,
         };
-        let mut sensor = Sensor::new(ctx.cfg.sensor);
+        let oui = ctx.cfg.oui_file.as_ref().and_then(|p| match std::fs::read_to_string(p) {
+            Ok(text) => Some(Arc::new(parse_oui(&text))),
+            Err(error) => {
+                warn!(message = "Cannot read the OUI registry; MAC vendors will be missing.", file = %p.display(), %error);
+                None
+            }
+        });
+        let baseline_path = ctx.cfg.state_dir.join(format!("{}.baseline.json", ctx.cfg.name));
+        let baseline = match std::fs::read(&baseline_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                warn!(message = "Baseline file unreadable; learning again.", file = %baseline_path.display(), %error);
+                Baseline::default()
+            }),
+            Err(_) => Baseline::default(),
+        };
+        let mut sensor = Sensor::with_state(ctx.cfg.sensor, oui, baseline);
+        let saver = BaselineSaver { path: baseline_path, last: Instant::now() };
+        out.saver = Some(saver);
         match &ctx.cfg.from {
             CaptureFrom::Live { .. } => live(&ctx, &mut sensor, &mut out, &cancel),
             CaptureFrom::Files(path) => files(path, &mut sensor, &mut out, &cancel),
         }
         sensor.flush();
         out.drain(&mut sensor);
+        if let Some(s) = &mut out.saver {
+            s.save(sensor.baseline());
+        }
         info!(message = "Capture source stopped.", source = %ctx.cfg.name, packets = sensor.stats().packets);
     })
 }

@@ -4,9 +4,16 @@
 //! Pure and deterministic: time is the packets' own, the output order depends only on the
 //! input, so replaying a capture twice gives the same events.
 
+pub mod assets;
+pub mod baseline;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use assets::{Assets, OuiTable};
+use baseline::{Baseline, Novelty};
 
 use chrono::{DateTime, TimeZone, Utc};
 use weir_schemas::{Endpoint, Event, EventClass, FlowInfo, InnerVlan, Network, Ot, Pairs, Vlan};
@@ -31,6 +38,12 @@ pub struct SensorConfig {
     pub read_summary: i64,
     /// Write flow records (`flow` events). Default true.
     pub flows: bool,
+    /// Keep the asset inventory and write `asset` events. Default true.
+    pub assets: bool,
+    /// The baseline learning window in nanoseconds from the first packet; afterwards new
+    /// assets, conversations and functions raise notable events. 0 turns baseline notables
+    /// off. Default 7 days.
+    pub baseline_learning: i64,
 }
 
 impl Default for SensorConfig {
@@ -39,6 +52,8 @@ impl Default for SensorConfig {
             flow: FlowConfig::default(),
             read_summary: 60_000_000_000,
             flows: true,
+            assets: true,
+            baseline_learning: 7 * 86_400 * 1_000_000_000,
         }
     }
 }
@@ -205,6 +220,8 @@ pub struct Sensor {
     /// Read summaries by (window end, flow id, protocol, function, unit).
     summaries: BTreeMap<(i64, u64, &'static str, u32, u32), Summary>,
     txs: Vec<Transaction>,
+    assets: Assets,
+    baseline: Baseline,
 }
 
 fn at(ns: i64) -> DateTime<Utc> {
@@ -240,8 +257,13 @@ fn has_ports(proto: u8) -> bool {
 }
 
 impl Sensor {
-    /// A sensor with no flows.
+    /// A sensor with no flows, no assets and an empty baseline.
     pub fn new(cfg: SensorConfig) -> Sensor {
+        Sensor::with_state(cfg, None, Baseline::default())
+    }
+
+    /// A sensor resolving MAC vendors with `oui`, starting from a saved `baseline`.
+    pub fn with_state(cfg: SensorConfig, oui: Option<Arc<OuiTable>>, baseline: Baseline) -> Sensor {
         Sensor {
             cfg,
             table: FlowTable::new(cfg.flow),
@@ -249,7 +271,19 @@ impl Sensor {
             stats: SensorStats::default(),
             summaries: BTreeMap::new(),
             txs: Vec::new(),
+            assets: Assets::new(oui),
+            baseline,
         }
+    }
+
+    /// The baseline as learnt so far (to persist it).
+    pub fn baseline(&self) -> &Baseline {
+        &self.baseline
+    }
+
+    /// Assets held.
+    pub fn asset_count(&self) -> usize {
+        self.assets.len()
     }
 
     /// What the sensor has counted.
@@ -277,12 +311,44 @@ impl Sensor {
                 return;
             }
         };
-        let Net::Ip(ip) = frame.net else {
-            self.stats.not_ip += 1;
-            return;
+        let ip = match frame.net {
+            Net::Ip(ip) => ip,
+            Net::Arp(arp) => {
+                self.stats.not_ip += 1;
+                if self.cfg.assets && !arp.sender_ip.is_unspecified() {
+                    let ip = IpAddr::V4(arp.sender_ip);
+                    if self.assets.seen(ts, frame.vlan, ip, Some(arp.sender_mac)) {
+                        self.new_asset(ts, frame.vlan, ip);
+                    }
+                    self.assets.changed(&mut self.out);
+                }
+                self.collect(ts);
+                return;
+            }
+            Net::Other(_) => {
+                self.stats.not_ip += 1;
+                self.collect(ts);
+                return;
+            }
         };
         let ports = ip.transport.ports();
+        let mut novel: Vec<(IpAddr, Option<Flow>)> = Vec::new();
         if let Some(obs) = self.table.packet(ts, &frame, &ip) {
+            if self.cfg.assets {
+                let d = usize::from(obs.side != crate::packet::flow::Side::Orig);
+                if obs.flow.stats.get(d).is_some_and(|s| s.packets == 1) {
+                    if self.assets.seen(ts, frame.vlan, ip.src, frame.src_mac) {
+                        novel.push((ip.src, None));
+                    }
+                    let first = obs.flow.stats.iter().map(|s| s.packets).sum::<u64>() == 1;
+                    if first {
+                        if self.assets.seen(ts, frame.vlan, ip.dst, None) {
+                            novel.push((ip.dst, None));
+                        }
+                        novel.push((ip.dst, Some(obs.flow.clone())));
+                    }
+                }
+            }
             if matches!(obs.app, App::Undecided) && !obs.payload.is_empty() {
                 *obs.app = App::for_ports(ip.proto, ports);
             }
@@ -404,7 +470,99 @@ impl Sensor {
                 }
             }
         }
+        for (addr, flow) in novel {
+            match flow {
+                None => self.new_asset(ts, frame.vlan, addr),
+                Some(f) => self.new_conversation(ts, &f),
+            }
+        }
+        if self.cfg.assets {
+            self.assets.changed(&mut self.out);
+        }
         self.collect(ts);
+    }
+
+    fn learning(&self) -> Option<i64> {
+        (self.cfg.baseline_learning > 0).then_some(self.cfg.baseline_learning)
+    }
+
+    fn new_asset(&mut self, ts: i64, vlan: Option<u16>, ip: IpAddr) {
+        let Some(window) = self.learning() else {
+            return;
+        };
+        let key = format!(
+            "{}/{}",
+            vlan.map_or("-".to_string(), |v| v.to_string()),
+            ip.to_canonical()
+        );
+        if self.baseline.check(ts, window, Novelty::Asset, key) {
+            let mut e = baseline_notable(
+                ts,
+                "new_asset",
+                format!(
+                    "new asset {} appeared after the baseline was learnt",
+                    ip.to_canonical()
+                ),
+            );
+            let ip_s = ip.to_canonical().to_string();
+            e.host = Some(weir_schemas::Host {
+                ip: vec![ip_s.clone()],
+                ..Default::default()
+            });
+            e.relate_ip(&ip_s);
+            self.out.push(e);
+        }
+    }
+
+    fn conversation_key(flow: &Flow) -> Option<String> {
+        let server = flow.resp.ip.to_canonical();
+        if !assets::is_local(server) {
+            return None;
+        }
+        let port = if matches!(flow.proto, 6 | 17 | 132) {
+            flow.resp.port
+        } else {
+            0
+        };
+        Some(format!(
+            "{} {} {} {}",
+            flow.proto,
+            flow.orig.ip.to_canonical(),
+            server,
+            port
+        ))
+    }
+
+    fn new_conversation(&mut self, ts: i64, flow: &Flow) {
+        let Some(window) = self.learning() else {
+            return;
+        };
+        let Some(key) = Sensor::conversation_key(flow) else {
+            return;
+        };
+        if matches!(flow.resp.ip, IpAddr::V4(v) if v.is_broadcast() || v.octets()[3] == 255)
+            || flow.resp.ip.is_multicast()
+        {
+            return;
+        }
+        if self.baseline.check(ts, window, Novelty::Conversation, key) {
+            let mut e = baseline_notable(
+                ts,
+                "new_conversation",
+                format!(
+                    "new conversation {} -> {}:{} ({}) after the baseline was learnt",
+                    flow.orig.ip.to_canonical(),
+                    flow.resp.ip.to_canonical(),
+                    flow.resp.port,
+                    transport_name(flow.proto)
+                ),
+            );
+            e.source = Some(endpoint(&flow.orig, flow.proto, None, None));
+            e.destination = Some(endpoint(&flow.resp, flow.proto, None, None));
+            e.network = Some(network(flow, None));
+            relate(&mut e, flow);
+            self.out.push(e);
+        }
     }
 
     /// Move the clock to `now` (ns) without a packet: idle flows end, summaries close.
@@ -413,10 +571,14 @@ impl Sensor {
         self.collect(now);
     }
 
-    /// End of capture or shutdown: every flow and summary is written.
+    /// End of capture or shutdown: every flow and summary is written, and every asset seen
+    /// since its last event.
     pub fn flush(&mut self) {
         self.table.flush();
         self.collect(i64::MAX);
+        if self.cfg.assets {
+            self.assets.last_seen(&mut self.out);
+        }
     }
 
     /// Take the events written so far, in order.
@@ -467,6 +629,29 @@ impl Sensor {
     fn transaction(&mut self, tx: Transaction, flow: &Flow, server_port: u16) {
         self.stats.transactions += 1;
         let event = ot_event(&tx, flow, server_port);
+        let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
+        if self.cfg.assets {
+            self.assets.transaction(ts, flow.vlan, &event);
+        }
+        if let (Some(window), Some(conv)) = (self.learning(), Sensor::conversation_key(flow)) {
+            // Only on conversations the baseline knows (a new one has raised its own notable).
+            if self.baseline.knows_conversation(&conv) {
+                let key = format!("{conv}|{}|{}", tx.protocol, tx.function_code);
+                if self.baseline.check(ts, window, Novelty::Function, key) {
+                    let mut n = event.clone();
+                    n.weir.class = EventClass::Notable;
+                    n.event.kind = Cow::Borrowed("alert");
+                    n.event.category = vec![Cow::Borrowed("intrusion_detection")];
+                    n.event.kind_type = vec![Cow::Borrowed("info")];
+                    n.event.action = Some("new_function".to_string());
+                    n.event.dataset = Some(Cow::Borrowed("weir.notable"));
+                    n.event.severity = Some(47);
+                    n.tags.push(Cow::Borrowed("ot_baseline"));
+                    n.message = Some(format!("{} function {} ({}) used on a known conversation for the first time since the baseline was learnt", tx.protocol, tx.function, tx.function_code));
+                    self.out.push(n);
+                }
+            }
+        }
         if tx.action.is_notable() {
             self.out.push(notable_event(&event, tx.action));
         }
@@ -695,6 +880,20 @@ fn summary_event(s: Summary) -> Event {
     if let Some(m) = &mut e.message {
         *m = format!("{m} ({} transactions)", s.count);
     }
+    e
+}
+
+/// A notable event of the baseline (`new_asset`, `new_conversation`).
+fn baseline_notable(ts: i64, action: &'static str, message: String) -> Event {
+    let mut e = Event::new(EventClass::Notable, at(ts));
+    e.event.kind = Cow::Borrowed("alert");
+    e.event.category = vec![Cow::Borrowed("intrusion_detection")];
+    e.event.kind_type = vec![Cow::Borrowed("info")];
+    e.event.action = Some(action.to_string());
+    e.event.dataset = Some(Cow::Borrowed("weir.notable"));
+    e.event.severity = Some(47);
+    e.tags.push(Cow::Borrowed("ot_baseline"));
+    e.message = Some(message);
     e
 }
 
