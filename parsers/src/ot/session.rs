@@ -1543,3 +1543,37 @@ fn connack_name(rc: u8) -> &'static str {
         _ => "Refused",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_cuts_pdus_across_segments_and_resyncs_after_a_gap() {
+        // Two Modbus ADUs in one segment, a third split over two segments.
+        let a = [0u8, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1];
+        let mut seg1 = a.to_vec();
+        seg1.extend_from_slice(&a);
+        seg1.extend_from_slice(&a[..5]);
+        let mut s = Stream::default();
+        let mut st = StreamStats::default();
+        let mut got = Vec::new();
+        s.feed(&seg1, false, modbus_framer, &mut st, |p| got.push(p.len()));
+        assert_eq!(got, [12, 12]);
+        s.feed(&a[5..], false, modbus_framer, &mut st, |p| {
+            got.push(p.len())
+        });
+        assert_eq!(got, [12, 12, 12]);
+        // Half an ADU, then a gap: the half is dropped, framing starts again.
+        s.feed(&a[..7], false, modbus_framer, &mut st, |p| {
+            got.push(p.len())
+        });
+        s.feed(&a, true, modbus_framer, &mut st, |p| got.push(p.len()));
+        assert_eq!(got, [12, 12, 12, 12]);
+        assert_eq!(st.resyncs, 1);
+        // Garbage is refused and counted.
+        let refused = s.feed(b"GET / HTTP/1.1\r\n", false, modbus_framer, &mut st, |_| {});
+        assert_eq!(refused, 1);
+        assert!(st.bad_frames >= 16);
+    }
+}

@@ -536,3 +536,165 @@ impl<'a> Transport<'a> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// IPv4/UDP 10.0.0.1:1000 -> 10.0.0.2:502 with a 4-byte payload.
+    fn ipv4_udp() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p.extend_from_slice(&[0x03, 0xe8, 0x01, 0xf6, 0, 12, 0, 0, 1, 2, 3, 4]);
+        p
+    }
+
+    fn eth(ethertype: u16, tags: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(tags);
+        f.extend_from_slice(inner);
+        f
+    }
+
+    fn udp_of(f: &Frame<'_>) -> (IpAddr, IpAddr, Option<(u16, u16)>, usize) {
+        let Net::Ip(ip) = f.net else {
+            panic!("not IP: {f:?}")
+        };
+        (
+            ip.src,
+            ip.dst,
+            ip.transport.ports(),
+            ip.transport.payload().len(),
+        )
+    }
+
+    #[test]
+    fn qinq_mpls_and_pppoe_are_unwrapped() {
+        let want = (
+            "10.0.0.1"
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            Some((1000u16, 502u16)),
+            4usize,
+        );
+        // QinQ: 802.1ad outer 100, 802.1Q inner 200.
+        let q = eth(
+            0x88a8,
+            &[0x00, 100, 0x81, 0x00, 0x00, 200, 0x08, 0x00],
+            &ipv4_udp(),
+        );
+        let f = decode(LinkType::Ethernet, &q).expect("qinq");
+        assert_eq!((f.vlan, f.inner_vlan), (Some(100), Some(200)));
+        let (src, _, ports, n) = udp_of(&f);
+        assert_eq!((src, ports, n), want);
+        // Two MPLS labels (16, then 17 bottom of stack) over IPv4.
+        let m = eth(
+            0x8847,
+            &[0x00, 0x01, 0x00, 0x40, 0x00, 0x01, 0x11, 0x40],
+            &ipv4_udp(),
+        );
+        let f = decode(LinkType::Ethernet, &m).expect("mpls");
+        assert_eq!(f.mpls_label, Some(16));
+        assert_eq!(udp_of(&f).2, Some((1000, 502)));
+        // PPPoE session carrying IPv4.
+        let p = eth(
+            0x8864,
+            &[0x11, 0x00, 0x00, 0x01, 0x00, 34, 0x00, 0x21],
+            &ipv4_udp(),
+        );
+        assert_eq!(
+            udp_of(&decode(LinkType::Ethernet, &p).expect("pppoe")).2,
+            Some((1000, 502))
+        );
+        // Ethernet padding after a short IP packet is not payload.
+        let mut padded = eth(0x0800, &[], &ipv4_udp());
+        padded.extend_from_slice(&[0; 14]);
+        assert_eq!(
+            udp_of(&decode(LinkType::Ethernet, &padded).expect("padded")).3,
+            4
+        );
+    }
+
+    #[test]
+    fn cooked_loopback_and_raw_link_types() {
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 9, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ipv4_udp());
+        let f = decode(LinkType::LinuxSll, &sll).expect("sll");
+        assert_eq!(f.src_mac, Some([2, 0, 0, 0, 0, 9]));
+        assert_eq!(udp_of(&f).2, Some((1000, 502)));
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 7, 0, 0,
+        ];
+        sll2.extend_from_slice(&ipv4_udp());
+        assert_eq!(
+            udp_of(&decode(LinkType::LinuxSll2, &sll2).expect("sll2")).2,
+            Some((1000, 502))
+        );
+        for family in [2u32.to_le_bytes(), 2u32.to_be_bytes()] {
+            let mut null = family.to_vec();
+            null.extend_from_slice(&ipv4_udp());
+            assert_eq!(
+                udp_of(&decode(LinkType::Null, &null).expect("null")).2,
+                Some((1000, 502))
+            );
+        }
+        assert_eq!(
+            udp_of(&decode(LinkType::Raw, &ipv4_udp()).expect("raw")).2,
+            Some((1000, 502))
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_headers_fragments_and_icmp_errors() {
+        // IPv6 with a hop-by-hop header, then UDP.
+        let mut p = vec![0x60, 0, 0, 0, 0, 8 + 12, 0, 64];
+        p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x03, 0xe8, 0x01, 0xf6, 0, 12, 0, 0, 1, 2, 3, 4]);
+        let f = decode(LinkType::Ipv6, &p).expect("v6");
+        let Net::Ip(ip) = f.net else { panic!("not IP") };
+        assert_eq!(
+            (ip.proto, ip.transport.ports(), ip.ip_len),
+            (17, Some((1000, 502)), 60)
+        );
+        // A non-first IPv4 fragment has no transport header.
+        let mut frag = ipv4_udp();
+        frag[6] = 0x00;
+        frag[7] = 0x10;
+        let Net::Ip(ip) = decode(LinkType::Raw, &frag).expect("frag").net else {
+            panic!("not IP")
+        };
+        assert_eq!(ip.transport, Transport::Fragment);
+        // ICMP destination unreachable quoting a UDP packet: only type and code are read.
+        let mut icmp = vec![
+            0x45, 0, 0, 56, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 1, 3, 3, 0, 0, 0, 0, 0,
+            0,
+        ];
+        icmp.extend_from_slice(&ipv4_udp());
+        let Net::Ip(ip) = decode(LinkType::Raw, &icmp).expect("icmp").net else {
+            panic!("not IP")
+        };
+        assert_eq!(ip.transport, Transport::Icmp { kind: 3, code: 3 });
+        assert_eq!(ip.transport.ports(), None);
+    }
+
+    #[test]
+    fn truncation_is_an_error_or_a_truncated_transport_never_a_panic() {
+        let full = eth(0x0800, &[], &ipv4_udp());
+        for cut in 0..full.len() {
+            let _ = decode(LinkType::Ethernet, &full[..cut]);
+        }
+        assert_eq!(
+            decode(LinkType::Ethernet, &full[..10]),
+            Err(DecodeError::Truncated("ethernet"))
+        );
+        assert_eq!(
+            decode(LinkType::Other(147), &full),
+            Err(DecodeError::UnsupportedLink(147))
+        );
+    }
+}

@@ -340,7 +340,9 @@ struct Entry<A> {
 /// The flow table. `A` is per-flow state owned by the caller (application parsers).
 pub struct FlowTable<A> {
     cfg: FlowConfig,
-    flows: HashMap<Key, Entry<A>>,
+    /// ahash with per-process random keys: fast, and not predictable by whoever crafts the
+    /// packets (a fixed-key hash would let an attacker on the SPAN collide flows).
+    flows: HashMap<Key, Entry<A>, ahash::RandomState>,
     out: Vec<FlowRecord<A>>,
     /// Timers, earliest first: `(due, flow id, key)`. A flow's entry may be stale (the flow
     /// saw packets since, or is gone); popping it re-checks and reschedules. Zeek keeps its
@@ -379,7 +381,7 @@ impl<A: Default> FlowTable<A> {
     pub fn new(cfg: FlowConfig) -> FlowTable<A> {
         FlowTable {
             cfg,
-            flows: HashMap::new(),
+            flows: HashMap::with_hasher(ahash::RandomState::new()),
             out: Vec::new(),
             timers: BinaryHeap::new(),
             next_id: 0,
@@ -857,4 +859,78 @@ fn tcp_update<'p>(flow: &mut Flow, side: Side, t: &super::decode::Tcp<'p>) -> (&
         flow.stats[d].state = Reset;
     }
     (payload, gap)
+}
+
+#[cfg(test)]
+#[allow(clippy::panic, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::packet::decode::decode;
+    use crate::packet::LinkType;
+
+    fn udp(src_port: u16) -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        p.extend_from_slice(&src_port.to_be_bytes());
+        p.extend_from_slice(&[0x01, 0xf6, 0, 8, 0, 0]);
+        p
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_longest_idle_and_counts_them() {
+        let cfg = FlowConfig {
+            max_flows: 16,
+            ..FlowConfig::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        for i in 0..40u16 {
+            let p = udp(2000 + i);
+            let f = decode(LinkType::Raw, &p).unwrap();
+            let crate::packet::decode::Net::Ip(ip) = f.net else {
+                panic!("not IP")
+            };
+            t.packet(i64::from(i) * 1_000_000, &f, &ip);
+        }
+        let evicted: Vec<_> = t.drain().collect();
+        assert!(t.len() <= 16);
+        assert_eq!(t.stats().evicted, evicted.len() as u64);
+        assert_eq!(t.stats().flows, 40);
+        assert_eq!(evicted.len() + t.len(), 40);
+        // The oldest go first.
+        assert_eq!(evicted.first().map(|r| r.flow.orig.port), Some(2000));
+        assert!(evicted.iter().all(|r| r.reason == EndReason::Evicted));
+    }
+
+    #[test]
+    fn interim_records_for_long_flows_then_idle_end() {
+        let cfg = FlowConfig {
+            active_timeout: 10 * SEC,
+            udp_idle: 5 * SEC,
+            ..FlowConfig::default()
+        };
+        let mut t: FlowTable<()> = FlowTable::new(cfg);
+        let p = udp(3000);
+        let f = decode(LinkType::Raw, &p).unwrap();
+        let crate::packet::decode::Net::Ip(ip) = f.net else {
+            panic!("not IP")
+        };
+        // A packet every 2 s for 25 s: interim records at 10 s and 20 s, then the idle end.
+        for s in 0..=12 {
+            t.packet(s * 2 * SEC, &f, &ip);
+        }
+        t.advance(40 * SEC);
+        let recs: Vec<(EndReason, u64)> = t
+            .drain()
+            .map(|r| (r.reason, r.flow.stats[0].packets))
+            .collect();
+        assert_eq!(
+            recs,
+            vec![
+                (EndReason::ActiveTimeout, 5),
+                (EndReason::ActiveTimeout, 10),
+                (EndReason::IdleTimeout, 13)
+            ]
+        );
+    }
 }

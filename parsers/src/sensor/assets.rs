@@ -92,7 +92,7 @@ struct Asset {
 /// The asset table.
 #[derive(Debug, Default)]
 pub struct Assets {
-    map: HashMap<(Option<u16>, IpAddr), Asset>,
+    map: HashMap<(Option<u16>, IpAddr), Asset, ahash::RandomState>,
     pending: BTreeSet<(Option<u16>, IpAddr)>,
     oui: Option<Arc<OuiTable>>,
     /// Addresses not tracked because the table was full.
@@ -146,7 +146,7 @@ impl Assets {
     /// A table resolving MAC vendors with `oui`.
     pub fn new(oui: Option<Arc<OuiTable>>) -> Assets {
         Assets {
-            map: HashMap::new(),
+            map: HashMap::with_hasher(ahash::RandomState::new()),
             pending: BTreeSet::new(),
             oui,
             overflow: 0,

@@ -628,8 +628,30 @@ impl Sensor {
 
     fn transaction(&mut self, tx: Transaction, flow: &Flow, server_port: u16) {
         self.stats.transactions += 1;
-        let event = ot_event(&tx, flow, server_port);
         let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
+        // A routine read joining a summary already open: count it and stop there (the event,
+        // the roles and the baseline were done when the summary opened).
+        if tx.action == Action::Read && self.cfg.read_summary > 0 {
+            let window = self.cfg.read_summary;
+            let end = ts
+                .div_euclid(window)
+                .saturating_add(1)
+                .saturating_mul(window);
+            let key = (
+                end,
+                flow.id,
+                tx.protocol,
+                tx.function_code,
+                tx.unit.unwrap_or(0),
+            );
+            if let Some(s) = self.summaries.get_mut(&key) {
+                s.count += 1;
+                s.exceptions += u64::from(tx.exception_code.is_some());
+                s.last_ns = s.last_ns.max(tx.response_ns.unwrap_or(ts));
+                return;
+            }
+        }
+        let event = ot_event(&tx, flow, server_port);
         if self.cfg.assets {
             self.assets.transaction(ts, flow.vlan, &event);
         }
@@ -655,7 +677,6 @@ impl Sensor {
         if tx.action.is_notable() {
             self.out.push(notable_event(&event, tx.action));
         }
-        let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
         if tx.action == Action::Read && self.cfg.read_summary > 0 {
             let window = self.cfg.read_summary;
             let end = ts
@@ -701,10 +722,9 @@ fn endpoint(
     bytes: Option<u64>,
     packets: Option<u64>,
 ) -> Endpoint {
-    let ip = e.ip.to_canonical().to_string();
     Endpoint {
-        address: Some(ip.clone()),
-        ip: Some(ip),
+        address: None,
+        ip: Some(e.ip.to_canonical().to_string()),
         port: has_ports(proto).then_some(e.port),
         mac: e.mac.as_ref().map(mac_string),
         bytes,
