@@ -201,3 +201,64 @@ fn a_new_conversation_after_learning_is_notable() {
     assert_eq!(convs.len(), 6, "{convs:?}");
     assert!(convs.iter().all(|c| c.ends_with(" 502")), "{convs:?}");
 }
+
+#[test]
+fn last_seen_times_are_refreshed_hourly_on_a_live_source() {
+    use weir_parsers::packet::LinkType;
+    // ARP replies from 10.1.2.3 (MAC 00:0e:8c:01:02:03), at 0 s and then every 30 minutes.
+    let arp = |sender_last: u8| {
+        let mut f = vec![
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00, 0x0e, 0x8c, 0x01, 0x02, 0x03, 0x08, 0x06,
+        ];
+        f.extend_from_slice(&[
+            0,
+            1,
+            0x08,
+            0x00,
+            6,
+            4,
+            0,
+            2,
+            0x00,
+            0x0e,
+            0x8c,
+            0x01,
+            0x02,
+            0x03,
+            10,
+            1,
+            2,
+            sender_last,
+        ]);
+        f.extend_from_slice(&[0; 10]);
+        f
+    };
+    let oui = weir_parsers::sensor::assets::parse_oui("00-0E-8C   (hex)\t\tSiemens AG\n");
+    let mut s = Sensor::with_state(
+        SensorConfig::default(),
+        Some(std::sync::Arc::new(oui)),
+        Baseline::default(),
+    );
+    let half_hour = 1_800_000_000_000i64;
+    let mut reasons = Vec::new();
+    for i in 0..5 {
+        s.packet(i * half_hour, LinkType::Ethernet, &arp(3));
+        for e in s.drain() {
+            let v: Value = serde_json::from_slice(&e.to_json()).expect("json");
+            reasons.push(format!(
+                "{} {}",
+                v["asset"]["reason"].as_str().unwrap_or("?"),
+                v["asset"]["mac_vendor"].as_str().unwrap_or("-")
+            ));
+        }
+    }
+    // New at 0 s; refreshed at 1 h and 2 h (the hour counted from the first packet).
+    assert_eq!(
+        reasons,
+        [
+            "new Siemens AG",
+            "last_seen Siemens AG",
+            "last_seen Siemens AG"
+        ]
+    );
+}

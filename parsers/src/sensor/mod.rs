@@ -222,7 +222,13 @@ pub struct Sensor {
     txs: Vec<Transaction>,
     assets: Assets,
     baseline: Baseline,
+    /// When assets last had their last-seen times written (packet time).
+    assets_refreshed: i64,
 }
+
+/// How often (packet time) every asset seen since its last event is written again, so the
+/// inventory's last-seen times stay current on a long-running span source.
+pub const ASSET_REFRESH: i64 = 3_600_000_000_000;
 
 fn at(ns: i64) -> DateTime<Utc> {
     Utc.timestamp_nanos(ns)
@@ -273,6 +279,7 @@ impl Sensor {
             txs: Vec::new(),
             assets: Assets::new(oui),
             baseline,
+            assets_refreshed: i64::MIN,
         }
     }
 
@@ -623,6 +630,14 @@ impl Sensor {
             }
             let s = entry.remove();
             self.out.push(summary_event(s));
+        }
+        if self.cfg.assets && now != i64::MAX {
+            if self.assets_refreshed == i64::MIN {
+                self.assets_refreshed = now;
+            } else if now - self.assets_refreshed >= ASSET_REFRESH {
+                self.assets_refreshed = now;
+                self.assets.last_seen(&mut self.out);
+            }
         }
     }
 
