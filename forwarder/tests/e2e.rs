@@ -393,9 +393,31 @@ fn the_demo_runs_and_every_event_conforms_to_ecs() {
         .filter(|e| e["weir"]["class"] == "windows")
         .count();
     assert_eq!(windows, 3 * (286 + 3));
+    // The bundled captures, read once: the demo prints how many events the sensor makes of
+    // them ("from captures N events (M expected)").
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("from captures"))
+        .unwrap();
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers[0], numbers[1], "{line}");
+    let from_captures = evs
+        .iter()
+        .filter(|e| e["weir"]["stream"] == "demo-captures")
+        .count();
+    assert_eq!(from_captures, numbers[1]);
+    for class in ["flow", "ot", "asset", "notable"] {
+        assert!(
+            evs.iter().any(|e| e["weir"]["class"] == class),
+            "no {class} event"
+        );
+    }
     assert_eq!(
         evs.len(),
-        3 * (45 + 286) + 1,
+        3 * (45 + 286) + 1 + from_captures,
         "plus the session-start event"
     );
     assert_ecs(&evs);
