@@ -1,16 +1,14 @@
 //! Asset inventory and baseline notables over the shared captures.
 
+mod pcaps;
+
+use pcaps::samples;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use weir_parsers::packet::capture::{CaptureReader, Item};
 use weir_parsers::sensor::baseline::Baseline;
 use weir_parsers::sensor::{Sensor, SensorConfig};
-
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/pcaps")
-}
 
 fn run(path: &str, cfg: SensorConfig, baseline: Baseline) -> (Vec<Value>, Baseline) {
     let bytes = std::fs::read(samples().join(path)).expect("capture");

@@ -3,38 +3,21 @@
 //! is deterministic, every event conforms to ECS and the templates, and damaged captures never
 //! panic.
 
+mod pcaps;
+
+use pcaps::{samples, CAPTURES};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use weir_parsers::packet::capture::{CaptureReader, Item};
 use weir_parsers::sensor::{Sensor, SensorConfig, SensorStats};
 
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/pcaps")
+/// The oracle captures and the Community ID specification's combined capture.
+fn all() -> Vec<&'static str> {
+    let mut v = CAPTURES.to_vec();
+    v.push("community-id/spec/combined.pcap");
+    v
 }
-
-const ALL: &[&str] = &[
-    "bacnet/icsnpp_bacnet_example.pcap",
-    "dnp3/icsnpp_dnp3_example.pcap",
-    "dnp3/zeek_dnp3.pcap",
-    "dnp3/zeek_dnp3_select_operate.pcap",
-    "dnp3/zeek_dnp3_udp_read.pcap",
-    "edge/zeek_mixed-vlan-mpls.pcap",
-    "enip/icsnpp_enip_cip_example.pcap",
-    "enip/iti_cip_stop_plc.pcap",
-    "iec104/iti_TestDissectIec104.pcap",
-    "it/zeek_wikipedia.pcap",
-    "modbus/icsnpp_modbus_example.pcap",
-    "modbus/zeek_modbus-and-non-modbus-p502.pcap",
-    "modbus/zeek_modbusSmall.pcap",
-    "mqtt/zeek_mqtt.pcap",
-    "opcua/icsnpp_open62541_client-server_mainloop.pcap",
-    "s7comm/icsnpp_s7ident.pcap",
-    "s7comm/icsnpp_snap7.pcap",
-    "s7comm/iti_s7comm_downloading_block_db1.pcap",
-    "community-id/spec/combined.pcap",
-];
 
 /// Run the sensor over capture bytes; stops at the first framing error (as replay does).
 fn run_bytes(bytes: &[u8], cfg: SensorConfig) -> (Vec<Value>, SensorStats) {
@@ -308,7 +291,7 @@ fn reads_are_summarised_per_window() {
 #[test]
 fn replay_is_deterministic_and_every_event_conforms() {
     let ecs = weir_schemas::ecs::EcsSchema::load_bundled().expect("ecs");
-    for path in ALL {
+    for path in all() {
         let a = run(path, SensorConfig::default());
         let b = run(path, SensorConfig::default());
         assert_eq!(a.0, b.0, "{path}: two replays differ");
@@ -339,7 +322,7 @@ fn replay_is_deterministic_and_every_event_conforms() {
 
 #[test]
 fn truncated_and_corrupted_captures_never_panic() {
-    for path in ALL {
+    for path in all() {
         let bytes = std::fs::read(samples().join(path)).expect("capture");
         // Cut at many points, including inside headers.
         for cut in (0..bytes.len()).step_by((bytes.len() / 97).max(1)) {

@@ -1,7 +1,9 @@
 //! Any bytes through the bacnet parser: its framer never claims more than it was given, the
-//! pure parser never panics, and the session survives the bytes cut at fuzzer-chosen points,
-//! both directions, with gaps.
+//! pure parser never panics, and the session survives the bytes cut at fuzzer-chosen points.
 #![no_main]
+
+#[path = "common.rs"]
+mod common;
 
 use libfuzzer_sys::fuzz_target;
 use weir_parsers::ot::session::BacnetSession;
@@ -12,23 +14,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let _ = bacnet::parse(data);
-    let step = usize::from(data[0] % 61) + 1;
-    let mut sess = BacnetSession::default();
+    let mut s = BacnetSession::default();
     let mut out = Vec::new();
-    #[allow(unused_mut, unused_variables)]
-    let mut count1 = |_c: u32| {};
-    #[allow(unused_mut, unused_variables)]
-    let mut count2 = |_k: &'static str, _c: u32| {};
-    for (n, chunk) in data[1..].chunks(step).enumerate() {
-        let ts = n as i64 * 1_000_000;
-        #[allow(unused_variables)]
-        let dir = n % 3 != 0;
-        #[allow(unused_variables)]
-        let gap = n % 7 == 6;
-        sess.data(ts, chunk, &mut out, &mut count2);
+    for (ts, _, _, seg) in common::segments(data) {
+        s.data(ts, seg, &mut out, &mut common::ignore);
     }
-    sess.end(&mut out);
-    for t in &out {
-        assert!(!t.function.is_empty());
-    }
+    s.end(&mut out);
+    assert!(out.iter().all(|t| !t.function.is_empty()));
 });

@@ -52,14 +52,13 @@ fuzz_target!(|data: &[u8]| {
         MqttSession::default(),
     );
     let mut out = Vec::new();
-    let mut count1 = |_c: u32| {};
     let mut count2 = |_k: &'static str, _c: u32| {};
     for (n, chunk) in data[1..].chunks(step).enumerate() {
         let ts = n as i64 * 1_000_000;
         let dir = n % 3 != 0;
         let gap = n % 7 == 6;
-        m.data(ts, dir, chunk, gap, &mut out, &mut count1);
-        d.data(ts, dir, chunk, gap, &mut out, &mut count1);
+        m.data(ts, dir, chunk, gap, &mut out, &mut count2);
+        d.data(ts, dir, chunk, gap, &mut out, &mut count2);
         s7.data(ts, dir, chunk, gap, &mut out, &mut count2);
         e.data(ts, dir, chunk, gap, n % 2 == 0, &mut out, &mut count2);
         i.data(ts, dir, chunk, gap, &mut out, &mut count2);

@@ -131,6 +131,40 @@ impl Stream {
     }
 }
 
+/// Queue a request waiting for its answer; when `MAX_PENDING` wait already, the oldest is
+/// written unmatched through `unmatched`.
+fn queue<R>(
+    pending: &mut VecDeque<(i64, R)>,
+    ts: i64,
+    request: R,
+    out: &mut Vec<Transaction>,
+    unmatched: impl Fn(i64, &R) -> Transaction,
+) {
+    if pending.len() >= MAX_PENDING {
+        if let Some((t, old)) = pending.pop_front() {
+            out.push(unmatched(t, &old));
+        }
+    }
+    pending.push_back((ts, request));
+}
+
+/// Take the oldest waiting request `matches` accepts.
+fn take<R>(pending: &mut VecDeque<(i64, R)>, matches: impl Fn(&R) -> bool) -> Option<(i64, R)> {
+    let at = pending.iter().position(|(_, r)| matches(r))?;
+    pending.remove(at)
+}
+
+/// Write every request still waiting, unmatched (the flow ended).
+fn flush<R>(
+    pending: &mut VecDeque<(i64, R)>,
+    out: &mut Vec<Transaction>,
+    unmatched: impl Fn(i64, &R) -> Transaction,
+) {
+    for (t, r) in pending.drain(..) {
+        out.push(unmatched(t, &r));
+    }
+}
+
 fn modbus_framer(b: &[u8]) -> Framed {
     modbus::frame_len(b).map_err(|_| 0)
 }
@@ -152,7 +186,7 @@ impl ModbusSession {
     }
 
     /// Bytes from the client (`to_server`) or the server. Complete transactions go to `out`;
-    /// every PDU parsed is counted through `count(function_code)`.
+    /// every PDU parsed is counted through `count("modbus", function_code)`.
     pub fn data(
         &mut self,
         ts: i64,
@@ -160,7 +194,7 @@ impl ModbusSession {
         payload: &[u8],
         gap: bool,
         out: &mut Vec<Transaction>,
-        count: &mut impl FnMut(u32),
+        count: &mut impl FnMut(&'static str, u32),
     ) {
         if self.given_up() {
             return;
@@ -182,13 +216,10 @@ impl ModbusSession {
             if to_server {
                 match modbus::parse(adu, true, None) {
                     Ok(p) => {
-                        count(u32::from(p.function));
-                        if pending.len() >= MAX_PENDING {
-                            if let Some((t, old)) = pending.pop_front() {
-                                out.push(transaction(Some((t, &old)), None));
-                            }
-                        }
-                        pending.push_back((ts, p));
+                        count("modbus", u32::from(p.function));
+                        queue(pending, ts, p, out, |t, old| {
+                            transaction(Some((t, old)), None)
+                        });
                     }
                     Err(_) => bad += 1,
                 }
@@ -198,14 +229,11 @@ impl ModbusSession {
                 (Some(&a), Some(&b), Some(&u)) => (u16::from_be_bytes([a, b]), u),
                 _ => return,
             };
-            let at = pending
-                .iter()
-                .position(|(_, p)| p.tid == tid && p.unit == unit);
-            let req = at.and_then(|i| pending.remove(i));
+            let req = take(pending, |p| p.tid == tid && p.unit == unit);
             let qty = req.as_ref().and_then(|(_, p)| p.quantity);
             match modbus::parse(adu, false, qty) {
                 Ok(p) => {
-                    count(u32::from(p.function));
+                    count("modbus", u32::from(p.function));
                     out.push(transaction(
                         req.as_ref().map(|(t, p)| (*t, p)),
                         Some((ts, &p)),
@@ -224,9 +252,9 @@ impl ModbusSession {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, p) in self.pending.drain(..) {
-            out.push(transaction(Some((t, &p)), None));
-        }
+        flush(&mut self.pending, out, |t, p| {
+            transaction(Some((t, p)), None)
+        });
     }
 }
 
@@ -290,7 +318,7 @@ fn dnp3_framer(b: &[u8]) -> Framed {
 pub struct Dnp3Session {
     streams: [Stream; 2],
     reassembly: [dnp3::Reassembly; 2],
-    pending: VecDeque<(i64, u16, u16, dnp3::App)>,
+    pending: VecDeque<(i64, (u16, u16, dnp3::App))>,
     failures: u32,
     /// Link frames whose CRC did not match (dropped).
     pub crc_errors: u64,
@@ -313,7 +341,7 @@ impl Dnp3Session {
         payload: &[u8],
         gap: bool,
         out: &mut Vec<Transaction>,
-        count: &mut impl FnMut(u32),
+        count: &mut impl FnMut(&'static str, u32),
     ) {
         if self.given_up() {
             return;
@@ -346,25 +374,19 @@ impl Dnp3Session {
                 stats.bad_frames += frag.len() as u64;
                 continue;
             };
-            count(u32::from(app.function));
+            count("dnp3", u32::from(app.function));
             match app.function {
                 0..=128 if app.function != 0 => {
                     // A request from the master (link src) to the outstation (link dst).
-                    if pending.len() >= MAX_PENDING {
-                        if let Some((t, o, m, old)) = pending.pop_front() {
-                            out.push(dnp3_transaction(Some((t, &old)), None, o, m));
-                        }
-                    }
-                    pending.push_back((ts, l.dst, l.src, app));
+                    queue(pending, ts, (l.dst, l.src, app), out, |t, (o, m, old)| {
+                        dnp3_transaction(Some((t, old)), None, *o, *m)
+                    });
                 }
                 129 => {
-                    let at = pending
-                        .iter()
-                        .position(|(_, o, _, r)| *o == l.src && r.seq() == app.seq());
-                    let req = at.and_then(|i| pending.remove(i));
+                    let req = take(pending, |(o, _, r)| *o == l.src && r.seq() == app.seq());
                     let (outstation, master) = (l.src, l.dst);
                     out.push(dnp3_transaction(
-                        req.as_ref().map(|(t, _, _, r)| (*t, r)),
+                        req.as_ref().map(|(t, (_, _, r))| (*t, r)),
                         Some((ts, &app)),
                         outstation,
                         master,
@@ -378,9 +400,9 @@ impl Dnp3Session {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, o, m, r) in self.pending.drain(..) {
-            out.push(dnp3_transaction(Some((t, &r)), None, o, m));
-        }
+        flush(&mut self.pending, out, |t, (o, m, r)| {
+            dnp3_transaction(Some((t, r)), None, *o, *m)
+        });
     }
 }
 
@@ -548,24 +570,18 @@ impl S7Session {
                         return;
                     }
                     if is_request {
-                        if pending.len() >= MAX_PENDING {
-                            if let Some((t, old)) = pending.pop_front() {
-                                out.push(s7_transaction(Some((t, &old)), None, *called_tsap));
-                            }
-                        }
-                        pending.push_back((ts, p));
+                        queue(pending, ts, p, out, |t, old| {
+                            s7_transaction(Some((t, old)), None, *called_tsap)
+                        });
                     } else {
-                        let at = match p.userdata {
-                            Some((_, tg, sub)) => pending.iter().position(|(_, q)| {
+                        let req = match p.userdata {
+                            Some((_, tg, sub)) => take(pending, |q| {
                                 q.userdata.is_some_and(|(_, qtg, qsub)| {
                                     qtg & 0x0f == tg & 0x0f && qsub == sub
                                 })
                             }),
-                            None => pending
-                                .iter()
-                                .position(|(_, q)| q.rosctr == 1 && q.pdu_ref == p.pdu_ref),
+                            None => take(pending, |q| q.rosctr == 1 && q.pdu_ref == p.pdu_ref),
                         };
-                        let req = at.and_then(|i| pending.remove(i));
                         out.push(s7_transaction(
                             req.as_ref().map(|(t, q)| (*t, q)),
                             Some((ts, &p)),
@@ -582,9 +598,9 @@ impl S7Session {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, p) in self.pending.drain(..) {
-            out.push(s7_transaction(Some((t, &p)), None, self.called_tsap));
-        }
+        flush(&mut self.pending, out, |t, p| {
+            s7_transaction(Some((t, p)), None, self.called_tsap)
+        });
     }
 }
 
@@ -787,21 +803,15 @@ impl EnipSession {
                 None => !to_server,
             };
             if !is_reply {
-                if pending.len() >= MAX_PENDING {
-                    if let Some((t, old)) = pending.pop_front() {
-                        out.push(enip_transaction(Some((t, &old)), None));
-                    }
-                }
-                pending.push_back((ts, m));
+                queue(pending, ts, m, out, |t, old| {
+                    enip_transaction(Some((t, old)), None)
+                });
                 continue;
             }
-            let at = pending
-                .iter()
-                .position(|(_, q)| match (q.sequence, m.sequence) {
-                    (Some(a), Some(b)) => a == b && q.command == m.command,
-                    _ => q.context == m.context && q.command == m.command,
-                });
-            let req = at.and_then(|i| pending.remove(i));
+            let req = take(pending, |q| match (q.sequence, m.sequence) {
+                (Some(a), Some(b)) => a == b && q.command == m.command,
+                _ => q.context == m.context && q.command == m.command,
+            });
             out.push(enip_transaction(
                 req.as_ref().map(|(t, q)| (*t, q)),
                 Some((ts, &m)),
@@ -811,9 +821,9 @@ impl EnipSession {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, m) in self.pending.drain(..) {
-            out.push(enip_transaction(Some((t, &m)), None));
-        }
+        flush(&mut self.pending, out, |t, m| {
+            enip_transaction(Some((t, m)), None)
+        });
     }
 }
 
@@ -991,20 +1001,16 @@ impl Iec104Session {
                     let command = matches!(a.type_id, 45..=69 | 100..=127);
                     match (command, a.cause) {
                         (true, 6 | 8) if to_server => {
-                            if pending.len() >= MAX_PENDING {
-                                if let Some((t, old)) = pending.pop_front() {
-                                    out.push(iec104_transaction(Some((t, &old)), None));
-                                }
-                            }
-                            pending.push_back((ts, a));
+                            queue(pending, ts, a, out, |t, old| {
+                                iec104_transaction(Some((t, old)), None)
+                            });
                         }
                         (true, 7 | 9) => {
-                            let at = pending.iter().position(|(_, q)| {
+                            let req = take(pending, |q| {
                                 q.type_id == a.type_id
                                     && q.common_address == a.common_address
                                     && q.ioa == a.ioa
                             });
-                            let req = at.and_then(|i| pending.remove(i));
                             out.push(iec104_transaction(
                                 req.as_ref().map(|(t, q)| (*t, q)),
                                 Some((ts, &a)),
@@ -1022,9 +1028,9 @@ impl Iec104Session {
 
     /// The flow ended: commands still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, a) in self.pending.drain(..) {
-            out.push(iec104_transaction(Some((t, &a)), None));
-        }
+        flush(&mut self.pending, out, |t, a| {
+            iec104_transaction(Some((t, a)), None)
+        });
     }
 }
 
@@ -1117,20 +1123,13 @@ impl BacnetSession {
         }
         match ty {
             0 => {
-                if self.pending.len() >= MAX_PENDING {
-                    if let Some((t, old)) = self.pending.pop_front() {
-                        out.push(bacnet_transaction(Some((t, &old)), None));
-                    }
-                }
-                self.pending.push_back((ts, m));
+                queue(&mut self.pending, ts, m, out, |t, old| {
+                    bacnet_transaction(Some((t, old)), None)
+                });
             }
             1 => out.push(bacnet_transaction(Some((ts, &m)), None)),
             2 | 3 | 5 | 6 | 7 => {
-                let at = self
-                    .pending
-                    .iter()
-                    .position(|(_, q)| q.invoke_id == m.invoke_id);
-                let req = at.and_then(|i| self.pending.remove(i));
+                let req = take(&mut self.pending, |q| q.invoke_id == m.invoke_id);
                 out.push(bacnet_transaction(
                     req.as_ref().map(|(t, q)| (*t, q)),
                     Some((ts, &m)),
@@ -1142,9 +1141,9 @@ impl BacnetSession {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, m) in self.pending.drain(..) {
-            out.push(bacnet_transaction(Some((t, &m)), None));
-        }
+        flush(&mut self.pending, out, |t, m| {
+            bacnet_transaction(Some((t, m)), None)
+        });
     }
 }
 
@@ -1284,19 +1283,15 @@ impl OpcuaSession {
                 _ => continue,
             };
             if !response {
-                if pending.len() >= MAX_PENDING {
-                    if let Some((t, old)) = pending.pop_front() {
-                        out.push(opcua_transaction(Some((t, &old)), None));
-                    }
-                }
-                pending.push_back((ts, m));
+                queue(pending, ts, m, out, |t, old| {
+                    opcua_transaction(Some((t, old)), None)
+                });
                 continue;
             }
-            let at = pending.iter().position(|(_, q)| match m.kind {
+            let req = take(pending, |q| match m.kind {
                 1 | 2 => q.kind == 0 || q.request_id.is_none(),
                 _ => q.request_id == m.request_id && q.kind != 0,
             });
-            let req = at.and_then(|i| pending.remove(i));
             out.push(opcua_transaction(
                 req.as_ref().map(|(t, q)| (*t, q)),
                 Some((ts, &m)),
@@ -1306,9 +1301,9 @@ impl OpcuaSession {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, m) in self.pending.drain(..) {
-            out.push(opcua_transaction(Some((t, &m)), None));
-        }
+        flush(&mut self.pending, out, |t, m| {
+            opcua_transaction(Some((t, m)), None)
+        });
     }
 }
 
@@ -1422,15 +1417,14 @@ impl MqttSession {
             match p.kind {
                 1 => {
                     *v5 = p.protocol.as_ref().is_some_and(|(_, l)| *l == 5);
-                    pending.push_back((ts, p));
+                    queue(pending, ts, p, out, |t, old| {
+                        mqtt_transaction(Some((t, old)), None, true)
+                    });
                 }
                 8 | 10 => {
-                    if pending.len() >= MAX_PENDING {
-                        if let Some((t, old)) = pending.pop_front() {
-                            out.push(mqtt_transaction(Some((t, &old)), None, true));
-                        }
-                    }
-                    pending.push_back((ts, p));
+                    queue(pending, ts, p, out, |t, old| {
+                        mqtt_transaction(Some((t, old)), None, true)
+                    });
                 }
                 2 | 9 | 11 => {
                     let want = match p.kind {
@@ -1438,10 +1432,9 @@ impl MqttSession {
                         9 => 8,
                         _ => 10,
                     };
-                    let at = pending.iter().position(|(_, q)| {
+                    let req = take(pending, |q| {
                         q.kind == want && (want == 1 || q.packet_id == p.packet_id)
                     });
-                    let req = at.and_then(|i| pending.remove(i));
                     out.push(mqtt_transaction(
                         req.as_ref().map(|(t, q)| (*t, q)),
                         Some((ts, &p)),
@@ -1457,9 +1450,9 @@ impl MqttSession {
 
     /// The flow ended: requests still waiting are written unmatched.
     pub fn end(&mut self, out: &mut Vec<Transaction>) {
-        for (t, p) in self.pending.drain(..) {
-            out.push(mqtt_transaction(Some((t, &p)), None, true));
-        }
+        flush(&mut self.pending, out, |t, p| {
+            mqtt_transaction(Some((t, p)), None, true)
+        });
     }
 }
 

@@ -368,97 +368,21 @@ impl Sensor {
                 let was = obs.app.given_up();
                 let from_orig = obs.side == crate::packet::flow::Side::Orig;
                 let udp = ip.proto == 17;
+                let to_server = ports.is_some_and(|(_, d)| d == obs.app.server_port());
+                let mut count =
+                    |key: &'static str, code: u32| *stats.pdus.entry((key, code)).or_default() += 1;
+                let (payload, gap) = (obs.payload, obs.gap);
                 match &mut *obs.app {
-                    App::Modbus(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 502);
-                        session.data(ts, to_server, obs.payload, obs.gap, txs, &mut |code| {
-                            *stats.pdus.entry(("modbus", code)).or_default() += 1;
-                        });
-                    }
-                    App::Dnp3(session) => {
-                        session.data(
-                            ts,
-                            from_orig,
-                            obs.payload,
-                            obs.gap || udp,
-                            txs,
-                            &mut |code| {
-                                *stats.pdus.entry(("dnp3", code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::S7(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 102);
-                        session.data(
-                            ts,
-                            to_server,
-                            obs.payload,
-                            obs.gap,
-                            txs,
-                            &mut |key, code| {
-                                *stats.pdus.entry((key, code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::Enip(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 44818);
-                        session.data(
-                            ts,
-                            to_server,
-                            obs.payload,
-                            obs.gap,
-                            udp,
-                            txs,
-                            &mut |key, code| {
-                                *stats.pdus.entry((key, code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::CipIo => *stats.pdus.entry(("cip_io", 0)).or_default() += 1,
-                    App::Iec104(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 2404);
-                        session.data(
-                            ts,
-                            to_server,
-                            obs.payload,
-                            obs.gap,
-                            txs,
-                            &mut |key, code| {
-                                *stats.pdus.entry((key, code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::Opcua(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 4840);
-                        session.data(
-                            ts,
-                            to_server,
-                            obs.payload,
-                            obs.gap,
-                            txs,
-                            &mut |key, code| {
-                                *stats.pdus.entry((key, code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::Mqtt(session) => {
-                        let to_server = ports.is_some_and(|(_, d)| d == 1883);
-                        session.data(
-                            ts,
-                            to_server,
-                            obs.payload,
-                            obs.gap,
-                            txs,
-                            &mut |key, code| {
-                                *stats.pdus.entry((key, code)).or_default() += 1;
-                            },
-                        );
-                    }
-                    App::Bacnet(session) => {
-                        session.data(ts, obs.payload, txs, &mut |key, code| {
-                            *stats.pdus.entry((key, code)).or_default() += 1;
-                        });
-                    }
+                    App::Modbus(s) => s.data(ts, to_server, payload, gap, txs, &mut count),
+                    // DNP3 frames say their own direction; a UDP datagram stands alone.
+                    App::Dnp3(s) => s.data(ts, from_orig, payload, gap || udp, txs, &mut count),
+                    App::S7(s) => s.data(ts, to_server, payload, gap, txs, &mut count),
+                    App::Enip(s) => s.data(ts, to_server, payload, gap, udp, txs, &mut count),
+                    App::CipIo => count("cip_io", 0),
+                    App::Iec104(s) => s.data(ts, to_server, payload, gap, txs, &mut count),
+                    App::Opcua(s) => s.data(ts, to_server, payload, gap, txs, &mut count),
+                    App::Mqtt(s) => s.data(ts, to_server, payload, gap, txs, &mut count),
+                    App::Bacnet(s) => s.data(ts, payload, txs, &mut count),
                     App::Undecided | App::Unparsed => {}
                 }
                 let after = obs.app.stream_stats();
