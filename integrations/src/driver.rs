@@ -200,8 +200,10 @@ pub async fn run<S: Sink>(
     let mut next_id = 0u64;
     let mut waiting_since: Option<Instant> = None;
     loop {
-        // Take a batch if there is room for one and it is full or old enough.
-        if in_flight.len() < cfg.concurrency.max(1) {
+        // Take a batch if there is room for one and it is full or old enough. Room counts every
+        // batch not yet acknowledged (in flight, or delivered and waiting for an earlier one):
+        // that bounds what a crash can send twice to `concurrency` batches.
+        if order.len() < cfg.concurrency.max(1) {
             let (ready, pending) = match queue.queue.lock() {
                 Ok(q) => (
                     q.unread_records() >= cfg.max_events as u64
