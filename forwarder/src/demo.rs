@@ -177,6 +177,13 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
                 .with_context(|| format!("cannot remove {}", stale.display()))?;
         }
     }
+    // A fresh baseline every run: a saved one would silence the notables the expected count
+    // (an empty baseline) includes.
+    let state = dir.join("state");
+    if state.exists() {
+        std::fs::remove_dir_all(&state)
+            .with_context(|| format!("cannot remove {}", state.display()))?;
+    }
     let captures = dir.join("captures");
     std::fs::create_dir_all(&captures)
         .with_context(|| format!("cannot create {}", captures.display()))?;
