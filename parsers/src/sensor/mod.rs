@@ -568,27 +568,29 @@ impl Sensor {
     fn transaction(&mut self, tx: Transaction, flow: &Flow, server_port: u16) {
         self.stats.transactions += 1;
         let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
-        // A routine read joining a summary already open: count it and stop there (the event,
-        // the roles and the baseline were done when the summary opened).
-        if tx.action == Action::Read && self.cfg.read_summary > 0 {
+        // Routine reads are summarised: the summary they join (one per flow, protocol,
+        // function, unit and window).
+        let summary_key = (tx.action == Action::Read && self.cfg.read_summary > 0).then(|| {
             let window = self.cfg.read_summary;
             let end = ts
                 .div_euclid(window)
                 .saturating_add(1)
                 .saturating_mul(window);
-            let key = (
+            (
                 end,
                 flow.id,
                 tx.protocol,
                 tx.function_code,
                 tx.unit.unwrap_or(0),
-            );
-            if let Some(s) = self.summaries.get_mut(&key) {
-                s.count += 1;
-                s.exceptions += u64::from(tx.exception_code.is_some());
-                s.last_ns = s.last_ns.max(tx.response_ns.unwrap_or(ts));
-                return;
-            }
+            )
+        });
+        // Joining a summary already open: count it and stop there (the event, the roles and
+        // the baseline were done when the summary opened).
+        if let Some(s) = summary_key.and_then(|k| self.summaries.get_mut(&k)) {
+            s.count += 1;
+            s.exceptions += u64::from(tx.exception_code.is_some());
+            s.last_ns = s.last_ns.max(tx.response_ns.unwrap_or(ts));
+            return;
         }
         let event = ot_event(&tx, flow, server_port);
         if self.cfg.assets {
@@ -616,39 +618,15 @@ impl Sensor {
         if tx.action.is_notable() {
             self.out.push(notable_event(&event, tx.action));
         }
-        if tx.action == Action::Read && self.cfg.read_summary > 0 {
-            let window = self.cfg.read_summary;
-            let end = ts
-                .div_euclid(window)
-                .saturating_add(1)
-                .saturating_mul(window);
-            let key = (
-                end,
-                flow.id,
-                tx.protocol,
-                tx.function_code,
-                tx.unit.unwrap_or(0),
-            );
-            let failed = u64::from(tx.exception_code.is_some());
-            let last = tx.response_ns.unwrap_or(ts);
-            match self.summaries.get_mut(&key) {
-                Some(s) => {
-                    s.count += 1;
-                    s.exceptions += failed;
-                    s.last_ns = s.last_ns.max(last);
-                }
-                None => {
-                    self.summaries.insert(
-                        key,
-                        Summary {
-                            event,
-                            count: 1,
-                            exceptions: failed,
-                            last_ns: last,
-                        },
-                    );
-                }
-            }
+        if let Some(key) = summary_key {
+            // The first read of its summary (a later one returned above).
+            let summary = Summary {
+                event,
+                count: 1,
+                exceptions: u64::from(tx.exception_code.is_some()),
+                last_ns: tx.response_ns.unwrap_or(ts),
+            };
+            self.summaries.insert(key, summary);
             return;
         }
         self.out.push(event);
