@@ -241,6 +241,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         metrics_listen: None,
         spool: None,
         evtx_sources: Vec::new(),
+        wec_sources: Vec::new(),
         capture_sources: vec![crate::config::CaptureSource {
             name: "demo-captures".into(),
             from: crate::config::CaptureFrom::Files(captures.clone()),

@@ -60,7 +60,10 @@ fn validate(path: &std::path::Path) -> Result<ExitCode> {
         Config::Tx(c) => println!(
             "OK: agent config for {:?}: {} source(s), diode to {} (key id {}, settings fingerprint {:016x})",
             c.agent_name,
-            c.sources.len() + c.evtx_sources.len() + c.capture_sources.len(),
+            c.sources.len()
+                + c.evtx_sources.len()
+                + c.capture_sources.len()
+                + c.wec_sources.len(),
             c.destination,
             c.diode.key.id,
             c.diode.fingerprint()

@@ -138,6 +138,18 @@ pub struct TxStats {
     pub ot_transactions: Counter,
     /// Protocol streams that lost their framing and resynchronised.
     pub ot_stream_resyncs: Counter,
+    /// WEC: subscription enumerations answered.
+    pub wec_enumerations: Counter,
+    /// WEC: event batches acknowledged.
+    pub wec_batches: Counter,
+    /// WEC: heartbeats acknowledged.
+    pub wec_heartbeats: Counter,
+    /// WEC: subscriptions ended by clients.
+    pub wec_subscription_ends: Counter,
+    /// WEC: requests answered with a SOAP fault or an HTTP error.
+    pub wec_faults: Counter,
+    /// WEC: TLS handshakes that failed (no client certificate, another CA, timeout).
+    pub wec_tls_refused: Counter,
 }
 
 impl TxStats {
@@ -189,6 +201,12 @@ impl TxStats {
             "flows_evicted_total": self.flows_evicted.get(),
             "ot_transactions_total": self.ot_transactions.get(),
             "ot_stream_resyncs_total": self.ot_stream_resyncs.get(),
+            "wec_enumerations_total": self.wec_enumerations.get(),
+            "wec_batches_total": self.wec_batches.get(),
+            "wec_heartbeats_total": self.wec_heartbeats.get(),
+            "wec_subscription_ends_total": self.wec_subscription_ends.get(),
+            "wec_faults_total": self.wec_faults.get(),
+            "wec_tls_refused_total": self.wec_tls_refused.get(),
         })
     }
 }

@@ -503,13 +503,13 @@ mod tests {
 
     #[test]
     fn a_sender_writing_empty_objects_still_gets_json_back() {
-        let json = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{ },"weir":{"class":"syslog","schema_version":"1.2.0"}}"#;
+        let json = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{ },"weir":{"class":"syslog","schema_version":"1.3.0"}}"#;
         let peek = Peek::of(json).unwrap();
         let out = stamp(json, &peek, 3, "s", "2026-01-01T00:00:01Z").unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["event"]["ingested"], "2026-01-01T00:00:01Z");
         assert_eq!(v["weir"]["sequence"], 3);
-        let empty_last = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"kind":"event"},"weir":{"class":"syslog","schema_version":"1.2.0"},"z":{ }}"#;
+        let empty_last = br#"{"@timestamp":"2026-01-01T00:00:00Z","event":{"kind":"event"},"weir":{"class":"syslog","schema_version":"1.3.0"},"z":{ }}"#;
         let peek = Peek::of(empty_last).unwrap();
         assert_eq!(stamp(empty_last, &peek, 3, "s", "t"), None);
     }

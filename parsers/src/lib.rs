@@ -21,3 +21,4 @@ pub mod sensor;
 pub mod syslog;
 pub mod windows;
 pub mod winxml;
+pub mod wsman;

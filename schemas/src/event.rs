@@ -151,6 +151,10 @@ pub struct Event {
     /// `asset.*`: an asset inventory observation (roles, first and last seen).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub asset: Option<Box<AssetInfo>>,
+    /// `tls.*`: the TLS session the event arrived over (Windows Event Forwarding: the client
+    /// certificate that authenticated the sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<Tls>>,
     /// `weir.*`: provenance and Weir's own records. Always the last member of the JSON object
     /// (the receiver writes its provenance into it as text).
     pub weir: Weir,
@@ -187,6 +191,7 @@ impl Event {
             ot: None,
             device: None,
             asset: None,
+            tls: None,
             weir: Weir::new(class),
         }
     }
@@ -728,6 +733,61 @@ pub struct Device {
     /// `device.type`.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+}
+
+/// `tls.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tls {
+    /// `tls.version` (`1.2`, `1.3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `tls.version_protocol` (`tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_protocol: Option<String>,
+    /// `tls.client.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<TlsClient>,
+}
+
+/// `tls.client.*`: the client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsClient {
+    /// `tls.client.subject`: the certificate's distinguished name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// `tls.client.issuer`: its issuer's distinguished name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// `tls.client.hash.sha1`: the certificate's thumbprint (upper-case hex, as Windows shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<TlsHash>,
+    /// `tls.client.x509.subject.common_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509>,
+}
+
+/// `tls.client.hash.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsHash {
+    /// `*.sha1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+}
+
+/// `tls.client.x509.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct X509 {
+    /// `*.subject.*`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<X509Name>,
+}
+
+/// `tls.client.x509.subject.*`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct X509Name {
+    /// `*.common_name` (ECS normalises it to an array).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_name: Vec<String>,
 }
 
 /// A `name` / `id` (or `name` / `identifier`) pair of `device.*`.

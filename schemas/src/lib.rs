@@ -26,7 +26,7 @@ pub use event::*;
 
 /// Version of Weir's event schema (the `weir.schema_version` field). Bump on any change to the
 /// serialised shape of [`Event`].
-pub const SCHEMA_VERSION: &str = "1.2.0";
+pub const SCHEMA_VERSION: &str = "1.3.0";
 
 /// The ECS release the field names and types follow (the `ecs.version` field).
 pub const ECS_VERSION: &str = "9.4.0";

@@ -101,6 +101,58 @@ pub struct EvtxSource {
     pub keep_original: bool,
 }
 
+/// A `wec` source: the Windows Event Collector endpoint.
+#[derive(Clone, Debug)]
+pub struct WecSource {
+    /// The input's name: its diode stream, `weir.stream` and bookmark file.
+    pub name: String,
+    /// Listen address.
+    pub address: SocketAddr,
+    /// The collector's DNS name as clients reach it.
+    pub hostname: String,
+    /// The port in the delivery addresses handed out.
+    pub public_port: Option<u16>,
+    /// The collector's certificate chain (PEM file).
+    pub server_certificate: PathBuf,
+    /// Its key (PEM file).
+    pub server_key: PathBuf,
+    /// CA certificates that issue client certificates (PEM file).
+    pub client_ca: PathBuf,
+    /// Where `<name>.wec-bookmarks.json` is kept.
+    pub state_dir: PathBuf,
+    /// `Heartbeats` asked of clients.
+    pub heartbeat: Duration,
+    /// `MaxTime` asked of clients.
+    pub max_latency: Duration,
+    /// `MaxEnvelopeSize`.
+    pub max_envelope_bytes: u32,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// Keep each event's XML in `event.original`.
+    pub keep_original: bool,
+    /// Offer SLDC compression.
+    pub compression: bool,
+    /// `RenderedText` or `Raw`.
+    pub content_format: String,
+    /// Silent hosts are reported gone after this long.
+    pub host_gone: Duration,
+    /// The subscriptions offered.
+    pub subscriptions: Vec<WecSubscription>,
+}
+
+/// One subscription of a `wec` source.
+#[derive(Clone, Debug)]
+pub struct WecSubscription {
+    /// Its name.
+    pub name: String,
+    /// The `QueryList` document.
+    pub query: String,
+    /// `ReadExistingEvents`.
+    pub read_existing_events: bool,
+    /// `MaxElements`.
+    pub max_items: Option<u32>,
+}
+
 /// A `span` (live) or `capture_file` source.
 #[derive(Clone, Debug)]
 pub struct CaptureSource {
@@ -193,6 +245,8 @@ pub struct TxConfig {
     pub evtx_sources: Vec<EvtxSource>,
     /// `span` and `capture_file` sources.
     pub capture_sources: Vec<CaptureSource>,
+    /// `wec` sources.
+    pub wec_sources: Vec<WecSource>,
     /// Where `/metrics` and `/health` are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
     /// The on-disk spool, if configured.
@@ -475,14 +529,125 @@ fn capture(
     })
 }
 
+fn wec(
+    i: usize,
+    w: raw::WecSource,
+    base: &Path,
+    names: &mut std::collections::HashSet<String>,
+) -> Result<WecSource> {
+    let name = w.name.unwrap_or_else(|| format!("source-{i}"));
+    if !names.insert(name.clone()) {
+        bail!("sources: the name {name:?} is used twice");
+    }
+    let what = format!("sources[{i}] ({name})");
+    if w.hostname.trim().is_empty() || w.hostname.contains(['/', ':', ' ']) {
+        bail!(
+            "{what}.hostname: {:?} is not a DNS name (the name clients reach the collector by, as in its certificate)",
+            w.hostname
+        );
+    }
+    if !(1..=86_400).contains(&w.heartbeat_seconds) {
+        bail!(
+            "{what}.heartbeat_seconds: {} is outside 1..=86400",
+            w.heartbeat_seconds
+        );
+    }
+    if !(1..=86_400).contains(&w.max_latency_seconds) {
+        bail!(
+            "{what}.max_latency_seconds: {} is outside 1..=86400",
+            w.max_latency_seconds
+        );
+    }
+    if !(8_192..=16_777_216).contains(&w.max_envelope_bytes) {
+        bail!(
+            "{what}.max_envelope_bytes: {} is outside 8192..=16777216",
+            w.max_envelope_bytes
+        );
+    }
+    if w.content_format != "RenderedText" && w.content_format != "Raw" {
+        bail!(
+            "{what}.content_format: {:?} is not \"RenderedText\" or \"Raw\"",
+            w.content_format
+        );
+    }
+    let silent = 2 * w.heartbeat_seconds + w.max_latency_seconds;
+    if w.host_gone_seconds <= silent {
+        bail!(
+            "{what}.host_gone_seconds: {} must be above the silence threshold (2 x heartbeat_seconds + max_latency_seconds = {silent})",
+            w.host_gone_seconds
+        );
+    }
+    if w.max_connections == 0 {
+        bail!("{what}.max_connections must be at least 1");
+    }
+    if w.subscriptions.is_empty() {
+        bail!("{what}: no [[sources.subscriptions]]: clients would be offered nothing");
+    }
+    let mut subs = Vec::new();
+    let mut sub_names = std::collections::HashSet::new();
+    for (j, s) in w.subscriptions.into_iter().enumerate() {
+        let swhat = format!("{what}.subscriptions[{j}] ({})", s.name);
+        if s.name.trim().is_empty() {
+            bail!("{what}.subscriptions[{j}].name is empty");
+        }
+        if !sub_names.insert(s.name.clone()) {
+            bail!("{what}.subscriptions: the name {:?} is used twice", s.name);
+        }
+        let query = match (s.channels, s.query) {
+            (Some(channels), None) => {
+                if channels.is_empty() || channels.iter().any(|c| c.trim().is_empty()) {
+                    bail!("{swhat}.channels: give at least one channel name, none empty");
+                }
+                weir_parsers::wsman::query_for_channels(&channels)
+            }
+            (None, Some(query)) => query.trim().to_owned(),
+            _ => bail!("{swhat}: give either channels or query (one of them)"),
+        };
+        weir_parsers::wsman::check_query(&query).map_err(|e| anyhow!("{swhat}.query: {e}"))?;
+        if s.max_items == Some(0) {
+            bail!("{swhat}.max_items must be at least 1");
+        }
+        subs.push(WecSubscription {
+            name: s.name,
+            query,
+            read_existing_events: s.read_existing_events,
+            max_items: s.max_items,
+        });
+    }
+    Ok(WecSource {
+        address: address(&format!("{what}.address"), &w.address)?,
+        hostname: w.hostname.trim().to_owned(),
+        public_port: w.public_port,
+        server_certificate: resolve(base, &w.server_certificate),
+        server_key: resolve(base, &w.server_key),
+        client_ca: resolve(base, &w.client_ca),
+        state_dir: resolve(base, w.state_dir.as_deref().unwrap_or("state")),
+        heartbeat: Duration::from_secs(w.heartbeat_seconds),
+        max_latency: Duration::from_secs(w.max_latency_seconds),
+        max_envelope_bytes: w.max_envelope_bytes,
+        max_connections: w.max_connections,
+        keep_original: w.keep_original,
+        compression: w.compression,
+        content_format: w.content_format,
+        host_gone: Duration::from_secs(w.host_gone_seconds),
+        subscriptions: subs,
+        name,
+    })
+}
+
 fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
     let t = raw.tx;
     let mut names = std::collections::HashSet::new();
     let mut sources = Vec::new();
     let mut evtx_sources = Vec::new();
     let mut capture_sources = Vec::new();
+    let mut wec_sources = Vec::new();
     for (i, s) in raw.sources.into_iter().enumerate() {
         let (transport, s) = match s {
+            raw::Source::Wec(w) => {
+                wec_sources.push(wec(i, w, base, &mut names)?);
+                continue;
+            }
             raw::Source::Span(c) => {
                 capture_sources.push(capture(i, c, true, base, &mut names)?);
                 continue;
@@ -552,7 +717,11 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             receive_buffer_bytes: s.receive_buffer_bytes,
         });
     }
-    if sources.is_empty() && evtx_sources.is_empty() && capture_sources.is_empty() {
+    if sources.is_empty()
+        && evtx_sources.is_empty()
+        && capture_sources.is_empty()
+        && wec_sources.is_empty()
+    {
         bail!("no [[sources]]: the agent would have nothing to send");
     }
     let diode = diode(raw.diode, base)?;
@@ -611,6 +780,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         sources,
         evtx_sources,
         capture_sources,
+        wec_sources,
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,
         spool: raw.spool.map(|s| spool(s, base)).transpose()?,
     })

@@ -198,6 +198,92 @@ pub enum Source {
     /// `type = "capture_file"`: pcap/pcapng files read once at start (a file, or every file of
     /// a directory in name order).
     CaptureFile(CaptureSource),
+    /// `type = "wec"`: a Windows Event Collector endpoint (source-initiated Windows Event
+    /// Forwarding over HTTPS with client certificates).
+    Wec(WecSource),
+}
+
+/// A `wec` source's keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecSource {
+    /// Input name.
+    pub name: Option<String>,
+    /// Listen address (`0.0.0.0:5986`).
+    pub address: String,
+    /// The collector's DNS name as clients reach it (in its certificate; used in the
+    /// delivery addresses it hands out).
+    pub hostname: String,
+    /// The port clients connect to, if not the listen port (NAT, load balancer).
+    pub public_port: Option<u16>,
+    /// The collector's certificate chain (PEM).
+    pub server_certificate: String,
+    /// Its private key (PEM).
+    pub server_key: String,
+    /// The CA certificate(s) that issue client certificates (PEM); its thumbprint is the
+    /// Group Policy's `IssuerCA=`.
+    pub client_ca: String,
+    /// Where bookmarks are kept (default `state` beside the config file).
+    pub state_dir: Option<String>,
+    /// How often a client with nothing to send says it is alive.
+    #[serde(default = "default_wec_heartbeat")]
+    pub heartbeat_seconds: u64,
+    /// How long a client may hold events before sending them (`MaxTime`).
+    #[serde(default = "default_wec_latency")]
+    pub max_latency_seconds: u64,
+    /// Largest envelope a client may send (`MaxEnvelopeSize`).
+    #[serde(default = "default_wec_envelope")]
+    pub max_envelope_bytes: u32,
+    /// Connections at once.
+    #[serde(default = "default_connections")]
+    pub max_connections: usize,
+    /// Keep each event's XML in `event.original`.
+    #[serde(default = "default_true")]
+    pub keep_original: bool,
+    /// Offer SLDC compression to clients.
+    #[serde(default = "default_true")]
+    pub compression: bool,
+    /// `RenderedText` (events with their message text) or `Raw`.
+    #[serde(default = "default_wec_format")]
+    pub content_format: String,
+    /// A silent host is reported gone after this long without contact.
+    #[serde(default = "default_wec_gone")]
+    pub host_gone_seconds: u64,
+    /// What clients are asked to send.
+    pub subscriptions: Vec<WecSubscription>,
+}
+
+/// One `[[sources.subscriptions]]` of a `wec` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecSubscription {
+    /// Subscription name (shown by `wecutil` and Event Viewer on the clients).
+    pub name: String,
+    /// Channels to forward in full (`Security`, `System`, ...).
+    pub channels: Option<Vec<String>>,
+    /// Or a full `QueryList` document (XPath filters, as Event Viewer exports them).
+    pub query: Option<String>,
+    /// Send what the channels already hold when a host subscribes for the first time.
+    #[serde(default)]
+    pub read_existing_events: bool,
+    /// Events per batch, if limited.
+    pub max_items: Option<u32>,
+}
+
+fn default_wec_heartbeat() -> u64 {
+    900
+}
+fn default_wec_latency() -> u64 {
+    30
+}
+fn default_wec_envelope() -> u32 {
+    512_000
+}
+fn default_wec_format() -> String {
+    "RenderedText".into()
+}
+fn default_wec_gone() -> u64 {
+    86_400
 }
 
 /// A `span` or `capture_file` source's keys.

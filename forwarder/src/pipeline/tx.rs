@@ -134,6 +134,18 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         sources::capture::spawn(ctx, cancel.clone())
             .with_context(|| format!("source {}: cannot start its thread", source.name))?;
     }
+    for source in &cfg.wec_sources {
+        let prepared = sources::wec::bind(source).await?;
+        bound.push((source.name.clone(), prepared.local_addr()));
+        let ctx = sources::wec::WecContext {
+            cfg: source.clone(),
+            agent: agent.clone(),
+            stream: sender.add_stream(&source.name),
+            queue: queue_tx.clone(),
+            stats: stats.clone(),
+        };
+        tokio::spawn(sources::wec::run(ctx, prepared, cancel.clone()));
+    }
     // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
     drop(queue_tx);
     // The agent's own events (spool reports), and spooled records of streams gone since.
@@ -141,7 +153,10 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     let queue_rx = match &cfg.spool {
         Some(spool_cfg) => {
             let streams = u16::try_from(
-                cfg.sources.len() + cfg.evtx_sources.len() + cfg.capture_sources.len(),
+                cfg.sources.len()
+                    + cfg.evtx_sources.len()
+                    + cfg.capture_sources.len()
+                    + cfg.wec_sources.len(),
             )
             .unwrap_or(u16::MAX);
             let spool = Spool::open(

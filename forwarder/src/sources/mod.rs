@@ -17,6 +17,7 @@ pub mod evtx;
 pub mod framing;
 pub mod syslog_tcp;
 pub mod syslog_udp;
+pub mod wec;
 pub mod windows_http;
 
 use std::net::SocketAddr;
