@@ -57,17 +57,35 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn validate(path: &std::path::Path) -> Result<ExitCode> {
     match config::load(path)? {
-        Config::Tx(c) => println!(
-            "OK: agent config for {:?}: {} source(s), diode to {} (key id {}, settings fingerprint {:016x})",
-            c.agent_name,
-            c.sources.len()
-                + c.evtx_sources.len()
-                + c.capture_sources.len()
-                + c.wec_sources.len(),
-            c.destination,
-            c.diode.key.id,
-            c.diode.fingerprint()
-        ),
+        Config::Tx(c) => {
+            // A WEC source's certificates and key are loaded now, not at the first client.
+            let mut wec = Vec::new();
+            for w in &c.wec_sources {
+                let (_, thumbprints) = sources::wec::tls_config(w)
+                    .with_context(|| format!("source {}", w.name))?;
+                wec.push(format!(
+                    "  source {}: Group Policy 'Configure target Subscription Manager': Server=HTTPS://{}:{}/wsman/SubscriptionManager/WEC,Refresh=60,IssuerCA={}",
+                    w.name,
+                    w.hostname,
+                    w.public_port.unwrap_or(w.address.port()),
+                    thumbprints.first().map(String::as_str).unwrap_or("")
+                ));
+            }
+            println!(
+                "OK: agent config for {:?}: {} source(s), diode to {} (key id {}, settings fingerprint {:016x})",
+                c.agent_name,
+                c.sources.len()
+                    + c.evtx_sources.len()
+                    + c.capture_sources.len()
+                    + c.wec_sources.len(),
+                c.destination,
+                c.diode.key.id,
+                c.diode.fingerprint()
+            );
+            for line in wec {
+                println!("{line}");
+            }
+        }
         Config::Rx(c) => println!(
             "OK: receiver config: diode on {}, {} sink(s) (key id {}, settings fingerprint {:016x})",
             c.listen,

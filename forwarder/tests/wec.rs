@@ -370,6 +370,25 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
         &pki,
         "heartbeat_seconds = 1\nmax_latency_seconds = 1\nhost_gone_seconds = 6",
     );
+    // `weir validate` loads the TLS material and prints the Group Policy string.
+    let out = std::process::Command::new(WEIR)
+        .args(["validate", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!(
+            "Server=HTTPS://{HOST}:{port}/wsman/SubscriptionManager/WEC,Refresh=60,IssuerCA={}",
+            pki.ca_thumbprint
+        )),
+        "{printed}"
+    );
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let tx = Proc::start(&["tx"], &config);
     wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -705,6 +724,44 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
     rx.stop();
     assert_ecs(&events(dir.path()));
     assert_eq!(class_count(dir.path(), "windows"), 60);
+}
+
+#[test]
+fn validate_refuses_missing_or_bad_tls_material() {
+    let dir = workdir();
+    let pki = pki();
+    let config = wec_config(dir.path(), free_udp(), free_tcp(), &pki, "");
+    std::fs::write(dir.path().join("server.key"), "not a key").unwrap();
+    let out = std::process::Command::new(WEIR)
+        .args(["validate", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.key"), "{err}");
+    std::fs::remove_file(dir.path().join("client-ca.pem")).unwrap();
+    std::fs::write(dir.path().join("server.key"), &pki.server_key).unwrap();
+    let out = std::process::Command::new(WEIR)
+        .args(["validate", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read the client CA"), "{err}");
+    // A query that is not a QueryList is refused when the config is read.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("query = \"<QueryList>", "query = \"<Query>");
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(WEIR)
+        .args(["validate", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("subscriptions[1] (sysmon).query"), "{err}");
 }
 
 #[test]

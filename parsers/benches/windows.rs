@@ -3,6 +3,9 @@
 //! * "xml": rendered event XML (as WEF, `wevtutil` and the `evtx` crate produce it) → ECS event
 //!   → canonical JSON: the agent's work per forwarded event.
 //! * "nxlog json": an NXLog-style JSON line → ECS event → canonical JSON.
+//! * "wef envelope": the same records in Windows Event Forwarding `Events` envelopes of 100,
+//!   UTF-16: the WEC endpoint's pure work (body decoding and envelope alone, then with every
+//!   event normalised).
 //! * "evtx file": a whole `.evtx` file read by the `evtx` crate (binary XML rendered to XML)
 //!   and normalised as above: the `evtx_directory` source's work per record.
 //!
@@ -15,6 +18,8 @@ use std::path::Path;
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use weir_parsers::windows::{normalise_json, normalise_xml, WinContext};
+use weir_parsers::wsman::envelope;
+use weir_parsers::wsman::text::{self, Charset};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -59,6 +64,54 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // Windows Event Forwarding: the same records in Events envelopes of 100, UTF-16 as
+    // Windows sends them; the WEC endpoint's pure work per batch (body decoding, envelope,
+    // then every event as above).
+    let envelopes: Vec<Vec<u8>> = xml
+        .chunks(100)
+        .map(|chunk| {
+            let mut e = String::from(concat!(
+                "<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\" xmlns:a=\"http://schemas.xmlsoap.org/ws/2004/08/addressing\" xmlns:w=\"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd\">",
+                "<s:Header><a:Action>http://schemas.dmtf.org/wbem/wsman/1/wsman/Events</a:Action><a:MessageID>uuid:31652DEB-C9E8-45D6-B3E8-90AC64D48422</a:MessageID>",
+                "<w:Bookmark><BookmarkList><Bookmark Channel=\"Security\" RecordId=\"1\" IsCurrent=\"true\"/></BookmarkList></w:Bookmark><w:AckRequested/></s:Header><s:Body><w:Events>"
+            ));
+            for x in chunk {
+                e.push_str("<w:Event Action=\"http://schemas.dmtf.org/wbem/wsman/1/wsman/Event\"><![CDATA[");
+                e.push_str(x);
+                e.push_str("]]></w:Event>");
+            }
+            e.push_str("</w:Events></s:Body></s:Envelope>");
+            text::encode(&e, Charset::Utf16Le)
+        })
+        .collect();
+    group.throughput(Throughput::Elements(xml.len() as u64));
+    group.bench_function(
+        "wef envelope utf-16 -> envelope only (100 per batch)",
+        |b| {
+            b.iter(|| {
+                for body in &envelopes {
+                    let (t, _) = text::decode(black_box(body), None).unwrap();
+                    black_box(envelope::parse(&t).unwrap());
+                }
+            })
+        },
+    );
+    group.bench_function(
+        "wef envelope utf-16 -> events -> json (100 per batch)",
+        |b| {
+            let mut buf = Vec::with_capacity(8192);
+            b.iter(|| {
+                for body in &envelopes {
+                    let (t, _) = text::decode(black_box(body), None).unwrap();
+                    for x in envelope::parse(&t).unwrap().events {
+                        buf.clear();
+                        normalise_xml(&x, &ctx).write_json(&mut buf);
+                        black_box(&buf);
+                    }
+                }
+            })
+        },
+    );
     group.throughput(Throughput::Elements(xml.len() as u64));
     group.sample_size(20);
     group.bench_function("evtx file -> xml -> event -> json (security.evtx)", |b| {
