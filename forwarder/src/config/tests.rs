@@ -54,6 +54,16 @@ fn sample_configs_are_valid() {
             assert_eq!(span.sensor.flow.tcp_idle, 300_000_000_000);
             assert_eq!(span.sensor.read_summary, 60_000_000_000);
             assert_eq!(c.diode.key.id, 3);
+            assert_eq!(c.wec_sources.len(), 1);
+            let wec = &c.wec_sources[0];
+            assert_eq!(wec.hostname, "wec.zone3.plant.local");
+            assert_eq!(wec.heartbeat, Duration::from_secs(900));
+            assert_eq!(wec.subscriptions.len(), 2);
+            assert_eq!(
+                wec.subscriptions[0].query,
+                "<QueryList><Query Id=\"0\"><Select Path=\"Security\">*</Select><Select Path=\"System\">*</Select><Select Path=\"Microsoft-Windows-PowerShell/Operational\">*</Select></Query></QueryList>"
+            );
+            assert!(wec.subscriptions[1].read_existing_events);
         }
         Config::Rx(_) => panic!("tx sample read as rx"),
     }
@@ -360,5 +370,53 @@ fn capture_sources_are_checked() {
             assert_eq!(c.capture_sources[0].sensor.read_summary, 0);
         }
         Config::Rx(_) => panic!("tx read as rx"),
+    }
+}
+
+#[test]
+fn wec_settings_are_checked() {
+    let (dir, _) = with_key();
+    let base = local(&sample("tx.toml"));
+    let cases = [
+        (
+            "channels = [\"Security\", \"System\", \"Microsoft-Windows-PowerShell/Operational\"]",
+            "channels = [\"Security\"]\nquery = \"<QueryList/>\"",
+            "give either channels or query",
+        ),
+        (
+            "channels = [\"Security\", \"System\", \"Microsoft-Windows-PowerShell/Operational\"]",
+            "channels = []",
+            "at least one channel",
+        ),
+        (
+            "<QueryList><Query Id='0'>",
+            "<QueryList><Query Id='0'><Sel>",
+            "sysmon-process-network).query: not well-formed",
+        ),
+        (
+            "host_gone_seconds = 86400",
+            "host_gone_seconds = 1000",
+            "must be above the silence threshold",
+        ),
+        (
+            "hostname = \"wec.zone3.plant.local\"",
+            "hostname = \"https://wec\"",
+            "is not a DNS name",
+        ),
+        (
+            "max_latency_seconds = 30",
+            "max_latency_seconds = 30\ncontent_format = \"Xml\"",
+            "content_format",
+        ),
+        (
+            "name = \"sysmon-process-network\"",
+            "name = \"ot-security\"",
+            "the name \"ot-security\" is used twice",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert_eq!(base.matches(from).count(), 1, "{from}");
+        let e = error_of(&base.replace(from, to), dir.path());
+        assert!(e.contains(want), "{to}: {e}");
     }
 }
