@@ -74,7 +74,7 @@ pub fn decode(body: &[u8], declared: Option<Charset>) -> Result<(String, Charset
 /// UTF-16 to a `String`. Envelopes are almost all ASCII: runs of four ASCII code units are
 /// copied eight bytes at a time; everything else goes through the surrogate rules.
 fn utf16(bytes: &[u8], big_endian: bool) -> Result<String, TextError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(TextError::Utf16);
     }
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len() / 2 + 16);
