@@ -243,4 +243,53 @@ mod tests {
              # TYPE weir_sink_queue_bytes gauge\nweir_sink_queue_bytes 512\n"
         );
     }
+
+    /// The Grafana dashboard shipped in forwarder/packaging/grafana only queries metrics that
+    /// the two sides export.
+    #[test]
+    fn the_grafana_dashboard_queries_exported_metrics() {
+        let mut sink = weir_integrations::driver::SinkStats::default().to_json();
+        if let Value::Object(m) = &mut sink {
+            for k in [
+                "buffer_dropped_total",
+                "buffer_corrupt_records_total",
+                "buffer_records",
+                "buffer_bytes",
+            ] {
+                m.insert(k.into(), 0.into());
+            }
+        }
+        let mut rx = crate::telemetry::RxStats::default().to_json();
+        rx["sink"] = json!({ "splunk": sink });
+        let exported = format!(
+            "{}{}",
+            render(&crate::telemetry::TxStats::default().to_json()),
+            render(&rx)
+        );
+        let names: std::collections::BTreeSet<&str> = exported
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let dashboard: Value =
+            serde_json::from_str(include_str!("../packaging/grafana/weir-overview.json"))
+                .expect("dashboard JSON");
+        let mut used = 0;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().expect("expr");
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("weir_") {
+                        used += 1;
+                        assert!(
+                            names.contains(word),
+                            "{word} is not exported (panel {})",
+                            panel["title"]
+                        );
+                    }
+                }
+            }
+        }
+        assert!(used >= 25, "{used}");
+    }
 }

@@ -477,6 +477,17 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
     )
     .unwrap();
     assert_eq!((r.status, r.xml.as_str()), (204, ""));
+    // Windows marks some End messages SLDC without compressing them.
+    let r = post(
+        &rt,
+        &c,
+        &manager,
+        text::encode(&end, Charset::Utf16Le),
+        UTF16,
+        Some("SLDC"),
+    )
+    .unwrap();
+    assert_eq!((r.status, r.xml.as_str()), (204, ""));
 
     // Heartbeat, SLDC-compressed UTF-16: Ack relating to it.
     let hb_mid = "uuid:EEC04F74-A27D-4C3A-AEF5-BC5BF54359BA";

@@ -420,3 +420,67 @@ fn wec_settings_are_checked() {
         assert!(e.contains(want), "{to}: {e}");
     }
 }
+
+/// The configuration reference (docs/configuration.md) names every key the parser accepts and
+/// every source and sink type: a key added to the code without documentation fails here.
+#[test]
+fn every_config_key_is_documented() {
+    let raw = include_str!("raw.rs");
+    let doc = include_str!("../../../docs/configuration.md");
+    let mut missing = Vec::new();
+    let mut keys = 0;
+    for line in raw.lines() {
+        let t = line.trim();
+        let Some(rest) = t.strip_prefix("pub ") else {
+            continue;
+        };
+        let Some((name, _)) = rest.split_once(':') else {
+            continue;
+        };
+        if name.contains(' ') || name.contains('(') {
+            continue; // `pub struct`, `pub enum`, `pub fn`
+        }
+        keys += 1;
+        let documented = doc.contains(&format!("`{name}`"))
+            || doc.contains(&format!("`{name} ="))
+            || doc.contains(&format!(".{name}]"))
+            || doc.contains(&format!(".{name}."))
+            || doc.contains(&format!("[{name}]"));
+        if !documented {
+            missing.push(name.to_owned());
+        }
+    }
+    assert!(keys > 150, "only {keys} keys found in raw.rs");
+    // Tagged variants: `type = "..."` of sources and sinks.
+    let mut in_tagged = false;
+    for line in raw.lines() {
+        let t = line.trim();
+        if t.starts_with("#[serde(tag = \"type\"") {
+            in_tagged = true;
+            continue;
+        }
+        if in_tagged && t == "}" {
+            in_tagged = false;
+        }
+        if in_tagged {
+            if let Some((variant, _)) = t.split_once('(') {
+                if variant.chars().all(|c| c.is_ascii_alphanumeric()) && !variant.is_empty() {
+                    let mut snake = String::new();
+                    for (i, c) in variant.chars().enumerate() {
+                        if c.is_ascii_uppercase() && i > 0 {
+                            snake.push('_');
+                        }
+                        snake.push(c.to_ascii_lowercase());
+                    }
+                    if !doc.contains(&format!("type = \"{snake}\"")) {
+                        missing.push(format!("type = \"{snake}\""));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "undocumented in docs/configuration.md: {missing:?}"
+    );
+}

@@ -735,11 +735,11 @@ async fn handle(
                 return plain(StatusCode::REQUEST_TIMEOUT);
             }
         };
-    let body: std::borrow::Cow<'_, [u8]> = if sldc {
+    let body: std::borrow::Cow<'_, [u8]> = if sldc && !sldc::is_plain_text(&body) {
         match sldc::decompress(&body, limit) {
             Ok(b) => b.into(),
-            // Windows marks some bodies SLDC that are not compressed (an `End` after a
-            // `SubscriptionEnd`): take them as they are when they read as text.
+            // Text that does not start as text checks (no byte-order mark): take it as it
+            // is when it reads as an envelope.
             Err(_) if text::decode(&body, declared).is_ok_and(|(t, _)| t.contains("Envelope")) => {
                 body.as_ref().into()
             }

@@ -46,6 +46,21 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in vocabulary order.
+    pub const ALL: [Action; 11] = [
+        Action::Read,
+        Action::Write,
+        Action::Control,
+        Action::ProgramDownload,
+        Action::ProgramUpload,
+        Action::ModeChange,
+        Action::Restart,
+        Action::TimeSet,
+        Action::Firmware,
+        Action::Recon,
+        Action::Other,
+    ];
+
     /// The name used in `ot.action`.
     pub fn as_str(self) -> &'static str {
         match self {

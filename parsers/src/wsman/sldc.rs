@@ -105,6 +105,18 @@ enum Scheme {
     Two,
 }
 
+/// True when a body marked SLDC is plain text after all. Windows sends some envelopes (the
+/// `End` after a `SubscriptionEnd`) with `Content-Encoding: SLDC` but uncompressed. An SLDC
+/// record starts with a control symbol (`0xFF` then `0x88`-`0xB7`); text starts with a
+/// byte-order mark or `<` (in UTF-8 or UTF-16). A UTF-16 byte-order mark read as SLDC would be
+/// nine one-bits and the End Marker: an empty record, not an error, hence this check first.
+pub fn is_plain_text(body: &[u8]) -> bool {
+    matches!(
+        body,
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] | [0xEF, 0xBB, 0xBF, ..] | [b'<', ..] | [0, b'<', ..]
+    )
+}
+
 /// Decompress one SLDC record, producing at most `limit` bytes.
 pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, SldcError> {
     let mut bits = Bits { data, at: 0 };
@@ -258,6 +270,18 @@ mod tests {
             decompress(&[0xFF, 0xC8], 10),
             Err(SldcError::ReservedControl(9))
         );
+    }
+
+    #[test]
+    fn text_marked_sldc_is_recognised() {
+        assert!(is_plain_text(&[0xFF, 0xFE, b'<', 0]));
+        assert!(is_plain_text(b"<s:Envelope"));
+        assert!(is_plain_text(&[0xEF, 0xBB, 0xBF, b'<']));
+        assert!(!is_plain_text(&hex("ffb3a32b9ba1039ba3934b733ffd0000")));
+        assert!(!is_plain_text(&[0xFF, 0xAB, 0xFD]));
+        assert!(!is_plain_text(&[]));
+        // What it guards against: a byte-order mark decodes as an empty record.
+        assert_eq!(decompress(&[0xFF, 0xFE, b'<', 0], 100), Ok(Vec::new()));
     }
 
     #[derive(Default)]
