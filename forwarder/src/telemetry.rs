@@ -142,6 +142,8 @@ pub struct TxStats {
     pub wec_enumerations: Counter,
     /// WEC: event batches acknowledged.
     pub wec_batches: Counter,
+    /// WEC: batches sent again after their Ack was lost, acknowledged without queueing.
+    pub wec_batches_repeated: Counter,
     /// WEC: heartbeats acknowledged.
     pub wec_heartbeats: Counter,
     /// WEC: subscriptions ended by clients.
@@ -203,6 +205,7 @@ impl TxStats {
             "ot_stream_resyncs_total": self.ot_stream_resyncs.get(),
             "wec_enumerations_total": self.wec_enumerations.get(),
             "wec_batches_total": self.wec_batches.get(),
+            "wec_batches_repeated_total": self.wec_batches_repeated.get(),
             "wec_heartbeats_total": self.wec_heartbeats.get(),
             "wec_subscription_ends_total": self.wec_subscription_ends.get(),
             "wec_faults_total": self.wec_faults.get(),

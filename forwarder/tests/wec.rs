@@ -547,12 +547,20 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
         sample[59].0,
         &second,
     );
-    let r = post(&rt, &c, &sec_to, b2.into_bytes(), UTF8, None).unwrap();
+    let r = post(&rt, &c, &sec_to, b2.clone().into_bytes(), UTF8, None).unwrap();
     assert_eq!(
         (r.status, r.content_type.as_str()),
         (200, UTF8),
         "{}",
         r.xml
+    );
+    // The client did not see that Ack and sends the batch again (same MessageID): acknowledged,
+    // not queued twice.
+    let r = post(&rt, &c, &sec_to, b2.clone().into_bytes(), UTF8, None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.xml);
+    assert_eq!(
+        between(&r.xml, "<a:RelatesTo>", "</a:RelatesTo>"),
+        vec!["uuid:0B0E2A6B-0000-4000-8000-000000000002"]
     );
 
     wait_class(dir.path(), "windows", 60, Duration::from_secs(30));
@@ -691,6 +699,7 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
     let (ok, summary, log) = tx.stop();
     assert!(ok, "{log}");
     assert_eq!(summary["wec_batches_total"], 2, "{summary}");
+    assert_eq!(summary["wec_batches_repeated_total"], 1, "{summary}");
     assert_eq!(summary["wec_enumerations_total"], 1);
     assert_eq!(summary["wec_heartbeats_total"], 2);
     assert_eq!(summary["wec_subscription_ends_total"], 1);
@@ -700,7 +709,14 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
     )
     .unwrap();
     let want = format!("<BookmarkList><Bookmark Channel=\"Security\" RecordId=\"{}\" IsCurrent=\"true\"/></BookmarkList>", sample[59].0);
-    assert_eq!(saved[&sec_id]["hmi-01.plant.local"], want.as_str());
+    assert_eq!(
+        saved[&sec_id]["hmi-01.plant.local"]["bookmark"],
+        want.as_str()
+    );
+    assert_eq!(
+        saved[&sec_id]["hmi-01.plant.local"]["last_batch"],
+        "uuid:0B0E2A6B-0000-4000-8000-000000000002"
+    );
     let tx = Proc::start(&["tx"], &config);
     wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
     let r = post(
@@ -729,8 +745,13 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
         between(&r.xml, "<e:Identifier>", "</e:Identifier>")[0],
         sec_id
     );
-    let (ok, _, log) = tx.stop();
+    // Sent again after the restart: still recognised (the id is kept with the bookmark).
+    let r = post(&rt, &c, &sec_to, b2.into_bytes(), UTF8, None).unwrap();
+    assert_eq!(r.status, 200, "{}", r.xml);
+    let (ok, summary, log) = tx.stop();
     assert!(ok, "{log}");
+    assert_eq!(summary["wec_batches_repeated_total"], 1, "{summary}");
+    assert_eq!(summary["wec_batches_total"], 0, "{summary}");
     std::thread::sleep(Duration::from_millis(300));
     rx.stop();
     assert_ecs(&events(dir.path()));

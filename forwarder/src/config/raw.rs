@@ -234,8 +234,8 @@ pub struct WecSource {
     /// Largest envelope a client may send (`MaxEnvelopeSize`).
     #[serde(default = "default_wec_envelope")]
     pub max_envelope_bytes: u32,
-    /// Connections at once.
-    #[serde(default = "default_connections")]
+    /// Connections at once (each may hold a body of up to `max_envelope_bytes` in memory).
+    #[serde(default = "default_wec_connections")]
     pub max_connections: usize,
     /// Keep each event's XML in `event.original`.
     #[serde(default = "default_true")]
@@ -281,6 +281,9 @@ fn default_wec_envelope() -> u32 {
 }
 fn default_wec_format() -> String {
     "RenderedText".into()
+}
+fn default_wec_connections() -> usize {
+    256
 }
 fn default_wec_gone() -> u64 {
     86_400

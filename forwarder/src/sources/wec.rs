@@ -17,8 +17,10 @@ a client certificate. The protocol core is pure (`weir_parsers::wsman`); this mo
 * **No loss, no repeats across restarts**: a batch is acknowledged only after every one of its
   events is in the diode sender's (or the spool's) hands and the host's bookmark is written to
   `STATE_DIR/<name>.wec-bookmarks.json`. After a restart the host gets its bookmark back in
-  the next `EnumerateResponse` and resumes after it. A crash between writing the bookmark and
-  the client reading the `Ack` repeats at most that one batch.
+  the next `EnumerateResponse` and resumes after it. The file also keeps the `MessageID` of
+  the last batch acknowledged per host: a client that did not see an `Ack` (connection lost,
+  agent restarted) and sends the batch again gets an `Ack` without its events being queued a
+  second time.
 * **Liveness**: a host (per subscription) that neither sends events nor heartbeats for
   `2 x heartbeat + max_latency` is reported `wec-host-silent`; after `host_gone_seconds`
   `wec-host-gone`; on contact again (or first contact) `wec-host-active`.
@@ -187,10 +189,19 @@ pub fn bookmark_path(cfg: &WecSource) -> PathBuf {
         .join(format!("{}.wec-bookmarks.json", cfg.name))
 }
 
-/// Per subscription identifier, per host: the last bookmark acknowledged.
+/// What the collector keeps per subscription and host: the bookmark of the last batch it
+/// acknowledged and that batch's `MessageID` (a batch sent again with the same id, because the
+/// client never saw the `Ack`, is acknowledged again without queueing its events twice).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Mark {
+    bookmark: Option<String>,
+    last_batch: Option<String>,
+}
+
+/// Per subscription identifier, per host: the last batch acknowledged.
 struct Bookmarks {
     path: PathBuf,
-    map: BTreeMap<String, BTreeMap<String, String>>,
+    map: BTreeMap<String, BTreeMap<String, Mark>>,
 }
 
 impl Bookmarks {
@@ -211,22 +222,40 @@ impl Bookmarks {
         })
     }
 
-    fn get(&self, subscription: &str, host: &str) -> Option<&str> {
-        self.map
-            .get(subscription)
-            .and_then(|h| h.get(host))
-            .map(String::as_str)
+    fn get(&self, subscription: &str, host: &str) -> Option<&Mark> {
+        self.map.get(subscription).and_then(|h| h.get(host))
     }
 
-    /// Record and persist (write a temporary file, then rename over the old one).
-    fn set(&mut self, subscription: &str, host: &str, bookmark: &str) -> Result<()> {
-        if self.get(subscription, host) == Some(bookmark) {
-            return Ok(());
-        }
-        self.map
+    fn bookmark(&self, subscription: &str, host: &str) -> Option<&str> {
+        self.get(subscription, host)
+            .and_then(|m| m.bookmark.as_deref())
+    }
+
+    /// True when `message_id` is the batch last acknowledged for this host.
+    fn is_last_batch(&self, subscription: &str, host: &str, message_id: &str) -> bool {
+        self.get(subscription, host)
+            .and_then(|m| m.last_batch.as_deref())
+            == Some(message_id)
+    }
+
+    /// Record an acknowledged batch and persist (a temporary file renamed over the old one).
+    fn set(
+        &mut self,
+        subscription: &str,
+        host: &str,
+        bookmark: Option<&str>,
+        message_id: &str,
+    ) -> Result<()> {
+        let entry = self
+            .map
             .entry(subscription.to_owned())
             .or_default()
-            .insert(host.to_owned(), bookmark.to_owned());
+            .entry(host.to_owned())
+            .or_default();
+        if let Some(b) = bookmark {
+            entry.bookmark = Some(b.to_owned());
+        }
+        entry.last_batch = Some(message_id.to_owned());
         let tmp = self.path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&self.map)?)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -817,7 +846,7 @@ async fn handle(
                     compression: c.ctx.cfg.compression,
                     utf8: false,
                     issuer_thumbprint: &c.thumbprint,
-                    bookmark: bookmarks.get(&s.identifier, &host),
+                    bookmark: bookmarks.bookmark(&s.identifier, &host),
                     message_id: mid,
                 })
                 .collect();
@@ -900,6 +929,12 @@ async fn deliver(
     charset: Charset,
 ) -> Result<(), Response<Full<Bytes>>> {
     c.contact(host, sub, peer, client).await;
+    if lock(&c.bookmarks).is_last_batch(&sub.identifier, host, &env.message_id) {
+        // The client sends again a batch whose Ack it did not see: its events are in.
+        c.ctx.stats.wec_batches_repeated.inc();
+        debug!(message = "WEC batch received again; acknowledged without queueing.", source = %c.ctx.cfg.name, %host, message_id = %env.message_id);
+        return Ok(());
+    }
     let wctx = WinContext {
         received_at: Utc::now(),
         peer: Some(peer),
@@ -950,18 +985,21 @@ async fn deliver(
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_millis(20));
     }
-    if let Some(bookmark) = &env.bookmark {
-        if let Err(error) = lock(&c.bookmarks).set(&sub.identifier, host, bookmark) {
-            warn!(message = "Cannot save a WEC bookmark.", source = %c.ctx.cfg.name, %error);
-            return Err(fault(
-                c,
-                Some(env),
-                Fault::InternalError,
-                "the collector cannot save the bookmark",
-                charset,
-                peer,
-            ));
-        }
+    if let Err(error) = lock(&c.bookmarks).set(
+        &sub.identifier,
+        host,
+        env.bookmark.as_deref(),
+        &env.message_id,
+    ) {
+        warn!(message = "Cannot save a WEC bookmark.", source = %c.ctx.cfg.name, %error);
+        return Err(fault(
+            c,
+            Some(env),
+            Fault::InternalError,
+            "the collector cannot save the bookmark",
+            charset,
+            peer,
+        ));
     }
     c.ctx.stats.wec_batches.inc();
     Ok(())
