@@ -357,25 +357,30 @@ fn wait_weir_action(dir: &Path, action: &str, n: usize, timeout: Duration) -> Ve
     }
 }
 
-#[test]
-fn windows_event_forwarding_over_https_with_client_certificates() {
+fn validate(config: &Path) -> std::process::Output {
+    std::process::Command::new(WEIR)
+        .args(["validate", "-c"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+/// A work directory, a PKI, free diode and HTTPS ports and an agent config with `extra` keys.
+fn setup(extra: &str) -> (tempfile::TempDir, Pki, u16, u16, std::path::PathBuf) {
     let dir = workdir();
     let pki = pki();
     let diode = free_udp();
     let port = free_tcp();
-    let config = wec_config(
-        dir.path(),
-        diode,
-        port,
-        &pki,
-        "heartbeat_seconds = 1\nmax_latency_seconds = 1\nhost_gone_seconds = 6",
-    );
+    let config = wec_config(dir.path(), diode, port, &pki, extra);
+    (dir, pki, diode, port, config)
+}
+
+#[test]
+fn windows_event_forwarding_over_https_with_client_certificates() {
+    let (dir, pki, diode, port, config) =
+        setup("heartbeat_seconds = 1\nmax_latency_seconds = 1\nhost_gone_seconds = 6");
     // `weir validate` loads the TLS material and prints the Group Policy string.
-    let out = std::process::Command::new(WEIR)
-        .args(["validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = validate(&config);
     assert!(
         out.status.success(),
         "{}",
@@ -760,25 +765,15 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
 
 #[test]
 fn validate_refuses_missing_or_bad_tls_material() {
-    let dir = workdir();
-    let pki = pki();
-    let config = wec_config(dir.path(), free_udp(), free_tcp(), &pki, "");
+    let (dir, pki, _, _, config) = setup("");
     std::fs::write(dir.path().join("server.key"), "not a key").unwrap();
-    let out = std::process::Command::new(WEIR)
-        .args(["validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = validate(&config);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.key"), "{err}");
     std::fs::remove_file(dir.path().join("client-ca.pem")).unwrap();
     std::fs::write(dir.path().join("server.key"), &pki.server_key).unwrap();
-    let out = std::process::Command::new(WEIR)
-        .args(["validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = validate(&config);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read the client CA"), "{err}");
@@ -787,28 +782,14 @@ fn validate_refuses_missing_or_bad_tls_material() {
         .unwrap()
         .replace("query = \"<QueryList>", "query = \"<Query>");
     std::fs::write(&config, text).unwrap();
-    let out = std::process::Command::new(WEIR)
-        .args(["validate", "-c"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = validate(&config);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("subscriptions[1] (sysmon).query"), "{err}");
 }
 
 #[test]
 fn refusals_faults_and_limits_leave_other_clients_unaffected() {
-    let dir = workdir();
-    let pki = pki();
-    let diode = free_udp();
-    let port = free_tcp();
-    let config = wec_config(
-        dir.path(),
-        diode,
-        port,
-        &pki,
-        "max_envelope_bytes = 65536\nmax_connections = 4",
-    );
+    let (dir, pki, diode, port, config) = setup("max_envelope_bytes = 65536\nmax_connections = 4");
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let tx = Proc::start(&["tx"], &config);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

@@ -217,21 +217,7 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
             Xml::CData(t) => {
                 text.push_str(&String::from_utf8_lossy(&t.into_inner()));
             }
-            Xml::GeneralRef(r) => {
-                // Character and the five predefined entity references inside text.
-                let resolved = match r.resolve_char_ref().ok().flatten() {
-                    Some(c) => c.to_string(),
-                    None => match &*String::from_utf8_lossy(&r) {
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "amp" => "&".into(),
-                        "apos" => "'".into(),
-                        "quot" => "\"".into(),
-                        other => format!("&{other};"),
-                    },
-                };
-                text.push_str(&resolved);
-            }
+            Xml::GeneralRef(r) => push_reference(&mut text, &r),
             Xml::End(_) => {
                 let Some(name) = path.pop() else {
                     return Err(malformed(&reader, "an end tag without a start"));
@@ -261,6 +247,27 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
     }
     ev.event_id = event_id.ok_or(WinXmlError::NoEventId)?;
     Ok(ev)
+}
+
+/// Append what a reference inside text stands for: a character reference or one of the five
+/// predefined entities; anything else (no DTD is read) is kept as written.
+pub(crate) fn push_reference(text: &mut String, r: &quick_xml::events::BytesRef<'_>) {
+    if let Some(c) = r.resolve_char_ref().ok().flatten() {
+        text.push(c);
+        return;
+    }
+    match &*String::from_utf8_lossy(r) {
+        "lt" => text.push('<'),
+        "gt" => text.push('>'),
+        "amp" => text.push('&'),
+        "apos" => text.push('\''),
+        "quot" => text.push('"'),
+        other => {
+            text.push('&');
+            text.push_str(other);
+            text.push(';');
+        }
+    }
 }
 
 fn malformed(reader: &Reader<&[u8]>, reason: &str) -> WinXmlError {

@@ -172,20 +172,7 @@ pub fn parse(xml: &str) -> Result<Envelope, EnvelopeError> {
                 text.push_str(&s);
             }
             Xml::CData(t) => text.push_str(&String::from_utf8_lossy(&t.into_inner())),
-            Xml::GeneralRef(r) => {
-                let resolved = match r.resolve_char_ref().ok().flatten() {
-                    Some(c) => c.to_string(),
-                    None => match &*String::from_utf8_lossy(&r) {
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "amp" => "&".into(),
-                        "apos" => "'".into(),
-                        "quot" => "\"".into(),
-                        other => format!("&{other};"),
-                    },
-                };
-                text.push_str(&resolved);
-            }
+            Xml::GeneralRef(r) => crate::winxml::push_reference(&mut text, &r),
             Xml::End(_) => {
                 let Some(name) = path.pop() else {
                     return Err(malformed(&reader, "an end tag without a start"));
