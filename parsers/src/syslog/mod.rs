@@ -35,7 +35,7 @@ pub mod vendor;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Datelike as _, FixedOffset, Utc};
 pub use chrono_tz::Tz;
 use syslog_loose::{ProcId, Protocol, SyslogFacility, SyslogSeverity, Variant};
 use weir_schemas::{CodeName, ErrorInfo, Event, EventClass, Host, Log, Process, SdValue, Syslog};
@@ -263,10 +263,17 @@ fn pri_text(line: &str) -> String {
 }
 
 fn build(p: Parsed<'_>, ctx: &ParseContext) -> Event {
-    let timestamp = p
-        .timestamp
-        .map_or(ctx.received_at, |t| t.with_timezone(&Utc));
+    // A year RFC 3339 cannot write (a five-digit year from a garbled RFC 3164 header) is not a
+    // time: the arrival time stands in, and the event says so.
+    let stated = p.timestamp.map(|t| t.with_timezone(&Utc));
+    let out_of_range = stated.is_some_and(|t| !(1..=9999).contains(&t.year()));
+    let timestamp = stated.filter(|_| !out_of_range).unwrap_or(ctx.received_at);
     let mut event = Event::new(EventClass::Syslog, timestamp);
+    if out_of_range {
+        event
+            .tags
+            .push(Cow::Borrowed("weir_timestamp_out_of_range"));
+    }
     let mut syslog = Syslog::default();
     if let Some((facility, severity)) = p.pri {
         let (f, s) = (facility as i64, severity as i64);

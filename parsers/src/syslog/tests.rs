@@ -128,3 +128,18 @@ fn trailing_newline_and_nul_are_not_part_of_the_message() {
     assert_eq!(v["message"], "x");
     assert_eq!(v["event"]["original"], "<13>Jan  1 00:00:01 h app: x");
 }
+
+/// Found by the `syslog` fuzz target: a five-digit year made an `@timestamp` that RFC 3339
+/// (and so the event's own JSON reader) cannot hold.
+#[test]
+fn a_year_beyond_9999_falls_back_to_the_arrival_time() {
+    let ctx = ParseContext::new(
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 5).unwrap(),
+        "syslog_udp",
+    );
+    let e = normalise(b"<166>Jan 03 22026 00:20:01winde:20.1.\0\nSA\n", &ctx);
+    assert_eq!(e.timestamp, ctx.received_at);
+    assert!(e.tags.iter().any(|t| t == "weir_timestamp_out_of_range"));
+    let json = e.to_json();
+    assert_eq!(Event::from_json(&json).expect("reads back").to_json(), json);
+}
