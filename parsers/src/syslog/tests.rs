@@ -143,3 +143,16 @@ fn a_year_beyond_9999_falls_back_to_the_arrival_time() {
     let json = e.to_json();
     assert_eq!(Event::from_json(&json).expect("reads back").to_json(), json);
 }
+
+/// Found by the `syslog` fuzz target: a Snare record whose time has the year `-013`.
+#[test]
+fn a_snare_time_with_a_negative_year_is_not_a_time() {
+    let ctx = ParseContext::new(
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 1, 0, 0, 5).unwrap(),
+        "syslog_udp",
+    );
+    let line = "<13>Jan  1 00:00:01 DC01.plant.example MSWinEventLog\t1\tSecurity\t12345\tThu Jan 01 00:00:01 -013\t4625\tMicrosoft-Windows-Security-Auditing\tN/A\tN/A\tFailure Audit\tDC01.plant.example\tLogon\t\tAn account failed to log on.\t1";
+    let e = normalise(line.as_bytes(), &ctx);
+    let json = e.to_json();
+    assert_eq!(Event::from_json(&json).expect("reads back").to_json(), json);
+}

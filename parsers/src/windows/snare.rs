@@ -54,6 +54,8 @@ pub fn to_win_event(f: &[&str], tz: Tz) -> Option<WinEvent> {
         tz.from_local_datetime(&naive)
             .earliest()
             .map(|d| d.with_timezone(&Utc))
+            // A year RFC 3339 cannot write (`-013`) is not a time (found by fuzzing).
+            .filter(|d| (1..=9999).contains(&chrono::Datelike::year(d)))
     });
     let task = get(10).filter(|t| *t != "None").map(str::to_owned);
     let message = get(12).map(str::to_owned);
