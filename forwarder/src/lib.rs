@@ -142,19 +142,79 @@ fn keygen(output: Option<&std::path::Path>, key_id: u16) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+/// What the serve loop waits for.
+enum Signal {
+    /// SIGTERM or Ctrl-C: drain and stop.
+    Stop,
+    /// SIGHUP: read the configuration again.
+    Reload,
+}
+
+/// The process's signals, registered once (so none is lost between two waits).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    Ok(())
+
+    async fn next(&mut self) -> Result<Signal> {
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; Ok(Signal::Stop) }
+            _ = self.term.recv() => Ok(Signal::Stop),
+            _ = self.hup.recv() => Ok(Signal::Reload),
+        }
+    }
+}
+
+/// SIGHUP: read and check the file again; the agent applies source changes in place
+/// ([`pipeline::tx::TxHandle::reload`]); the receiver only checks the file.
+async fn reload(path: &std::path::Path, running: &mut Running) {
+    let loaded = config::load(path);
+    match (loaded, running) {
+        (Err(error), Running::Tx(h)) => {
+            h.stats.reloads_failed.inc();
+            tracing::error!(message = "Configuration reload refused: the file does not load; the agent keeps running as it was.", file = %path.display(), error = %format!("{error:#}"));
+        }
+        (Err(error), Running::Rx(_)) => {
+            tracing::error!(message = "Configuration check failed; the receiver keeps running as it was.", file = %path.display(), error = %format!("{error:#}"));
+        }
+        (Ok(Config::Tx(new)), Running::Tx(h)) => match h.reload(new).await {
+            Ok(r) => {
+                h.stats.reloads_applied.inc();
+                tracing::info!(
+                    message = "Configuration reloaded.",
+                    unchanged = ?r.unchanged,
+                    restarted = ?r.restarted,
+                    started = ?r.started,
+                    stopped = ?r.stopped
+                );
+            }
+            Err(error) => {
+                h.stats.reloads_failed.inc();
+                tracing::error!(message = "Configuration reload refused.", error = %format!("{error:#}"));
+            }
+        },
+        (Ok(_), Running::Rx(_)) => {
+            tracing::warn!(message = "The receiver does not reload its configuration: the file is valid; restart the receiver to apply it (its sink buffers keep every event across the restart; datagrams arriving while it is down are reported as gaps).", file = %path.display());
+        }
+        (Ok(Config::Rx(_)), Running::Tx(h)) => {
+            h.stats.reloads_failed.inc();
+            tracing::error!(message = "Configuration reload refused: the file is now a receiver configuration.", file = %path.display());
+        }
+    }
 }
 
 /// A running side, for the shared serve loop.
 enum Running {
-    Tx(pipeline::tx::TxHandle),
+    Tx(Box<pipeline::tx::TxHandle>),
     Rx(pipeline::rx::RxHandle),
 }
 
@@ -162,8 +222,9 @@ enum Running {
 /// SIGTERM or Ctrl-C, stop cleanly, and print the counters as one JSON line.
 async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
     let started = std::time::Instant::now();
+    let mut signals = Signals::new()?;
     let metrics_cancel = tokio_util::sync::CancellationToken::new();
-    let running = match (config::load(path)?, want_tx) {
+    let mut running = match (config::load(path)?, want_tx) {
         (Config::Tx(cfg), true) => {
             let listen = cfg.metrics_listen;
             let h = pipeline::tx::start(cfg).await?;
@@ -175,7 +236,7 @@ async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
                 });
                 metrics::serve(addr, source, metrics_cancel.clone()).await?;
             }
-            Running::Tx(h)
+            Running::Tx(Box::new(h))
         }
         (Config::Rx(cfg), false) => {
             let listen = cfg.metrics_listen;
@@ -198,7 +259,9 @@ async fn serve(path: &std::path::Path, want_tx: bool) -> Result<ExitCode> {
             path.display()
         ),
     };
-    shutdown_signal().await?;
+    while let Signal::Reload = signals.next().await? {
+        reload(path, &mut running).await;
+    }
     metrics_cancel.cancel();
     tracing::info!(message = "Shutting down: sending and writing what is queued.");
     let summary = match running {

@@ -190,6 +190,8 @@ pub fn render(summary: &Value) -> String {
             Value::Object(series) => {
                 let label = if key.contains("dropped") || key.contains("rejected") {
                     "reason"
+                } else if key.contains("reloads") {
+                    "result"
                 } else {
                     "class"
                 };

@@ -32,7 +32,7 @@ use crate::sources::Record;
 use crate::telemetry::{unix_ms, TxStats};
 
 /// Spool settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SpoolConfig {
     /// Directory of the segments.
     pub path: PathBuf,
@@ -53,7 +53,8 @@ pub struct Spool {
     stats: Arc<TxStats>,
     /// The agent's own stream (spool reports; records of streams no longer configured).
     agent_stream: StreamId,
-    streams: u16,
+    /// Stream ids below this are the diode sender's (a configuration reload may add some).
+    streams: Arc<std::sync::atomic::AtomicU16>,
     agent: Arc<str>,
     unreported: u64,
     last_report: Option<Instant>,
@@ -61,11 +62,12 @@ pub struct Spool {
 
 impl Spool {
     /// Open (and check) the spool directory. `streams` is the number of diode streams the
-    /// sources use; `agent_stream` takes the agent's own events.
+    /// sender has (the sources' and the agent's own); `agent_stream` takes the agent's own
+    /// events and spooled records of streams the sender does not have.
     pub fn open(
         cfg: &SpoolConfig,
         stats: Arc<TxStats>,
-        streams: u16,
+        streams: Arc<std::sync::atomic::AtomicU16>,
         agent_stream: StreamId,
         agent: Arc<str>,
     ) -> Result<Spool> {
@@ -221,7 +223,8 @@ impl Spool {
         let stream = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
         let class = class_of(*data.get(2)?)?;
         let json = data.get(3..)?;
-        let stream = if stream < self.streams || stream == self.agent_stream.0 {
+        let known = self.streams.load(std::sync::atomic::Ordering::Acquire);
+        let stream = if stream < known || stream == self.agent_stream.0 {
             StreamId(stream)
         } else {
             self.agent_stream

@@ -152,6 +152,10 @@ pub struct TxStats {
     pub wec_faults: Counter,
     /// WEC: TLS handshakes that failed (no client certificate, another CA, timeout).
     pub wec_tls_refused: Counter,
+    /// Configuration reloads (SIGHUP) applied.
+    pub reloads_applied: Counter,
+    /// Configuration reloads refused (the file did not load, or changed what needs a restart).
+    pub reloads_failed: Counter,
 }
 
 impl TxStats {
@@ -210,6 +214,10 @@ impl TxStats {
             "wec_subscription_ends_total": self.wec_subscription_ends.get(),
             "wec_faults_total": self.wec_faults.get(),
             "wec_tls_refused_total": self.wec_tls_refused.get(),
+            "config_reloads_total": {
+                "applied": self.reloads_applied.get(),
+                "failed": self.reloads_failed.get(),
+            },
         })
     }
 }

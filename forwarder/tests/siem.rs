@@ -309,8 +309,13 @@ fn a_hundred_thousand_events_reach_splunk_elasticsearch_and_kafka_through_outage
     assert_eq!(e.answers.iter().filter(|&&c| c == 503).count(), 5);
     assert_eq!(
         e.requests.first().map(String::as_str),
-        Some("PUT /_index_template/weir"),
-        "the template before any document"
+        Some("PUT /_ingest/pipeline/weir@ingest"),
+        "the assets before any document"
+    );
+    assert_eq!(
+        e.requests.iter().position(|r| r == "POST /_bulk"),
+        Some(4),
+        "pipeline, two component templates and the index template, then documents"
     );
     assert!(
         e.docs.keys().any(|(i, _)| i == "logs-weir.weir-plant_a"),

@@ -16,12 +16,17 @@ Follows the Elasticsearch documentation ("Bulk API", "Data streams", "Index temp
   Elasticsearch's error type and reason; a whole-request 429/5xx/timeout is retried; 401/403
   are configuration errors, retried loudly;
 * `Authorization: ApiKey <key>` or basic auth; TLS with a custom CA;
-* on request (`install_template`), a composable index template (`PUT _index_template/weir`,
-  "Index templates") with explicit mappings for every field Weir emits
-  ([`weir_schemas::fields`]) is installed before the first document is sent, so the data
-  streams are created with ECS types (`source.ip` as `ip`, `event.original` unindexed, ...)
-  rather than by dynamic mapping. Its priority (200) is above Elastic's built-in `logs` template
-  (100), which would otherwise match `logs-*-*`. Until it is installed no document is sent.
+* on request (`install_template`), Weir's Elasticsearch assets ([`assets`], "Ingest pipelines",
+  "Component templates", "Index templates") are installed before the first document is sent:
+  the ingest pipeline `weir@ingest`, the component templates `weir@mappings` (explicit
+  mappings for every field Weir emits, from [`weir_schemas::fields`]) and `weir@settings`
+  (the pipeline as `index.default_pipeline`, compression, field limits), and the composable
+  index template `weir` made of them plus an optional, user-owned `weir@custom`. The data
+  streams are therefore created with ECS types (`source.ip` as `ip`, `event.original`
+  unindexed, ...) rather than by dynamic mapping. The template's priority (200) is above
+  Elastic's built-in `logs` template (100), which would otherwise match `logs-*-*`. Until all
+  four are acknowledged no document is sent. The same assets are in
+  `integrations/elasticsearch/` for installing by hand.
 */
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,11 +120,83 @@ pub struct EsSink {
     template_lock: tokio::sync::Mutex<()>,
 }
 
-/// The template's name (`_index_template/weir`).
+/// The index template's name (`_index_template/weir`).
 pub const TEMPLATE_NAME: &str = "weir";
+/// The ingest pipeline every Weir document goes through (`index.default_pipeline`).
+pub const PIPELINE_NAME: &str = "weir@ingest";
+/// The component template with the field mappings.
+pub const MAPPINGS_NAME: &str = "weir@mappings";
+/// The component template with the index settings.
+pub const SETTINGS_NAME: &str = "weir@settings";
+/// The component template the index template names for the user's own changes (retention,
+/// replicas, extra mappings); Weir never writes it, and it may be missing.
+pub const CUSTOM_NAME: &str = "weir@custom";
 
-/// The composable index template for `target`: every data stream (or index) Weir writes, with
-/// the mappings of [`weir_schemas::fields::elasticsearch_mappings`].
+/// One Elasticsearch asset: where it is `PUT` and its body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Asset {
+    /// The API path, `_ingest/pipeline/weir@ingest` and so on.
+    pub path: String,
+    /// The request body.
+    pub body: Value,
+}
+
+fn meta(description: &str) -> Value {
+    serde_json::json!({
+        "description": description,
+        "managed_by": "weir",
+        "weir_schema_version": weir_schemas::SCHEMA_VERSION,
+        "ecs_version": weir_schemas::ECS_VERSION,
+    })
+}
+
+/// The ingest pipeline: `event.ingested` becomes Elasticsearch's arrival time (ECS: "when the
+/// event arrived in the central data store"). Elastic Security's prebuilt rules look back on
+/// `event.ingested`; an event that waited in the receiver's buffer during an outage keeps the
+/// receiver's time otherwise and would fall before every rule's window. A processor failure
+/// never loses the document: it is stored with `error.message` and a tag.
+pub fn ingest_pipeline() -> Value {
+    serde_json::json!({
+        "description": "Weir: event.ingested = arrival in Elasticsearch (Elastic Security rules look back on it)",
+        "processors": [
+            {"set": {
+                "tag": "weir-ingested",
+                "field": "event.ingested",
+                "value": "{{{_ingest.timestamp}}}",
+                "override": true,
+            }},
+        ],
+        "on_failure": [
+            {"set": {"field": "error.message", "value": "{{{_ingest.on_failure_message}}}"}},
+            {"append": {"field": "tags", "value": ["weir_ingest_pipeline_failed"]}},
+        ],
+        "_meta": meta("Weir's ingest pipeline (index.default_pipeline of weir@settings)"),
+    })
+}
+
+/// The component template with the mappings of every field Weir emits.
+pub fn mappings_component() -> Value {
+    serde_json::json!({
+        "template": {"mappings": weir_schemas::fields::elasticsearch_mappings()},
+        "_meta": meta("Weir events: every field Weir emits with its ECS type; weir.* provenance"),
+    })
+}
+
+/// The component template with the index settings.
+pub fn settings_component() -> Value {
+    serde_json::json!({
+        "template": {"settings": {"index": {
+            "default_pipeline": PIPELINE_NAME,
+            "codec": "best_compression",
+            // Windows events bring their own EventData names (mapped dynamically as keywords).
+            "mapping": {"total_fields": {"limit": 5000}, "ignore_malformed": true},
+        }}},
+        "_meta": meta("Weir events: default pipeline, compression, field limits"),
+    })
+}
+
+/// The composable index template for `target`: every data stream (or index) Weir writes,
+/// made of [`MAPPINGS_NAME`], [`SETTINGS_NAME`] and (if it exists) [`CUSTOM_NAME`].
 pub fn index_template(target: &Target) -> Value {
     let (pattern, data_stream) = match target {
         Target::DataStream { .. } => ("logs-weir.*-*".to_owned(), true),
@@ -128,19 +205,37 @@ pub fn index_template(target: &Target) -> Value {
     let mut t = serde_json::json!({
         "index_patterns": [pattern],
         "priority": 200,
-        "template": {
-            "mappings": weir_schemas::fields::elasticsearch_mappings(),
-        },
-        "_meta": {
-            "description": "Weir events (ECS fields with their ECS types, weir.* provenance)",
-            "weir_schema_version": weir_schemas::SCHEMA_VERSION,
-            "ecs_version": weir_schemas::ECS_VERSION,
-        },
+        "composed_of": [MAPPINGS_NAME, SETTINGS_NAME, CUSTOM_NAME],
+        "ignore_missing_component_templates": [CUSTOM_NAME],
+        "_meta": meta("Weir events (ECS fields with their ECS types, weir.* provenance)"),
     });
     if data_stream {
         t["data_stream"] = serde_json::json!({});
     }
     t
+}
+
+/// Every asset, in the order they must be installed (a template may only name component
+/// templates that exist; a document may only name a pipeline that exists).
+pub fn assets(target: &Target) -> Vec<Asset> {
+    vec![
+        Asset {
+            path: format!("_ingest/pipeline/{PIPELINE_NAME}"),
+            body: ingest_pipeline(),
+        },
+        Asset {
+            path: format!("_component_template/{MAPPINGS_NAME}"),
+            body: mappings_component(),
+        },
+        Asset {
+            path: format!("_component_template/{SETTINGS_NAME}"),
+            body: settings_component(),
+        },
+        Asset {
+            path: format!("_index_template/{TEMPLATE_NAME}"),
+            body: index_template(target),
+        },
+    ]
 }
 
 impl EsSink {
@@ -163,51 +258,52 @@ impl EsSink {
         }
     }
 
-    /// `PUT _index_template/weir`; `None` once Elasticsearch acknowledged it, else the answer
-    /// to retry on (as a failed bulk request would be).
-    async fn install_template(&self) -> Option<EsResponse> {
-        let url = format!(
-            "{}/_index_template/{TEMPLATE_NAME}",
-            self.cfg.endpoint.trim_end_matches('/')
-        );
-        let body = index_template(&self.cfg.target).to_string();
-        let r = self
-            .authorise(self.client.put(&url))
-            .header("Content-Type", "application/json")
-            .body(body);
-        match r.send().await {
-            Ok(resp) if resp.status().is_success() => {
-                tracing::info!(message = "Elasticsearch index template installed.", sink = %self.cfg.name, template = TEMPLATE_NAME);
-                self.template_installed.store(true, Ordering::Relaxed);
-                None
+    /// `PUT` every asset in order; `None` once Elasticsearch acknowledged all of them, else
+    /// the answer to retry on (as a failed bulk request would be).
+    async fn install_assets(&self) -> Option<EsResponse> {
+        for asset in assets(&self.cfg.target) {
+            let url = format!("{}/{}", self.cfg.endpoint.trim_end_matches('/'), asset.path);
+            let r = self
+                .authorise(self.client.put(&url))
+                .header("Content-Type", "application/json")
+                .body(asset.body.to_string());
+            match r.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    tracing::info!(message = "Elasticsearch asset installed.", sink = %self.cfg.name, asset = %asset.path);
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = crate::http::retry_after(&resp);
+                    let body = resp.text().await.unwrap_or_default();
+                    // Whatever Elasticsearch says, the documents wait: a retry, never a dead letter.
+                    let status = if (400..500).contains(&status) && status != 429 {
+                        503
+                    } else {
+                        status
+                    };
+                    return Some(EsResponse::Http {
+                        status,
+                        body: format!("installing {}: {body}", asset.path),
+                        retry_after,
+                    });
+                }
+                Err(e) => {
+                    return Some(EsResponse::Transport(format!(
+                        "installing {}: {e}",
+                        asset.path
+                    )))
+                }
             }
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = crate::http::retry_after(&resp);
-                let body = resp.text().await.unwrap_or_default();
-                // Whatever Elasticsearch says, the documents wait: a retry, never a dead letter.
-                let status = if (400..500).contains(&status) && status != 429 {
-                    503
-                } else {
-                    status
-                };
-                Some(EsResponse::Http {
-                    status,
-                    body: format!("installing the index template: {body}"),
-                    retry_after,
-                })
-            }
-            Err(e) => Some(EsResponse::Transport(format!(
-                "installing the index template: {e}"
-            ))),
         }
+        self.template_installed.store(true, Ordering::Relaxed);
+        None
     }
 
     async fn post(&self, request: &EsRequest) -> EsResponse {
         if !self.template_installed.load(Ordering::Relaxed) {
             let _one = self.template_lock.lock().await;
             if !self.template_installed.load(Ordering::Relaxed) {
-                if let Some(failed) = self.install_template().await {
+                if let Some(failed) = self.install_assets().await {
                     return failed;
                 }
             }

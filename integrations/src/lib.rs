@@ -15,6 +15,7 @@ pub mod file;
 pub mod hec;
 pub mod http;
 pub mod kafka;
+pub mod kibana;
 pub mod stdout;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -21,6 +21,11 @@ HTTP Event Collector:
 
 Injectable faults: answer 503 (code 9) until a given instant; treat events whose text contains
 a marker as invalid (code 6).
+
+Both models can be stopped and resumed ([`HecServer::stop`], [`HecServer::resume`]): the
+listener closes and every open connection is dropped, as when the SIEM's process dies, and
+on resume it listens again on the same address with what it had indexed (a SIEM keeps its
+data across restarts). For long runs a model can keep a [`Tally`] instead of the events.
 */
 
 use std::convert::Infallible;
@@ -72,22 +77,100 @@ fn json_response(status: u16, body: &Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// HTTP/1.1 with keep-alive on every accepted connection, until the runtime ends.
-fn serve<M: Model>(listener: tokio::net::TcpListener, model: M) {
-    serve_maybe_tls(listener, model, None);
+/// What a long run counts at a SIEM instead of keeping every event.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Times each agent record, (`weir.session`, `weir.stream`, `weir.sequence`), was stored.
+    pub records: std::collections::HashMap<(String, String, u64), u32>,
+    /// The receiver's `diode-gap` records, (`weir.gap.stream`, first, last) → `weir.gap.count`
+    /// (once each, however often they were delivered).
+    pub gaps: std::collections::HashMap<(String, u64, u64), u64>,
+    /// Other events without a sequence (the receiver's own: session starts, ...).
+    pub unsequenced: u64,
 }
 
-/// Serve HTTP/1.1, over TLS when `tls` is given (a failed handshake drops that connection).
+impl Tally {
+    /// Count one stored event (the Weir event JSON).
+    pub fn count(&mut self, event: &Value) {
+        let w = &event["weir"];
+        if let (Some(stream), Some(seq)) = (w["stream"].as_str(), w["sequence"].as_u64()) {
+            let session = w["session"].as_str().unwrap_or_default().to_owned();
+            *self
+                .records
+                .entry((session, stream.to_owned(), seq))
+                .or_insert(0) += 1;
+        } else if event["event"]["action"] == "diode-gap" {
+            let g = &w["gap"];
+            let key = (
+                g["stream"].as_str().unwrap_or_default().to_owned(),
+                g["first_sequence"].as_u64().unwrap_or(0),
+                g["last_sequence"].as_u64().unwrap_or(0),
+            );
+            self.gaps.insert(key, g["count"].as_u64().unwrap_or(0));
+        } else {
+            self.unsequenced += 1;
+        }
+    }
+
+    /// Records stored more than once, counting each extra copy.
+    pub fn duplicates(&self) -> u64 {
+        self.records
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum()
+    }
+
+    /// Sum of the gap records' counts.
+    pub fn lost_in_gaps(&self) -> u64 {
+        self.gaps.values().sum()
+    }
+}
+
+/// Where a model listens and how to stop it.
+#[derive(Clone, Default)]
+struct Serving {
+    task: Arc<Mutex<Option<tokio::task::AbortHandle>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Serving {
+    fn stop(&self) {
+        if let Some(t) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            t.abort();
+        }
+    }
+
+    fn start<M: Model>(&self, listener: tokio::net::TcpListener, model: M) {
+        let handle = serve_maybe_tls(listener, model, self.tls.clone());
+        if let Ok(mut t) = self.task.lock() {
+            if let Some(old) = t.replace(handle) {
+                old.abort();
+            }
+        }
+    }
+}
+
+/// Serve HTTP/1.1 with keep-alive on every accepted connection, over TLS when `tls` is given
+/// (a failed handshake drops that connection), until the runtime ends or the handle is aborted
+/// (which drops the listener and every connection).
 fn serve_maybe_tls<M: Model>(
     listener: tokio::net::TcpListener,
     model: M,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) {
+) -> tokio::task::AbortHandle {
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => break,
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            };
             let m = model.clone();
             let tls = tls.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let m = m.clone();
                     async move { Ok::<_, Infallible>(m.handle(req).await) }
@@ -105,7 +188,8 @@ fn serve_maybe_tls<M: Model>(
                 }
             });
         }
-    });
+    })
+    .abort_handle()
 }
 
 /// A TLS acceptor for a server certificate chain and key, both PEM.
@@ -145,6 +229,8 @@ pub struct HecState {
     pub count_only: bool,
     /// Events indexed (kept or counted).
     pub indexed: u64,
+    /// Count events here (by agent record) instead of keeping them.
+    pub tally: Option<Tally>,
     /// Next ackId.
     next_ack: u64,
 }
@@ -157,6 +243,7 @@ pub struct HecServer {
     /// Its state.
     pub state: Arc<Mutex<HecState>>,
     token: Arc<str>,
+    serving: Serving,
 }
 
 impl HecServer {
@@ -167,8 +254,9 @@ impl HecServer {
             addr: listener.local_addr()?,
             state: Arc::new(Mutex::new(HecState::default())),
             token: Arc::from(token),
+            serving: Serving::default(),
         };
-        serve(listener, server.clone());
+        server.serving.start(listener, server.clone());
         Ok(server)
     }
 
@@ -183,9 +271,25 @@ impl HecServer {
             addr: listener.local_addr()?,
             state: Arc::new(Mutex::new(HecState::default())),
             token: Arc::from(token),
+            serving: Serving {
+                tls: Some(tls),
+                ..Serving::default()
+            },
         };
-        serve_maybe_tls(listener, server.clone(), Some(tls));
+        server.serving.start(listener, server.clone());
         Ok(server)
+    }
+
+    /// Stop: the listener closes and every connection is dropped mid-request.
+    pub fn stop(&self) {
+        self.serving.stop();
+    }
+
+    /// Listen again on the same address, with the same state.
+    pub async fn resume(&self) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        self.serving.start(listener, self.clone());
+        Ok(())
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -312,7 +416,9 @@ impl HecServer {
         }
         if let Ok(mut s) = self.state.lock() {
             s.indexed += accepted.len() as u64;
-            if !s.count_only {
+            if let Some(t) = &mut s.tally {
+                accepted.iter().for_each(|v| t.count(&v["event"]));
+            } else if !s.count_only {
                 s.events.extend(accepted);
             }
         }
@@ -365,6 +471,14 @@ pub struct EsState {
     pub fail_requests: u32,
     /// Index templates by name (`PUT _index_template/NAME`).
     pub templates: std::collections::HashMap<String, Value>,
+    /// Component templates by name (`PUT _component_template/NAME`).
+    pub components: std::collections::HashMap<String, Value>,
+    /// Ingest pipelines by name (`PUT _ingest/pipeline/NAME`).
+    pub pipelines: std::collections::HashMap<String, Value>,
+    /// `_ingest.timestamp` as the model's pipelines see it.
+    pub ingest_timestamp: String,
+    /// Count stored documents here and keep only their ids.
+    pub tally: Option<Tally>,
     /// Every request as `METHOD /path`, in order.
     pub requests: Vec<String>,
     seen: std::collections::HashSet<String>,
@@ -380,9 +494,24 @@ pub struct EsState {
 /// * "Data streams": a target named `logs-*-*` is a data stream; only `create` is allowed
 ///   (400 otherwise) and every document needs `@timestamp` (400 otherwise).
 /// * "Create or update index template API": `PUT _index_template/NAME` with `index_patterns`
-///   and an optional `template` (`settings`, `mappings`, `aliases`), `priority`,
-///   `data_stream`, `_meta`; answered `{"acknowledged": true}`, 400
-///   `x_content_parse_exception` / `action_request_validation_exception` otherwise.
+///   and an optional `template` (`settings`, `mappings`, `aliases`), `composed_of`,
+///   `ignore_missing_component_templates`, `priority`, `data_stream`, `_meta`; answered
+///   `{"acknowledged": true}`, 400 `x_content_parse_exception` /
+///   `action_request_validation_exception` otherwise, and 400
+///   `invalid_index_template_exception` when it names a component template that does not exist
+///   and is not listed in `ignore_missing_component_templates`.
+/// * "Create or update component template API": `PUT _component_template/NAME` with a
+///   `template` object (and `version`, `_meta`, `deprecated`).
+/// * "Create or update pipeline API" and "Ingest processor reference": `PUT
+///   _ingest/pipeline/NAME` with `processors` (and `description`, `on_failure`, `version`,
+///   `_meta`); a processor type the node does not have is refused (400 `parse_exception`, "No
+///   processor type exists with name"). The model has `set` (`field`, `value` with
+///   `{{{_ingest.timestamp}}}`, `override`) and `append`.
+/// * "Index settings" / "Ingest pipelines": a document written to an index whose matching
+///   index template (highest `priority`) sets `index.default_pipeline` (in its own `template`
+///   or a component it is composed of) goes through that pipeline; a pipeline that does not
+///   exist fails the item (400 `illegal_argument_exception`, "pipeline with id [..] does not
+///   exist").
 ///
 /// No Elasticsearch (or Elasticsearch-protocol emulator) can be installed on the build
 /// machines, so this model, written from those documents, is the only peer the tests have.
@@ -392,23 +521,43 @@ pub struct EsServer {
     pub addr: SocketAddr,
     /// Its state.
     pub state: Arc<Mutex<EsState>>,
+    serving: Serving,
 }
 
 impl EsServer {
+    /// What `{{{_ingest.timestamp}}}` renders to in the model's pipelines.
+    pub const INGEST_TIMESTAMP: &'static str = "2026-01-02T03:04:05.678901234Z";
+
     /// Listen on a free loopback port inside the current tokio runtime.
     pub async fn start() -> std::io::Result<EsServer> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let server = EsServer {
             addr: listener.local_addr()?,
-            state: Arc::new(Mutex::new(EsState::default())),
+            state: Arc::new(Mutex::new(EsState {
+                ingest_timestamp: EsServer::INGEST_TIMESTAMP.to_owned(),
+                ..EsState::default()
+            })),
+            serving: Serving::default(),
         };
-        serve(listener, server.clone());
+        server.serving.start(listener, server.clone());
         Ok(server)
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Stop: the listener closes and every connection is dropped mid-request.
+    pub fn stop(&self) {
+        self.serving.stop();
+    }
+
+    /// Listen again on the same address, with the same documents.
+    pub async fn resume(&self) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.addr).await?;
+        self.serving.start(listener, self.clone());
+        Ok(())
     }
 
     fn reply(&self, status: u16, body: Value) -> Response<Full<Bytes>> {
@@ -446,6 +595,7 @@ impl EsServer {
             "data_stream",
             "_meta",
             "composed_of",
+            "ignore_missing_component_templates",
             "version",
         ];
         let unknown = t
@@ -457,8 +607,128 @@ impl EsServer {
                 json!({"error":{"type":"action_request_validation_exception","reason":format!("index_patterns missing or unknown key {unknown:?}")}}),
             );
         }
+        let Ok(mut s) = self.state.lock() else {
+            return self.reply(500, json!({}));
+        };
+        let optional: Vec<&str> = t["ignore_missing_component_templates"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let missing: Vec<&str> = t["composed_of"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !s.components.contains_key(*c) && !optional.contains(c))
+            .collect();
+        if !missing.is_empty() {
+            let reason = format!(
+                "index template [{name}] specifies component templates {missing:?} that do not exist"
+            );
+            drop(s);
+            return self.reply(
+                400,
+                json!({"error":{"type":"invalid_index_template_exception","reason":reason}}),
+            );
+        }
+        s.templates.insert(name.to_owned(), t);
+        drop(s);
+        self.reply(200, json!({"acknowledged": true}))
+    }
+
+    fn put_component(
+        &self,
+        method: &hyper::Method,
+        name: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if method != hyper::Method::PUT {
+            return self.reply(
+                405,
+                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
+            );
+        }
+        let Ok(t) = serde_json::from_slice::<Value>(body) else {
+            return self.reply(
+                400,
+                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
+            );
+        };
+        let known = ["template", "version", "_meta", "deprecated"];
+        let unknown = t
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())).cloned());
+        if !t["template"].is_object() || unknown.is_some() {
+            return self.reply(
+                400,
+                json!({"error":{"type":"x_content_parse_exception","reason":format!("[template] missing or unknown key {unknown:?}")}}),
+            );
+        }
         if let Ok(mut s) = self.state.lock() {
-            s.templates.insert(name.to_owned(), t);
+            s.components.insert(name.to_owned(), t);
+        }
+        self.reply(200, json!({"acknowledged": true}))
+    }
+
+    fn put_pipeline(
+        &self,
+        method: &hyper::Method,
+        name: &str,
+        body: &[u8],
+    ) -> Response<Full<Bytes>> {
+        if method != hyper::Method::PUT {
+            return self.reply(
+                405,
+                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
+            );
+        }
+        let Ok(p) = serde_json::from_slice::<Value>(body) else {
+            return self.reply(
+                400,
+                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
+            );
+        };
+        let known = [
+            "description",
+            "processors",
+            "on_failure",
+            "version",
+            "_meta",
+        ];
+        let unknown = p
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())).cloned());
+        let Some(processors) = p["processors"].as_array().filter(|_| unknown.is_none()) else {
+            return self.reply(
+                400,
+                json!({"error":{"type":"parse_exception","reason":format!("[processors] required property is missing, or unknown key {unknown:?}")}}),
+            );
+        };
+        let all = processors
+            .iter()
+            .chain(p["on_failure"].as_array().into_iter().flatten());
+        for proc in all {
+            let kind = proc
+                .as_object()
+                .filter(|o| o.len() == 1)
+                .and_then(|o| o.keys().next().cloned())
+                .unwrap_or_default();
+            let ok = match kind.as_str() {
+                "set" => proc["set"]["field"].is_string() && !proc["set"]["value"].is_null(),
+                "append" => {
+                    proc["append"]["field"].is_string() && !proc["append"]["value"].is_null()
+                }
+                _ => false,
+            };
+            if !ok {
+                return self.reply(
+                    400,
+                    json!({"error":{"type":"parse_exception","reason":format!("No processor type exists with name [{kind}] (or its required properties are missing)")}}),
+                );
+            }
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.pipelines.insert(name.to_owned(), p);
         }
         self.reply(200, json!({"acknowledged": true}))
     }
@@ -481,6 +751,12 @@ impl EsServer {
         }
         if let Some(name) = parts.uri.path().strip_prefix("/_index_template/") {
             return self.put_template(&parts.method, name, &bytes);
+        }
+        if let Some(name) = parts.uri.path().strip_prefix("/_component_template/") {
+            return self.put_component(&parts.method, name, &bytes);
+        }
+        if let Some(name) = parts.uri.path().strip_prefix("/_ingest/pipeline/") {
+            return self.put_pipeline(&parts.method, name, &bytes);
         }
         if parts.uri.path() != "/_bulk" {
             return self.reply(
@@ -548,7 +824,27 @@ impl EsServer {
             st.arrivals += 1;
             let first_attempt = st.seen.insert(id.clone());
             let text = String::from_utf8_lossy(pair[1]).into_owned();
-            let (status, error) = if data_stream && op != "create" {
+            let mut doc = doc;
+            let tally_mode = st.tally.is_some();
+            let mut counted = None;
+            let pipeline_failed = match default_pipeline(&st, &index) {
+                None => None,
+                Some(name) => match st.pipelines.get(&name) {
+                    None => Some(name),
+                    Some(p) => {
+                        run_pipeline(p, &mut doc, &st.ingest_timestamp);
+                        None
+                    }
+                },
+            };
+            let (status, error) = if let Some(name) = pipeline_failed {
+                (
+                    400,
+                    Some(
+                        json!({"type":"illegal_argument_exception","reason":format!("pipeline with id [{name}] does not exist")}),
+                    ),
+                )
+            } else if data_stream && op != "create" {
                 (
                     400,
                     Some(
@@ -589,11 +885,19 @@ impl EsServer {
                         ),
                     ),
                     std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(doc);
+                        if tally_mode {
+                            v.insert(Value::Null);
+                            counted = Some(doc);
+                        } else {
+                            v.insert(doc);
+                        }
                         (201, None)
                     }
                 }
             };
+            if let (Some(d), Some(t)) = (counted.take(), st.tally.as_mut()) {
+                t.count(&d);
+            }
             st.item_statuses.push(status);
             let mut r = json!({"_index": index, "_id": id, "status": status});
             if let Some(e) = error {
@@ -604,6 +908,111 @@ impl EsServer {
         }
         drop(st);
         self.reply(200, json!({"took": 1, "errors": errors, "items": items}))
+    }
+}
+
+/// `*` globs, as index patterns use them.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return false;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// `index.default_pipeline` of the highest-priority index template matching `index`, from its
+/// own `template` or the component templates it is composed of (later ones win).
+fn default_pipeline(st: &EsState, index: &str) -> Option<String> {
+    let template = st
+        .templates
+        .values()
+        .filter(|t| {
+            t["index_patterns"].as_array().is_some_and(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .any(|p| glob_matches(p, index))
+            })
+        })
+        .max_by_key(|t| t["priority"].as_i64().unwrap_or(0))?;
+    let of = |t: &Value| -> Option<String> {
+        let s = &t["template"]["settings"];
+        s["index"]["default_pipeline"]
+            .as_str()
+            .or_else(|| s["index.default_pipeline"].as_str())
+            .map(str::to_owned)
+    };
+    let mut found = None;
+    for c in template["composed_of"].as_array().into_iter().flatten() {
+        if let Some(p) = c.as_str().and_then(|c| st.components.get(c)).and_then(of) {
+            found = Some(p);
+        }
+    }
+    of(template).or(found)
+}
+
+/// The model's processors (`set`, `append`) over a document.
+fn run_pipeline(pipeline: &Value, doc: &mut Value, ingest_timestamp: &str) {
+    let render = |v: &Value| match v.as_str() {
+        Some(s) => Value::String(s.replace("{{{_ingest.timestamp}}}", ingest_timestamp)),
+        None => v.clone(),
+    };
+    for proc in pipeline["processors"].as_array().into_iter().flatten() {
+        let (kind, p) = match proc.as_object().and_then(|o| o.iter().next()) {
+            Some((k, p)) => (k.as_str(), p),
+            None => continue,
+        };
+        let Some(field) = p["field"].as_str() else {
+            continue;
+        };
+        let mut node = &mut *doc;
+        let mut path = field.split('.').peekable();
+        while let Some(part) = path.next() {
+            if !node.is_object() {
+                break;
+            }
+            if path.peek().is_none() {
+                let slot = &mut node[part];
+                match kind {
+                    "set" if slot.is_null() || p["override"].as_bool() != Some(false) => {
+                        *slot = render(&p["value"]);
+                    }
+                    "append" => {
+                        let add: Vec<Value> = match render(&p["value"]) {
+                            Value::Array(a) => a,
+                            one => vec![one],
+                        };
+                        match slot {
+                            Value::Array(a) => a.extend(add),
+                            Value::Null => *slot = Value::Array(add),
+                            other => {
+                                let mut a = vec![other.take()];
+                                a.extend(add);
+                                *other = Value::Array(a);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                break;
+            }
+            if node[part].is_null() {
+                node[part] = json!({});
+            }
+            node = &mut node[part];
+        }
     }
 }
 

@@ -150,23 +150,120 @@ async fn every_event_is_stored_once_through_item_throttling_and_an_outage() {
     );
     assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 0);
     assert_eq!(stats.events_sent.load(Ordering::Relaxed), 10_000);
-    // The index template went in once, before any document, matching the data streams.
-    assert_eq!(s.requests[0], "PUT /_index_template/weir");
+    // The assets went in once each, in dependency order, before any document.
     assert_eq!(
-        s.requests
-            .iter()
-            .filter(|r| r.contains("_index_template"))
-            .count(),
-        1
+        s.requests[..4],
+        [
+            "PUT /_ingest/pipeline/weir@ingest",
+            "PUT /_component_template/weir@mappings",
+            "PUT /_component_template/weir@settings",
+            "PUT /_index_template/weir",
+        ]
+    );
+    assert_eq!(
+        s.requests.iter().filter(|r| r.starts_with("PUT")).count(),
+        4
     );
     let t = &s.templates["weir"];
     assert_eq!(t["index_patterns"], serde_json::json!(["logs-weir.*-*"]));
     assert_eq!(t["data_stream"], serde_json::json!({}));
     assert_eq!(t["priority"], 200);
-    let props = &t["template"]["mappings"]["properties"];
+    assert_eq!(
+        t["composed_of"],
+        serde_json::json!(["weir@mappings", "weir@settings", "weir@custom"])
+    );
+    let props = &s.components["weir@mappings"]["template"]["mappings"]["properties"];
     assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
     assert_eq!(props["@timestamp"]["type"], "date");
     assert_eq!(props["event"]["properties"]["original"]["index"], false);
+    assert_eq!(
+        s.components["weir@settings"]["template"]["settings"]["index"]["default_pipeline"],
+        "weir@ingest"
+    );
+    // Every stored document went through the pipeline: event.ingested is Elasticsearch's time.
+    assert!(s.docs.values().all(|d| {
+        d["event"]["ingested"] == EsServer::INGEST_TIMESTAMP && d["weir"]["sequence"].is_u64()
+    }));
+}
+
+/// Elasticsearch refuses a template naming a component template that does not exist, so
+/// the order matters; and a document naming a pipeline that does not exist fails. The model
+/// holds both rules (the sink's order is checked above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_refuses_assets_out_of_order() {
+    use weir_integrations::elasticsearch::{assets, Target};
+    let server = EsServer::start().await.unwrap();
+    let client = reqwest::Client::new();
+    let all = assets(&Target::DataStream {
+        namespace: "default".into(),
+    });
+    let put = |a: &weir_integrations::elasticsearch::Asset| {
+        client
+            .put(format!("{}/{}", server.url(), a.path))
+            .header("Content-Type", "application/json")
+            .body(a.body.to_string())
+            .send()
+    };
+    // The index template first: its components are missing (weir@custom may be).
+    let r = put(&all[3]).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_index_template_exception");
+    assert!(
+        body["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("weir@mappings"),
+        "{body}"
+    );
+    assert!(!body["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("weir@custom"));
+    // Components and template without the pipeline: documents fail, item by item.
+    for a in &all[1..] {
+        assert_eq!(put(a).await.unwrap().status(), 200, "{}", a.path);
+    }
+    let bulk = "{\"create\":{\"_index\":\"logs-weir.syslog-default\",\"_id\":\"a\"}}\n{\"@timestamp\":\"2026-01-01T00:00:00Z\"}\n";
+    let r: serde_json::Value = client
+        .post(format!("{}/_bulk", server.url()))
+        .body(bulk)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["errors"], true);
+    assert_eq!(r["items"][0]["create"]["status"], 400);
+    assert_eq!(
+        r["items"][0]["create"]["error"]["reason"],
+        "pipeline with id [weir@ingest] does not exist"
+    );
+    // With the pipeline the same document is stored, stamped.
+    assert_eq!(put(&all[0]).await.unwrap().status(), 200);
+    let r: serde_json::Value = client
+        .post(format!("{}/_bulk", server.url()))
+        .body(bulk)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["items"][0]["create"]["status"], 201, "{r}");
+    let doc = server.state.lock().unwrap().docs
+        [&("logs-weir.syslog-default".to_owned(), "a".to_owned())]
+        .clone();
+    assert_eq!(doc["event"]["ingested"], EsServer::INGEST_TIMESTAMP);
+    // A processor the model does not know is refused, as a node without it would.
+    let r = client
+        .put(format!("{}/_ingest/pipeline/other", server.url()))
+        .body(r#"{"processors":[{"geoip":{"field":"source.ip"}}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -357,6 +357,20 @@ impl Sender {
         StreamId(id)
     }
 
+    /// The stream named `name`, added if there is none (a configuration reload keeps a
+    /// source's stream, and its sequence numbers, when the source stays).
+    pub fn stream(&mut self, name: &str) -> StreamId {
+        match self.streams.iter().position(|s| s.name == name) {
+            Some(i) => StreamId(u16::try_from(i).unwrap_or(u16::MAX)),
+            None => self.add_stream(name),
+        }
+    }
+
+    /// How many streams there are (their ids are `0..stream_count()`).
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
     /// True when [`Sender::push`] will accept a record.
     pub fn can_push(&self) -> bool {
         self.queue.len() < self.cfg.max_queued_blocks

@@ -445,9 +445,13 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
         (i as u64, sent)
     });
     let started = Instant::now();
+    // No source comes or goes here: the stream channel's sender is dropped at once.
+    let (_, streams) = tokio::sync::mpsc::unbounded_channel();
     diode::tx::run(
         sender,
         queue_rx,
+        streams,
+        Arc::new(std::sync::atomic::AtomicU16::new(1)),
         socket,
         dest,
         o.rate_bits,

@@ -62,7 +62,7 @@ pub enum Oversize {
 }
 
 /// One syslog input.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SyslogSource {
     /// The input's name: its diode stream and `weir.stream`.
     pub name: String,
@@ -87,7 +87,7 @@ pub struct SyslogSource {
 }
 
 /// An `evtx_directory` source.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct EvtxSource {
     /// The input's name: its diode stream, `weir.stream` and bookmark file.
     pub name: String,
@@ -102,7 +102,7 @@ pub struct EvtxSource {
 }
 
 /// A `wec` source: the Windows Event Collector endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WecSource {
     /// The input's name: its diode stream, `weir.stream` and bookmark file.
     pub name: String,
@@ -141,7 +141,7 @@ pub struct WecSource {
 }
 
 /// One subscription of a `wec` source.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WecSubscription {
     /// Its name.
     pub name: String,
@@ -154,7 +154,7 @@ pub struct WecSubscription {
 }
 
 /// A `span` (live) or `capture_file` source.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CaptureSource {
     /// The input's name: its diode stream and `weir.stream`.
     pub name: String,
@@ -171,7 +171,7 @@ pub struct CaptureSource {
 }
 
 /// Where a capture source's packets come from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum CaptureFrom {
     /// A live interface through libpcap.
     Live {

@@ -61,11 +61,24 @@ impl Pacer {
     }
 }
 
+/// A request for the diode stream of a source (a configuration reload starting a source).
+#[derive(Debug)]
+pub struct StreamRequest {
+    /// The source's name.
+    pub name: String,
+    /// Where the stream id goes.
+    pub reply: tokio::sync::oneshot::Sender<weir_diode_proto::StreamId>,
+}
+
 /// Run until every source has closed its side of the queue; then flush, send a final
-/// heartbeat and return.
+/// heartbeat and return. Stream requests are answered as they come; `known_streams` follows
+/// the sender's stream count.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut sender: Sender,
     mut queue: mpsc::Receiver<Record>,
+    mut streams: mpsc::UnboundedReceiver<StreamRequest>,
+    known_streams: Arc<std::sync::atomic::AtomicU16>,
     socket: UdpSocket,
     destination: SocketAddr,
     link_rate_bits_per_second: u64,
@@ -103,6 +116,14 @@ pub async fn run(
                         sender.queue_heartbeat();
                     }
                 },
+                Some(req) = streams.recv() => {
+                    let id = sender.stream(&req.name);
+                    known_streams.store(
+                        u16::try_from(sender.stream_count()).unwrap_or(u16::MAX),
+                        std::sync::atomic::Ordering::Release,
+                    );
+                    let _ = req.reply.send(id);
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }

@@ -4,16 +4,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use weir_diode_proto::{Sender, SenderConfig};
+use weir_diode_proto::{Sender, SenderConfig, StreamId};
 
-use crate::config::{Format, Transport, TxConfig};
+use crate::config::{
+    CaptureSource, EvtxSource, Format, SyslogSource, Transport, TxConfig, WecSource,
+};
 use crate::diode;
-use crate::sources::{self, SourceContext};
+use crate::sources::{self, Record, SourceContext};
 use crate::spool::Spool;
 use crate::telemetry::TxStats;
 
@@ -25,17 +27,347 @@ pub struct TxHandle {
     pub sources: Vec<(String, SocketAddr)>,
     /// The diode session epoch.
     pub session: u64,
-    cancel: CancellationToken,
+    cfg: TxConfig,
+    running: Sources,
     diode: JoinHandle<()>,
 }
 
 impl TxHandle {
     /// Stop the sources, send everything queued and a last heartbeat, and return.
     pub async fn shutdown(self) -> Result<()> {
-        self.cancel.cancel();
-        self.diode
+        let TxHandle { running, diode, .. } = self;
+        running.stop_all().await;
+        diode
             .await
             .map_err(|e| anyhow!("diode sender task failed: {e}"))
+    }
+
+    /// Apply a new configuration without a restart (SIGHUP). Only the sources may change:
+    /// a source whose settings are unchanged keeps running untouched (its sockets, its
+    /// connections, its diode stream and sequence numbers); a removed source stops (what it
+    /// queued is still sent); a changed one is restarted on its stream; a new one starts on a
+    /// new stream. Any other change (diode, destination, link, queue, spool, metrics, agent
+    /// name) needs a restart: then nothing is applied and the error names the settings.
+    pub async fn reload(&mut self, new: TxConfig) -> Result<ReloadReport> {
+        let fixed = restart_only_differences(&self.cfg, &new);
+        if !fixed.is_empty() {
+            bail!(
+                "these settings take effect only after a restart: {}; nothing was changed",
+                fixed.join(", ")
+            );
+        }
+        let wanted = Spec::all(&new);
+        let mut report = ReloadReport::default();
+        // Stop what is gone or changed first: a changed source may keep its address.
+        let names: Vec<String> = self
+            .running
+            .list
+            .iter()
+            .map(|r| r.spec.name().to_owned())
+            .collect();
+        for name in names {
+            match wanted.iter().find(|w| w.name() == name) {
+                Some(w) if self.running.get(&name).is_some_and(|r| &r.spec == w) => {
+                    report.unchanged.push(name);
+                }
+                Some(_) => {
+                    self.running.stop(&name).await;
+                    report.restarted.push(name);
+                }
+                None => {
+                    self.running.stop(&name).await;
+                    report.stopped.push(name);
+                }
+            }
+        }
+        let mut failed = Vec::new();
+        for spec in wanted {
+            if self.running.get(spec.name()).is_some() {
+                continue;
+            }
+            let name = spec.name().to_owned();
+            if !report.restarted.contains(&name) {
+                report.started.push(name.clone());
+            }
+            let stream = self.running.stream_for(&name).await?;
+            if let Err(e) = self.running.launch(spec, stream).await {
+                failed.push(format!("{name}: {e:#}"));
+            }
+        }
+        self.cfg = new;
+        self.sources = self.running.bound();
+        if !failed.is_empty() {
+            bail!(
+                "the new configuration is in place, but these sources did not start: {}",
+                failed.join("; ")
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// What a reload did, by source name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Left running as they were.
+    pub unchanged: Vec<String>,
+    /// Stopped and started again with their new settings.
+    pub restarted: Vec<String>,
+    /// Added.
+    pub started: Vec<String>,
+    /// Removed.
+    pub stopped: Vec<String>,
+}
+
+/// The settings a reload cannot change (they shape the diode session or the process).
+fn restart_only_differences(a: &TxConfig, b: &TxConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |name: &'static str, same: bool| {
+        if !same {
+            out.push(name);
+        }
+    };
+    check("agent.name", a.agent_name == b.agent_name);
+    check(
+        "[diode]",
+        a.diode.fingerprint() == b.diode.fingerprint()
+            && a.diode.key.id == b.diode.key.id
+            && a.diode.key.secret == b.diode.key.secret
+            && a.diode.cipher == b.diode.cipher,
+    );
+    check("tx.destination", a.destination == b.destination);
+    check("tx.bind", a.bind == b.bind);
+    check(
+        "tx.link_rate_bits_per_second",
+        a.link_rate_bits_per_second == b.link_rate_bits_per_second,
+    );
+    check(
+        "tx.heartbeat_interval_milliseconds",
+        a.heartbeat_interval == b.heartbeat_interval,
+    );
+    check("tx.linger_milliseconds", a.linger == b.linger);
+    check("tx.queue_events", a.queue_events == b.queue_events);
+    check(
+        "tx.send_buffer_bytes",
+        a.send_buffer_bytes == b.send_buffer_bytes,
+    );
+    check(
+        "tx.fec_*",
+        a.fec_repair_percent == b.fec_repair_percent
+            && a.fec_expected_loss_percent == b.fec_expected_loss_percent
+            && a.fec_interleave_blocks == b.fec_interleave_blocks,
+    );
+    check(
+        "tx.segmentation_offload",
+        a.segmentation_offload == b.segmentation_offload,
+    );
+    check("[metrics]", a.metrics_listen == b.metrics_listen);
+    check("[spool]", a.spool == b.spool);
+    out
+}
+
+/// One configured source, whatever its kind.
+#[derive(Clone, Debug, PartialEq)]
+enum Spec {
+    Syslog(SyslogSource),
+    Evtx(EvtxSource),
+    Capture(CaptureSource),
+    Wec(WecSource),
+}
+
+impl Spec {
+    fn name(&self) -> &str {
+        match self {
+            Spec::Syslog(s) => &s.name,
+            Spec::Evtx(s) => &s.name,
+            Spec::Capture(s) => &s.name,
+            Spec::Wec(s) => &s.name,
+        }
+    }
+
+    /// Every source of `cfg`, in the order streams are numbered at start.
+    fn all(cfg: &TxConfig) -> Vec<Spec> {
+        cfg.sources
+            .iter()
+            .cloned()
+            .map(Spec::Syslog)
+            .chain(cfg.evtx_sources.iter().cloned().map(Spec::Evtx))
+            .chain(cfg.capture_sources.iter().cloned().map(Spec::Capture))
+            .chain(cfg.wec_sources.iter().cloned().map(Spec::Wec))
+            .collect()
+    }
+}
+
+/// How a running source ends.
+enum Done {
+    Task(JoinHandle<()>),
+    Thread(std::thread::JoinHandle<()>),
+}
+
+/// A source running.
+struct Running {
+    spec: Spec,
+    cancel: CancellationToken,
+    done: Done,
+    addr: Option<SocketAddr>,
+}
+
+/// The agent's sources and what they need to start.
+struct Sources {
+    agent: Arc<str>,
+    queue: mpsc::Sender<Record>,
+    stats: Arc<TxStats>,
+    /// Parent of every source's token.
+    cancel: CancellationToken,
+    streams: mpsc::UnboundedSender<diode::tx::StreamRequest>,
+    list: Vec<Running>,
+}
+
+impl Sources {
+    fn get(&self, name: &str) -> Option<&Running> {
+        self.list.iter().find(|r| r.spec.name() == name)
+    }
+
+    fn bound(&self) -> Vec<(String, SocketAddr)> {
+        self.list
+            .iter()
+            .filter_map(|r| Some((r.spec.name().to_owned(), r.addr?)))
+            .collect()
+    }
+
+    /// The diode stream for a source started after the diode task (by a reload).
+    async fn stream_for(&self, name: &str) -> Result<StreamId> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.streams
+            .send(diode::tx::StreamRequest {
+                name: name.to_owned(),
+                reply,
+            })
+            .map_err(|_| anyhow!("the diode sender has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the diode sender has stopped"))
+    }
+
+    /// Bind and start one source on `stream`.
+    async fn launch(&mut self, spec: Spec, stream: StreamId) -> Result<()> {
+        let cancel = self.cancel.child_token();
+        let (done, addr) = match &spec {
+            Spec::Syslog(source) => {
+                let input = match (source.transport, source.format) {
+                    (Transport::Udp, _) => "syslog_udp",
+                    (Transport::Tcp, Format::Syslog) => "syslog_tcp",
+                    (Transport::Tcp, Format::WindowsJson) => "windows_json_tcp",
+                    (Transport::Http, _) => "windows_json_http",
+                };
+                let ctx = SourceContext {
+                    cfg: source.clone(),
+                    input,
+                    agent: self.agent.clone(),
+                    stream,
+                    queue: self.queue.clone(),
+                    stats: self.stats.clone(),
+                };
+                match source.transport {
+                    Transport::Udp => {
+                        let (socket, addr) = sources::syslog_udp::bind(&ctx).await?;
+                        let task =
+                            tokio::spawn(sources::syslog_udp::run(ctx, socket, cancel.clone()));
+                        (Done::Task(task), Some(addr))
+                    }
+                    Transport::Tcp => {
+                        let (listener, addr) = sources::syslog_tcp::bind(&ctx).await?;
+                        let task =
+                            tokio::spawn(sources::syslog_tcp::run(ctx, listener, cancel.clone()));
+                        (Done::Task(task), Some(addr))
+                    }
+                    Transport::Http => {
+                        let (listener, addr) = sources::windows_http::bind(&ctx).await?;
+                        let task =
+                            tokio::spawn(sources::windows_http::run(ctx, listener, cancel.clone()));
+                        (Done::Task(task), Some(addr))
+                    }
+                }
+            }
+            Spec::Evtx(source) => {
+                sources::evtx::prepare(source)?;
+                let ctx = sources::evtx::EvtxContext {
+                    cfg: source.clone(),
+                    agent: self.agent.clone(),
+                    stream,
+                    queue: self.queue.clone(),
+                    stats: self.stats.clone(),
+                };
+                (
+                    Done::Task(tokio::spawn(sources::evtx::run(ctx, cancel.clone()))),
+                    None,
+                )
+            }
+            Spec::Capture(source) => {
+                let ctx = sources::capture::CaptureContext {
+                    cfg: source.clone(),
+                    agent: self.agent.clone(),
+                    stream,
+                    queue: self.queue.clone(),
+                    stats: self.stats.clone(),
+                };
+                let thread = sources::capture::spawn(ctx, cancel.clone())
+                    .with_context(|| format!("source {}: cannot start its thread", source.name))?;
+                (Done::Thread(thread), None)
+            }
+            Spec::Wec(source) => {
+                let prepared = sources::wec::bind(source).await?;
+                let addr = prepared.local_addr();
+                let ctx = sources::wec::WecContext {
+                    cfg: source.clone(),
+                    agent: self.agent.clone(),
+                    stream,
+                    queue: self.queue.clone(),
+                    stats: self.stats.clone(),
+                };
+                let task = tokio::spawn(sources::wec::run(ctx, prepared, cancel.clone()));
+                (Done::Task(task), Some(addr))
+            }
+        };
+        info!(message = "Source started.", source = %spec.name(), stream = stream.0);
+        self.list.push(Running {
+            spec,
+            cancel,
+            done,
+            addr,
+        });
+        Ok(())
+    }
+
+    /// Stop one source and wait until it has let go of its sockets (and written its state).
+    async fn stop(&mut self, name: &str) {
+        let Some(i) = self.list.iter().position(|r| r.spec.name() == name) else {
+            return;
+        };
+        let r = self.list.remove(i);
+        r.cancel.cancel();
+        wait(r.done).await;
+        info!(message = "Source stopped.", source = %name);
+    }
+
+    /// Stop every source; the queue closes once the last one has let go of it.
+    async fn stop_all(self) {
+        self.cancel.cancel();
+        for r in self.list {
+            wait(r.done).await;
+        }
+    }
+}
+
+async fn wait(done: Done) {
+    match done {
+        // A source task that panicked has already been reported by the runtime.
+        Done::Task(t) => {
+            let _ = t.await;
+        }
+        Done::Thread(t) => {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
     }
 }
 
@@ -74,95 +406,35 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     let socket = diode::udp::bind_udp(cfg.bind, None, Some(cfg.send_buffer_bytes))
         .with_context(|| format!("cannot bind diode socket {}", cfg.bind))?;
     let stats = Arc::new(TxStats::default());
-    let cancel = CancellationToken::new();
     let (queue_tx, queue_rx) = mpsc::channel(cfg.queue_events);
     let agent: Arc<str> = Arc::from(cfg.agent_name.as_str());
-    let mut bound = Vec::new();
-    for source in &cfg.sources {
-        let stream = sender.add_stream(&source.name);
-        let input = match (source.transport, source.format) {
-            (Transport::Udp, _) => "syslog_udp",
-            (Transport::Tcp, Format::Syslog) => "syslog_tcp",
-            (Transport::Tcp, Format::WindowsJson) => "windows_json_tcp",
-            (Transport::Http, _) => "windows_json_http",
-        };
-        let ctx = SourceContext {
-            cfg: source.clone(),
-            input,
-            agent: agent.clone(),
-            stream,
-            queue: queue_tx.clone(),
-            stats: stats.clone(),
-        };
-        match source.transport {
-            Transport::Udp => {
-                let (socket, addr) = sources::syslog_udp::bind(&ctx).await?;
-                bound.push((source.name.clone(), addr));
-                tokio::spawn(sources::syslog_udp::run(ctx, socket, cancel.clone()));
-            }
-            Transport::Tcp => {
-                let (listener, addr) = sources::syslog_tcp::bind(&ctx).await?;
-                bound.push((source.name.clone(), addr));
-                tokio::spawn(sources::syslog_tcp::run(ctx, listener, cancel.clone()));
-            }
-            Transport::Http => {
-                let (listener, addr) = sources::windows_http::bind(&ctx).await?;
-                bound.push((source.name.clone(), addr));
-                tokio::spawn(sources::windows_http::run(ctx, listener, cancel.clone()));
-            }
+    let (streams_tx, streams_rx) = mpsc::unbounded_channel();
+    let mut running = Sources {
+        agent: agent.clone(),
+        queue: queue_tx,
+        stats: stats.clone(),
+        cancel: CancellationToken::new(),
+        streams: streams_tx,
+        list: Vec::new(),
+    };
+    // The sources' streams first, in configuration order, then the agent's own.
+    for spec in Spec::all(&cfg) {
+        let stream = sender.stream(spec.name());
+        if let Err(e) = running.launch(spec, stream).await {
+            running.stop_all().await;
+            return Err(e);
         }
     }
-    for source in &cfg.evtx_sources {
-        sources::evtx::prepare(source)?;
-        let ctx = sources::evtx::EvtxContext {
-            cfg: source.clone(),
-            agent: agent.clone(),
-            stream: sender.add_stream(&source.name),
-            queue: queue_tx.clone(),
-            stats: stats.clone(),
-        };
-        tokio::spawn(sources::evtx::run(ctx, cancel.clone()));
-    }
-    for source in &cfg.capture_sources {
-        let ctx = sources::capture::CaptureContext {
-            cfg: source.clone(),
-            agent: agent.clone(),
-            stream: sender.add_stream(&source.name),
-            queue: queue_tx.clone(),
-            stats: stats.clone(),
-        };
-        sources::capture::spawn(ctx, cancel.clone())
-            .with_context(|| format!("source {}: cannot start its thread", source.name))?;
-    }
-    for source in &cfg.wec_sources {
-        let prepared = sources::wec::bind(source).await?;
-        bound.push((source.name.clone(), prepared.local_addr()));
-        let ctx = sources::wec::WecContext {
-            cfg: source.clone(),
-            agent: agent.clone(),
-            stream: sender.add_stream(&source.name),
-            queue: queue_tx.clone(),
-            stats: stats.clone(),
-        };
-        tokio::spawn(sources::wec::run(ctx, prepared, cancel.clone()));
-    }
-    // Only the sources hold the queue now: when they all stop, the diode task drains and ends.
-    drop(queue_tx);
-    // The agent's own events (spool reports), and spooled records of streams gone since.
     let agent_stream = sender.add_stream("agent");
+    let known_streams = Arc::new(std::sync::atomic::AtomicU16::new(
+        u16::try_from(sender.stream_count()).unwrap_or(u16::MAX),
+    ));
     let queue_rx = match &cfg.spool {
         Some(spool_cfg) => {
-            let streams = u16::try_from(
-                cfg.sources.len()
-                    + cfg.evtx_sources.len()
-                    + cfg.capture_sources.len()
-                    + cfg.wec_sources.len(),
-            )
-            .unwrap_or(u16::MAX);
             let spool = Spool::open(
                 spool_cfg,
                 stats.clone(),
-                streams,
+                known_streams.clone(),
                 agent_stream,
                 agent.clone(),
             )?;
@@ -182,6 +454,8 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     let diode = tokio::spawn(diode::tx::run(
         sender,
         queue_rx,
+        streams_rx,
+        known_streams,
         socket,
         cfg.destination,
         cfg.link_rate_bits_per_second,
@@ -190,9 +464,10 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     ));
     Ok(TxHandle {
         stats,
-        sources: bound,
+        sources: running.bound(),
         session,
-        cancel,
+        cfg,
+        running,
         diode,
     })
 }
