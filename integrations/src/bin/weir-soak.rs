@@ -533,11 +533,39 @@ fn sink_report(name: &str, t: &Tally, sent: u64, session: Option<&str>) -> (Valu
     let lost = sent.saturating_sub(unique);
     let gaps = t.lost_in_gaps();
     let ok = lost == gaps && unique <= sent;
+    // Where the missing records are: holes below each stream's highest sequence that no gap
+    // record names (should be none), and how many are missing beyond the highest (the tail).
+    let mut by_stream: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (_, stream, seq) in t.records.keys() {
+        by_stream.entry(stream.as_str()).or_default().push(*seq);
+    }
+    let mut unexplained = Vec::new();
+    let mut holes_total = 0u64;
+    for (stream, seqs) in &mut by_stream {
+        seqs.sort_unstable();
+        let mut expect = 0u64;
+        for &q in seqs.iter() {
+            if q > expect {
+                let (first, last) = (expect, q - 1);
+                holes_total += q - expect;
+                let named = t
+                    .gaps
+                    .keys()
+                    .any(|(s, f, l)| s == stream && *f <= first && last <= *l);
+                if !named && unexplained.len() < 10 {
+                    unexplained.push(format!("{stream} {first}..={last}"));
+                }
+            }
+            expect = q + 1;
+        }
+    }
     (
         serde_json::json!({
             "sink": name, "records_in": sent, "records_out": unique, "lost": lost,
             "lost_in_gap_records": gaps, "duplicates": t.duplicates(),
             "receiver_events": t.unsequenced, "accounted": ok,
+            "missing_below_highest": holes_total, "missing_beyond_highest": lost.saturating_sub(holes_total),
+            "holes_no_gap_record_names": unexplained,
         }),
         ok,
     )
@@ -598,8 +626,10 @@ fn run(a: &Args) -> std::io::Result<bool> {
     let stop = Arc::new(AtomicBool::new(false));
     let link = Arc::new(LinkStats::default());
     let relay_socket = UdpSocket::bind(("127.0.0.1", ports.relay))?;
+    // The link outlives the generators: it stops only once the agent has drained.
+    let link_stop = Arc::new(AtomicBool::new(false));
     let relay_thread = {
-        let (stop, link) = (stop.clone(), link.clone());
+        let (stop, link) = (link_stop.clone(), link.clone());
         let (to, loss, burst) = (
             ports.diode,
             a.loss_percent,
@@ -737,6 +767,7 @@ fn run(a: &Args) -> std::io::Result<bool> {
         }
     }
     let rx_summary = rx.stop();
+    link_stop.store(true, Ordering::Relaxed);
     reader_stop.store(true, Ordering::Relaxed);
     let _ = reader.join();
     let _ = relay_thread.join();
