@@ -127,38 +127,79 @@ pub async fn run(
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
-        let now = Instant::now();
-        sender.set_report(
-            crate::telemetry::unix_ms(),
-            stats.dropped_total(),
-            stats.spool_bytes.get(),
-        );
-        sender.handle_timeout(now);
-        loop {
-            while let Some(slot) = batch.free_slot() {
-                match sender.poll_transmit(slot) {
-                    Some(n) => batch.commit(n),
-                    None => break,
-                }
-            }
-            if batch.pending() == 0 {
-                break;
-            }
-            let wire = batch.pending_bytes() + batch.pending() * overhead;
-            if let Some(wait) = pacer.take(Instant::now(), wire) {
-                tokio::time::sleep(wait).await;
-            }
-            send_batch(&socket, &mut batch, &stats).await;
-        }
-        let s = sender.stats();
-        stats.records_sent.set(s.records);
-        stats.blocks_sent.set(s.blocks);
-        stats.datagrams_sent.set(s.datagrams);
-        stats.bytes_sent.set(s.bytes);
-        stats.heartbeats_sent.set(s.heartbeats);
-        stats.repair_sent.set(s.repair_symbols);
-        stats.queued_blocks.set(sender.queued_blocks() as u64);
+        transmit(
+            &mut sender,
+            &mut batch,
+            &mut pacer,
+            &socket,
+            overhead,
+            &stats,
+        )
+        .await;
     }
+    // The final heartbeat tells the receiver where every stream ended, so that records lost
+    // at the very end are reported as a gap. The link has no return path, so only repetition
+    // makes it likely to arrive; the copies are spaced so that one burst of loss does not take
+    // them all.
+    for _ in 0..FINAL_HEARTBEAT_REPEATS {
+        tokio::time::sleep(FINAL_HEARTBEAT_SPACING).await;
+        sender.queue_heartbeat();
+        transmit(
+            &mut sender,
+            &mut batch,
+            &mut pacer,
+            &socket,
+            overhead,
+            &stats,
+        )
+        .await;
+    }
+}
+
+/// Copies of the final heartbeat sent after the first one.
+pub const FINAL_HEARTBEAT_REPEATS: u32 = 4;
+/// Time between them.
+pub const FINAL_HEARTBEAT_SPACING: Duration = Duration::from_millis(100);
+
+/// Everything the sender has to send, out at the link rate; then the counters.
+async fn transmit(
+    sender: &mut Sender,
+    batch: &mut SendBatch,
+    pacer: &mut Pacer,
+    socket: &UdpSocket,
+    overhead: usize,
+    stats: &TxStats,
+) {
+    sender.set_report(
+        crate::telemetry::unix_ms(),
+        stats.dropped_total(),
+        stats.spool_bytes.get(),
+    );
+    sender.handle_timeout(Instant::now());
+    loop {
+        while let Some(slot) = batch.free_slot() {
+            match sender.poll_transmit(slot) {
+                Some(n) => batch.commit(n),
+                None => break,
+            }
+        }
+        if batch.pending() == 0 {
+            break;
+        }
+        let wire = batch.pending_bytes() + batch.pending() * overhead;
+        if let Some(wait) = pacer.take(Instant::now(), wire) {
+            tokio::time::sleep(wait).await;
+        }
+        send_batch(socket, batch, stats).await;
+    }
+    let s = sender.stats();
+    stats.records_sent.set(s.records);
+    stats.blocks_sent.set(s.blocks);
+    stats.datagrams_sent.set(s.datagrams);
+    stats.bytes_sent.set(s.bytes);
+    stats.heartbeats_sent.set(s.heartbeats);
+    stats.repair_sent.set(s.repair_symbols);
+    stats.queued_blocks.set(sender.queued_blocks() as u64);
 }
 
 /// Send every datagram of `batch`, waiting for socket space as needed. A send error drops the
@@ -191,5 +232,78 @@ fn push(sender: &mut Sender, record: Record, stats: &TxStats) {
             stats.dropped_queue_full.inc();
             warn!(message = "Diode sender refused a record.", %error);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_diode_proto::{Cipher, Codec, SenderConfig};
+
+    /// A stopping agent sends its final heartbeat more than once, spaced in time: over a
+    /// one-way link only repetition makes the news of the streams' last records arrive.
+    #[tokio::test]
+    async fn the_final_heartbeat_is_repeated() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let destination = receiver.local_addr().expect("addr");
+        let key = crate::config::DiodeKey::generate(1).expect("key");
+        let sender = Sender::new(
+            SenderConfig {
+                key_id: key.id,
+                key: key.secret,
+                cipher: Cipher::Aes256Gcm,
+                session: 7,
+                mtu_bytes: 1500,
+                ip_version: IpVersion::of(destination),
+                codec: Codec::None,
+                max_block_bytes: 65_536,
+                max_record_bytes: 60_000,
+                linger: Duration::from_millis(20),
+                heartbeat_interval: Duration::from_secs(60),
+                fingerprint: 1,
+                max_queued_blocks: 8,
+                repair_percent: 0,
+                expected_loss_percent: 0.0,
+                interleave_blocks: 1,
+            },
+            Instant::now(),
+        )
+        .expect("sender");
+        let socket =
+            crate::diode::udp::bind_udp("127.0.0.1:0".parse().expect("address"), None, None)
+                .expect("socket");
+        let (queue_tx, queue_rx) = mpsc::channel(1);
+        drop(queue_tx);
+        let (_streams_tx, streams_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(TxStats::default());
+        let started = Instant::now();
+        run(
+            sender,
+            queue_rx,
+            streams_rx,
+            Arc::new(std::sync::atomic::AtomicU16::new(0)),
+            socket,
+            destination,
+            1_000_000_000,
+            false,
+            stats.clone(),
+        )
+        .await;
+        assert!(started.elapsed() >= FINAL_HEARTBEAT_SPACING * FINAL_HEARTBEAT_REPEATS);
+        let mut received = 0u64;
+        let mut buf = [0u8; 2048];
+        while receiver.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        let sent = stats.heartbeats_sent.get();
+        assert!(
+            sent > u64::from(FINAL_HEARTBEAT_REPEATS),
+            "{sent} heartbeats"
+        );
+        assert_eq!(received, sent, "only heartbeats, each one datagram");
+        assert_eq!(stats.datagrams_sent.get(), sent);
     }
 }

@@ -873,12 +873,16 @@ fn run(a: &Args) -> std::io::Result<bool> {
 /// Records waiting in the receiver's sink buffers, from its `/metrics`.
 fn buffered(port: u16) -> Option<u64> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: soak\r\n\r\n").ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: soak\r\n\r\n")
+        .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let mut total = 0;
     let mut seen = false;
-    for line in text.lines().filter(|l| l.starts_with("weir_sink_buffer_records{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("weir_sink_buffer_records{"))
+    {
         total += line.rsplit(' ').next()?.parse::<u64>().ok()?;
         seen = true;
     }
