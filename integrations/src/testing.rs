@@ -567,23 +567,36 @@ impl EsServer {
         json_response(status, &body)
     }
 
+    /// The JSON body of a `PUT`, or the answer Elasticsearch gives to another method or to a
+    /// body that is not JSON.
+    fn put_body(
+        &self,
+        method: &hyper::Method,
+        body: &[u8],
+    ) -> Result<Value, Box<Response<Full<Bytes>>>> {
+        if method != hyper::Method::PUT {
+            return Err(Box::new(self.reply(
+                405,
+                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
+            )));
+        }
+        serde_json::from_slice::<Value>(body).map_err(|_| {
+            Box::new(self.reply(
+                400,
+                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
+            ))
+        })
+    }
+
     fn put_template(
         &self,
         method: &hyper::Method,
         name: &str,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        if method != hyper::Method::PUT {
-            return self.reply(
-                405,
-                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
-            );
-        }
-        let Ok(t) = serde_json::from_slice::<Value>(body) else {
-            return self.reply(
-                400,
-                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
-            );
+        let t = match self.put_body(method, body) {
+            Ok(v) => v,
+            Err(answer) => return *answer,
         };
         let patterns_ok = t["index_patterns"]
             .as_array()
@@ -642,17 +655,9 @@ impl EsServer {
         name: &str,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        if method != hyper::Method::PUT {
-            return self.reply(
-                405,
-                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
-            );
-        }
-        let Ok(t) = serde_json::from_slice::<Value>(body) else {
-            return self.reply(
-                400,
-                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
-            );
+        let t = match self.put_body(method, body) {
+            Ok(v) => v,
+            Err(answer) => return *answer,
         };
         let known = ["template", "version", "_meta", "deprecated"];
         let unknown = t
@@ -676,17 +681,9 @@ impl EsServer {
         name: &str,
         body: &[u8],
     ) -> Response<Full<Bytes>> {
-        if method != hyper::Method::PUT {
-            return self.reply(
-                405,
-                json!({"error":{"type":"method_not_allowed","reason":"PUT only in this model"}}),
-            );
-        }
-        let Ok(p) = serde_json::from_slice::<Value>(body) else {
-            return self.reply(
-                400,
-                json!({"error":{"type":"x_content_parse_exception","reason":"not JSON"}}),
-            );
+        let p = match self.put_body(method, body) {
+            Ok(v) => v,
+            Err(answer) => return *answer,
         };
         let known = [
             "description",
