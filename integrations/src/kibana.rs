@@ -13,6 +13,8 @@ refused.
 
 use serde_json::{json, Value};
 
+use crate::canonical_json;
+
 /// The data view's id (stable, so a re-import replaces rather than duplicates).
 pub const DATA_VIEW_ID: &str = "weir-logs";
 /// The dashboard's id.
@@ -350,7 +352,7 @@ pub fn saved_objects() -> Vec<Value> {
             "description": "Weir's detections, newest first.",
             "columns": NOTABLE_COLUMNS,
             "sort": [["@timestamp", "desc"]],
-            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source.to_string()},
+            "kibanaSavedObjectMeta": {"searchSourceJSON": canonical_json(&search_source).to_string()},
         },
         "references": [
             {"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern", "id": DATA_VIEW_ID},
@@ -384,14 +386,14 @@ pub fn saved_objects() -> Vec<Value> {
             "title": "Weir: diode health, OT actions, assets",
             "description": "Weir's events in Elasticsearch: losses across the diode, the agents' own events, OT transactions and changes to controllers, notable events and the asset inventory.",
             "hits": 0,
-            "panelsJSON": Value::Array(panels).to_string(),
-            "optionsJSON": json!({"useMargins": true, "syncColors": false, "hidePanelTitles": false}).to_string(),
+            "panelsJSON": canonical_json(&Value::Array(panels)).to_string(),
+            "optionsJSON": canonical_json(&json!({"useMargins": true, "syncColors": false, "hidePanelTitles": false})).to_string(),
             "timeRestore": true,
             "timeFrom": "now-24h",
             "timeTo": "now",
             "refreshInterval": {"pause": false, "value": 60_000},
             "version": 1,
-            "kibanaSavedObjectMeta": {"searchSourceJSON": json!({"query": {"query": "", "language": "kuery"}, "filter": []}).to_string()},
+            "kibanaSavedObjectMeta": {"searchSourceJSON": canonical_json(&json!({"query": {"query": "", "language": "kuery"}, "filter": []})).to_string()},
         },
         "references": references,
     }));
@@ -402,7 +404,7 @@ pub fn saved_objects() -> Vec<Value> {
 pub fn ndjson() -> String {
     let mut s = String::new();
     for o in saved_objects() {
-        s.push_str(&o.to_string());
+        s.push_str(&canonical_json(&o).to_string());
         s.push('\n');
     }
     s

@@ -2,9 +2,10 @@
 The IT side's outputs: every sink consumes events (their canonical JSON) through the one [`Sink`]
 trait.
 
-Today: [`file::FileSink`] (NDJSON with size-based rotation) and [`stdout::StdoutSink`]. The
-Splunk HEC, Kafka and Elasticsearch sinks, with the shared batching/retry driver and crash-safe
-buffers, build on the same trait.
+Local outputs ([`file::FileSink`], NDJSON with size-based rotation, and [`stdout::StdoutSink`])
+are written directly; the Splunk HEC ([`hec`]), Kafka ([`kafka`]) and Elasticsearch
+([`elasticsearch`]) sinks share one batching/retry [`driver`] and a crash-safe [`buffer`] each.
+[`kibana`] generates the saved objects shipped in `integrations/kibana/`.
 */
 
 pub mod buffer;
@@ -19,6 +20,27 @@ pub mod kibana;
 pub mod stdout;
 #[cfg(feature = "testing")]
 pub mod testing;
+
+/// `v` with the keys of every object in byte order, so that text generated from it is the same
+/// whether or not another crate in the build turned on serde_json's `preserve_order` feature
+/// (which keeps insertion order instead). The shipped SIEM content is generated through it.
+pub fn canonical_json(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical_json(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical_json).collect()),
+        other => other.clone(),
+    }
+}
 
 /// Why a sink could not take a batch.
 #[derive(Debug, thiserror::Error)]

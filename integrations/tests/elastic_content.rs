@@ -45,7 +45,7 @@ fn same_as_committed(path: &Path, want: &str) {
 }
 
 fn pretty(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("json");
+    let mut s = serde_json::to_string_pretty(&weir_integrations::canonical_json(v)).expect("json");
     s.push('\n');
     s
 }
