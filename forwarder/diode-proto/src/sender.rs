@@ -6,13 +6,20 @@
 //!                                                                         │
 //!  handle_timeout(now) ──► heartbeat due ──┐                              ▼
 //!                                          └──► poll_transmit(buf) ──► one datagram at a time
+//!                                               poll_transmit_parts(buf) (header and tag
+//!                                               written, the sealed symbol lent)
 //! ```
 //!
-//! A block is compressed once when sealed and cut into equal source symbols no larger than the
-//! MTU allows; each datagram is sealed straight into the caller's buffer (no allocation per
-//! datagram). Heartbeats jump the queue.
+//! A block is compressed once when sealed, cut into equal source symbols no larger than the
+//! MTU allows, given its repair symbols, and then every symbol is encrypted in place in the
+//! block buffer, its tag kept beside it. A datagram is then the header, the symbol and the tag:
+//! [`Sender::poll_transmit`] copies the three into the caller's buffer, while
+//! [`Sender::poll_transmit_parts`] writes only the header and tag and lends the symbol
+//! ([`SealedSymbol`]) for a scatter-gather send, so the payload is never copied in user space
+//! after it entered the block. No allocation per datagram. Heartbeats jump the queue.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::block::{BlockBuilder, Codec, BLOCK_PREFIX, RECORD_OVERHEAD};
@@ -226,8 +233,10 @@ pub struct SenderStats {
 
 struct Outgoing {
     block: u64,
-    /// Source symbols, then repair symbols, each `symbol_size` bytes.
-    data: Vec<u8>,
+    /// Source symbols, then repair symbols, each `symbol_size` bytes, encrypted in place.
+    data: Arc<Vec<u8>>,
+    /// Each symbol's authentication tag, by symbol index.
+    tags: Vec<[u8; TAG_LEN]>,
     source_count: u16,
     repair_count: u16,
     symbol_size: usize,
@@ -260,6 +269,11 @@ pub struct Sender {
     interleave_turn: usize,
     /// Emptied block buffers, reused for the next blocks.
     spare: Vec<Vec<u8>>,
+    /// Buffers of finished blocks whose symbols may still be lent to the driver
+    /// ([`SealedSymbol`]); they become spare once the driver has let go of them.
+    lent: Vec<Arc<Vec<u8>>>,
+    /// Emptied tag lists, reused likewise.
+    spare_tags: Vec<Vec<[u8; TAG_LEN]>>,
     builder_touched: Vec<u16>,
     builder_since: Option<Instant>,
     queue: VecDeque<Outgoing>,
@@ -277,6 +291,39 @@ pub struct Sender {
     dropped: u64,
     spool_depth: u64,
     stats: SenderStats,
+}
+
+/// One datagram from [`Sender::poll_transmit_parts`].
+#[derive(Debug)]
+pub enum Transmit {
+    /// Written whole into the buffer: this many bytes.
+    Whole(usize),
+    /// Header and tag written into the buffer; the datagram is the header, this symbol and
+    /// the tag.
+    Parts(SealedSymbol),
+}
+
+/// A sealed (encrypted) symbol lent from its block buffer. The buffer is shared, not copied;
+/// it returns to the sender's pool once every lent symbol of it is dropped.
+#[derive(Clone, Debug)]
+pub struct SealedSymbol {
+    block: Arc<Vec<u8>>,
+    start: usize,
+    len: usize,
+}
+
+impl SealedSymbol {
+    /// The symbol's bytes, as they go on the wire.
+    pub fn bytes(&self) -> &[u8] {
+        self.block
+            .get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+
+    /// The whole datagram's length: header, symbol and tag.
+    pub fn datagram_len(&self) -> usize {
+        HEADER_LEN + self.len + TAG_LEN
+    }
 }
 
 /// The payload bytes one datagram can carry at `mtu_bytes` (even, for the erasure code).
@@ -316,6 +363,8 @@ impl Sender {
             builder: BlockBuilder::default(),
             interleave_turn: 0,
             spare: Vec::new(),
+            lent: Vec::new(),
+            spare_tags: Vec::new(),
             builder_touched: Vec::new(),
             builder_since: None,
             queue: VecDeque::new(),
@@ -428,6 +477,7 @@ impl Sender {
         // Room for padding and repair symbols, so neither reallocates.
         let most_sources = (self.builder.raw_len() + BLOCK_PREFIX).div_ceil(self.symbol_capacity);
         let reserve = (1 + self.repair_for(most_sources)) * self.symbol_capacity;
+        self.reclaim();
         let spare = self.spare.pop();
         let mut data = self
             .builder
@@ -436,18 +486,30 @@ impl Sender {
         let symbol_size = (data.len().div_ceil(source_count) + 1) & !1;
         data.resize(source_count * symbol_size, 0);
         let repair_count = self.add_repair(&mut data, source_count, symbol_size);
+        // Bounded by MAX_SOURCE_SYMBOLS through the block size check in `new`, and the repair
+        // count by 400 % of it.
+        let source_count = u16::try_from(source_count).unwrap_or(u16::MAX);
+        let repair_count = u16::try_from(repair_count).unwrap_or(0);
+        let mut tags = self.spare_tags.pop().unwrap_or_default();
+        tags.clear();
+        let block = self.next_block;
+        for (symbol, body) in (0u16..).zip(data.chunks_exact_mut(symbol_size)) {
+            let header = self.symbol_header(block, symbol, source_count, repair_count, symbol_size);
+            let mut head = [0u8; HEADER_LEN];
+            header.encode(&mut head);
+            tags.push(self.key.seal(&head, &header, body));
+        }
         let positions = self
             .builder_touched
             .drain(..)
             .filter_map(|id| Some((id, self.streams.get(usize::from(id))?.next_sequence)))
             .collect();
         self.queue.push_back(Outgoing {
-            block: self.next_block,
-            data,
-            // Bounded by MAX_SOURCE_SYMBOLS through the block size check in `new`, and the
-            // repair count by 400 % of it.
-            source_count: u16::try_from(source_count).unwrap_or(u16::MAX),
-            repair_count: u16::try_from(repair_count).unwrap_or(0),
+            block,
+            data: Arc::new(data),
+            tags,
+            source_count,
+            repair_count,
             symbol_size,
             next_symbol: 0,
             positions,
@@ -455,6 +517,55 @@ impl Sender {
         self.next_block += 1;
         self.builder_since = None;
         self.stats.blocks += 1;
+    }
+
+    /// The header of symbol `symbol` of block `block`.
+    fn symbol_header(
+        &self,
+        block: u64,
+        symbol: u16,
+        source_count: u16,
+        repair_count: u16,
+        symbol_size: usize,
+    ) -> Header {
+        Header {
+            kind: if symbol < source_count {
+                DatagramType::Source
+            } else {
+                DatagramType::Repair
+            },
+            key_id: self.cfg.key_id,
+            cipher: self.cfg.cipher,
+            session: self.cfg.session,
+            block,
+            symbol,
+            source_count,
+            repair_count,
+            // Symbols fit a datagram: at most the MTU, itself at most 65,535 (checked in `new`).
+            payload_len: u16::try_from(symbol_size).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Buffers of finished blocks the driver no longer holds become spare again. Keep the
+    /// buffers of as many blocks as may queue: a driver that empties the queue onto a paced link
+    /// refills it all at once, and fresh buffers would grow by reallocation and fault in cold
+    /// pages (a fifth of the sender's CPU at line rate). Memory stays at the peak the queue
+    /// bound already allows.
+    fn reclaim(&mut self) {
+        let keep = self.cfg.max_queued_blocks.min(MAX_SPARE_BLOCKS);
+        let mut i = 0;
+        while i < self.lent.len() {
+            if self.lent.get(i).is_some_and(|b| Arc::strong_count(b) == 1) {
+                let buffer = self.lent.swap_remove(i);
+                if self.spare.len() < keep {
+                    if let Ok(buffer) = Arc::try_unwrap(buffer) {
+                        self.spare.push(buffer);
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// [`repair_count`] for this sender's settings, remembered per source count.
@@ -568,21 +679,49 @@ impl Sender {
     /// Write the next datagram into `buf` (at least [`Sender::max_datagram_len`] bytes) and
     /// return its length, or `None` when there is nothing to send.
     pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<usize> {
+        match self.poll_transmit_parts(buf)? {
+            Transmit::Whole(len) => Some(len),
+            Transmit::Parts(symbol) => {
+                let body = symbol.bytes();
+                let total = symbol.datagram_len();
+                let tag: [u8; TAG_LEN] =
+                    buf.get(HEADER_LEN..HEADER_LEN + TAG_LEN)?.try_into().ok()?;
+                let datagram = buf.get_mut(..total)?;
+                let (_, rest) = datagram.split_at_mut(HEADER_LEN);
+                let (middle, end) = rest.split_at_mut(body.len());
+                middle.copy_from_slice(body);
+                end.copy_from_slice(&tag);
+                Some(total)
+            }
+        }
+    }
+
+    /// The next datagram without copying a block's symbol: a heartbeat is written whole into
+    /// `buf` ([`Transmit::Whole`]); a symbol's header goes to `buf[..HEADER_LEN]`, its tag to
+    /// `buf[HEADER_LEN..HEADER_LEN + TAG_LEN]`, and the sealed symbol is lent
+    /// ([`Transmit::Parts`]): the datagram is header, symbol, tag, in that order. `buf` must
+    /// hold at least [`Sender::max_datagram_len`] bytes.
+    pub fn poll_transmit_parts(&mut self, buf: &mut [u8]) -> Option<Transmit> {
         if buf.len() < self.max_datagram_len() {
             return None;
         }
-        let len = if self.heartbeat_due {
+        let out = if self.heartbeat_due {
             self.heartbeat_due = false;
-            self.write_heartbeat(buf)?
+            Transmit::Whole(self.write_heartbeat(buf)?)
         } else {
-            self.write_symbol(buf)?
+            Transmit::Parts(self.next_symbol(buf)?)
+        };
+        let len = match &out {
+            Transmit::Whole(len) => *len,
+            Transmit::Parts(symbol) => symbol.datagram_len(),
         };
         self.stats.datagrams += 1;
         self.stats.bytes += len as u64;
-        Some(len)
+        Some(out)
     }
 
-    fn write_symbol(&mut self, buf: &mut [u8]) -> Option<usize> {
+    /// Header and tag of the next symbol into `buf`; the symbol itself lent.
+    fn next_symbol(&mut self, buf: &mut [u8]) -> Option<SealedSymbol> {
         // The first `interleave_blocks` unfinished blocks take turns (finished ones wait in
         // the queue until every block before them is finished too, so that stream positions
         // in heartbeats never run ahead of the blocks fully sent).
@@ -601,31 +740,33 @@ impl Sender {
             .filter(|(_, o)| !o.finished())
             .nth(self.interleave_turn)
             .map(|(i, _)| i)?;
-        let out = self.queue.get_mut(index)?;
+        let out = self.queue.get(index)?;
         let symbol = out.next_symbol;
-        let start = usize::from(symbol) * out.symbol_size;
-        let chunk = out.data.get(start..start + out.symbol_size)?;
-        let kind = if symbol < out.source_count {
-            DatagramType::Source
-        } else {
-            DatagramType::Repair
-        };
-        let header = Header {
-            kind,
-            key_id: self.cfg.key_id,
-            cipher: self.cfg.cipher,
-            session: self.cfg.session,
-            block: out.block,
+        let header = self.symbol_header(
+            out.block,
             symbol,
-            source_count: out.source_count,
-            repair_count: out.repair_count,
-            payload_len: u16::try_from(chunk.len()).ok()?,
+            out.source_count,
+            out.repair_count,
+            out.symbol_size,
+        );
+        let head: &mut [u8; HEADER_LEN] = buf.get_mut(..HEADER_LEN)?.try_into().ok()?;
+        header.encode(head);
+        buf.get_mut(HEADER_LEN..HEADER_LEN + TAG_LEN)?
+            .copy_from_slice(out.tags.get(usize::from(symbol))?);
+        let start = usize::from(symbol) * out.symbol_size;
+        // In bounds by construction; checked so that a lent symbol never reads past its block.
+        out.data.get(start..start + out.symbol_size)?;
+        let lent = SealedSymbol {
+            block: Arc::clone(&out.data),
+            start,
+            len: out.symbol_size,
         };
-        let len = seal_into(&self.key, &header, chunk, buf)?;
-        if kind == DatagramType::Repair {
+        if header.kind == DatagramType::Repair {
             self.stats.repair_symbols += 1;
         }
-        out.next_symbol += 1;
+        if let Some(out) = self.queue.get_mut(index) {
+            out.next_symbol += 1;
+        }
         while self.queue.front().is_some_and(Outgoing::finished) {
             if let Some(done) = self.queue.pop_front() {
                 for (id, next) in done.positions {
@@ -633,16 +774,15 @@ impl Sender {
                         s.sent_next_sequence = next;
                     }
                 }
-                // Keep the buffers of as many blocks as may queue: a driver that empties the
-                // queue onto a paced link refills it all at once, and fresh buffers would grow
-                // by reallocation and fault in cold pages (a fifth of the sender's CPU at line
-                // rate). Memory stays at the peak the queue bound already allows.
-                if self.spare.len() < self.cfg.max_queued_blocks.min(MAX_SPARE_BLOCKS) {
-                    self.spare.push(done.data);
+                if self.lent.len() < MAX_SPARE_BLOCKS {
+                    self.lent.push(done.data);
+                }
+                if self.spare_tags.len() < MAX_SPARE_BLOCKS {
+                    self.spare_tags.push(done.tags);
                 }
             }
         }
-        Some(len)
+        Some(lent)
     }
 
     fn write_heartbeat(&mut self, buf: &mut [u8]) -> Option<usize> {
@@ -736,6 +876,74 @@ mod tests {
         assert_eq!(
             repair_count(MAX_SOURCE_SYMBOLS, 400, 20.0),
             4 * MAX_SOURCE_SYMBOLS
+        );
+    }
+
+    /// A block buffer whose symbols the driver still holds is not reused; once they are
+    /// dropped it is, so a sender in steady state allocates no block buffers.
+    #[test]
+    fn lent_block_buffers_are_reused_only_once_released() {
+        let now = Instant::now();
+        let mut tx = Sender::new(
+            SenderConfig {
+                key_id: 1,
+                key: [3; 32],
+                cipher: Cipher::default(),
+                session: 9,
+                mtu_bytes: 1500,
+                ip_version: IpVersion::V4,
+                codec: Codec::None,
+                max_block_bytes: 8192,
+                max_record_bytes: 4096,
+                linger: Duration::from_millis(10),
+                heartbeat_interval: Duration::from_secs(60),
+                fingerprint: 0,
+                max_queued_blocks: 8,
+                repair_percent: 0,
+                expected_loss_percent: 0.0,
+                interleave_blocks: 1,
+            },
+            now,
+        )
+        .expect("sender");
+        let stream = tx.add_stream("s");
+        let mut buf = vec![0u8; tx.max_datagram_len()];
+        let mut block = |tx: &mut Sender| -> Vec<SealedSymbol> {
+            tx.push(now, stream, &[5u8; 3000]).expect("push");
+            tx.flush();
+            let mut held = Vec::new();
+            while let Some(t) = tx.poll_transmit_parts(&mut buf) {
+                if let Transmit::Parts(s) = t {
+                    held.push(s);
+                }
+            }
+            held
+        };
+        let first = block(&mut tx);
+        assert_eq!(first.len(), 3);
+        let first_buffer = Arc::as_ptr(&first[0].block);
+        // Held: the next block cannot take its buffer.
+        let second = block(&mut tx);
+        assert_ne!(Arc::as_ptr(&second[0].block), first_buffer);
+        assert_eq!(tx.lent.len(), 2);
+        drop(second);
+        drop(first);
+        // Released: reclaimed at the next seal and reused.
+        let third = block(&mut tx);
+        let reused = Arc::as_ptr(&third[0].block);
+        assert!(
+            tx.spare.len() == 1 && tx.lent.len() == 1,
+            "{} spare, {} lent",
+            tx.spare.len(),
+            tx.lent.len()
+        );
+        drop(third);
+        let fourth = block(&mut tx);
+        assert!(Arc::as_ptr(&fourth[0].block) == reused || tx.spare.len() == 1);
+        assert_eq!(
+            tx.stats().datagrams,
+            1 + 4 * 3,
+            "one heartbeat, three symbols per block"
         );
     }
 }

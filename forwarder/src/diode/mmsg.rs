@@ -18,6 +18,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use socket2::SockAddr;
+use weir_diode_proto::frame::{HEADER_LEN, TAG_LEN};
+use weir_diode_proto::SealedSymbol;
 
 /// Most datagrams moved by one syscall.
 pub const MAX_BATCH: usize = 64;
@@ -39,6 +41,11 @@ struct Cmsg([u8; 32]);
 
 /// Datagrams waiting to be sent, in one contiguous buffer of equal slots.
 ///
+/// A datagram is either written whole into its slot ([`commit`](Self::commit)) or, for a
+/// block's symbol, given as parts ([`commit_parts`](Self::commit_parts)): header and tag in the
+/// slot, the sealed symbol lent by the sender. The kernel then gathers header, symbol and tag
+/// from three places (`iovec`s), so the symbol is never copied in user space.
+///
 /// Runs of equal-sized datagrams (the symbols of one block) go out as one UDP GSO send
 /// (`UDP_SEGMENT`): the kernel walks its stack once per run instead of once per datagram and
 /// cuts the run into datagrams at the device, which puts exactly the same datagrams on the wire.
@@ -49,6 +56,8 @@ pub struct SendBatch {
     slot_len: usize,
     capacity: usize,
     lens: Vec<usize>,
+    /// The lent symbol of each datagram given as parts (held until it is sent).
+    bodies: Vec<Option<SealedSymbol>>,
     /// Datagrams at the front already handed to the kernel.
     sent: usize,
     destination: SockAddr,
@@ -65,6 +74,7 @@ impl SendBatch {
             slot_len,
             capacity,
             lens: Vec::with_capacity(capacity),
+            bodies: Vec::with_capacity(capacity),
             sent: 0,
             destination: destination.into(),
             gso,
@@ -89,6 +99,16 @@ impl SendBatch {
     pub fn commit(&mut self, len: usize) {
         debug_assert!(len <= self.slot_len && self.lens.len() < self.capacity);
         self.lens.push(len.min(self.slot_len));
+        self.bodies.push(None);
+    }
+
+    /// The slot returned by [`free_slot`](Self::free_slot) holds a datagram's header (its first
+    /// `HEADER_LEN` bytes) and tag (the `TAG_LEN` after them); the datagram is header,
+    /// `symbol`, tag.
+    pub fn commit_parts(&mut self, symbol: SealedSymbol) {
+        debug_assert!(self.lens.len() < self.capacity && self.slot_len >= HEADER_LEN + TAG_LEN);
+        self.lens.push(symbol.datagram_len());
+        self.bodies.push(Some(symbol));
     }
 
     /// Datagrams not yet sent.
@@ -104,6 +124,7 @@ impl SendBatch {
     /// Forget everything (after an error that is counted by the caller).
     pub fn clear(&mut self) {
         self.lens.clear();
+        self.bodies.clear();
         self.sent = 0;
     }
 
@@ -132,10 +153,11 @@ impl SendBatch {
         if self.pending() == 0 {
             return Ok(0);
         }
+        // Up to three per datagram: header, lent symbol, tag.
         let mut iovecs = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
-        }; MAX_BATCH];
+        }; 3 * MAX_BATCH];
         // SAFETY: `mmsghdr` is a plain C struct for which all-zero bytes is a valid value.
         let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
         let mut controls = [Cmsg([0; 32]); MAX_BATCH];
@@ -149,8 +171,9 @@ impl SendBatch {
             let segment = self.lens[next];
             let first_iovec = used_iovecs;
             let mut total = 0;
+            // Datagrams in this message.
+            let mut count = 0;
             while let Some(&len) = self.lens.get(next) {
-                let count = used_iovecs - first_iovec;
                 if count > 0
                     && (!self.gso
                         || len > segment
@@ -159,25 +182,43 @@ impl SendBatch {
                 {
                     break;
                 }
-                let Some(iov) = iovecs.get_mut(used_iovecs) else {
+                // In bounds: slot `next` < capacity, and `buf` holds `capacity` slots.
+                let slot = base.wrapping_add(next * self.slot_len);
+                let (parts, wanted): ([(*mut u8, usize); 3], usize) = match self.bodies.get(next) {
+                    Some(Some(symbol)) => {
+                        let body = symbol.bytes();
+                        (
+                            [
+                                (slot, HEADER_LEN),
+                                (body.as_ptr().cast_mut(), body.len()),
+                                (slot.wrapping_add(HEADER_LEN), TAG_LEN),
+                            ],
+                            3,
+                        )
+                    }
+                    _ => ([(slot, len), (slot, 0), (slot, 0)], 1),
+                };
+                let Some(room) = iovecs.get_mut(used_iovecs..used_iovecs + wanted) else {
                     break;
                 };
-                // In bounds: slot `next` < capacity, and `buf` holds `capacity` slots.
-                iov.iov_base = base.wrapping_add(next * self.slot_len).cast();
-                iov.iov_len = len;
-                used_iovecs += 1;
+                for (iov, (ptr, n)) in room.iter_mut().zip(parts) {
+                    iov.iov_base = ptr.cast();
+                    iov.iov_len = n;
+                }
+                used_iovecs += wanted;
+                count += 1;
                 next += 1;
                 total += len;
                 if len < segment {
                     break; // only the last segment of a GSO send may be shorter
                 }
             }
-            let count = used_iovecs - first_iovec;
+            let iovec_count = used_iovecs - first_iovec;
             let hdr = &mut headers[messages].msg_hdr;
             hdr.msg_name = self.destination.as_ptr() as *mut libc::c_void;
             hdr.msg_namelen = self.destination.len();
             hdr.msg_iov = iovecs[first_iovec..].as_mut_ptr();
-            hdr.msg_iovlen = count as _;
+            hdr.msg_iovlen = iovec_count as _;
             if count > 1 {
                 let control = &mut controls[messages];
                 hdr.msg_control = control.0.as_mut_ptr().cast();
@@ -196,8 +237,9 @@ impl SendBatch {
             messages += 1;
         }
         // SAFETY: `headers[..messages]` point at `iovecs`, `controls` and `destination`, which
-        // outlive the call; each iovec covers `len` <= `slot_len` bytes inside `buf`. The kernel
-        // only reads the buffers and writes `msg_len`.
+        // outlive the call; each iovec covers bytes inside `buf` (at most `slot_len` from a
+        // slot's start) or a lent symbol's bytes, which `bodies` keeps alive until the datagram
+        // is sent. The kernel only reads the buffers and writes `msg_len`.
         let n = unsafe {
             libc::sendmmsg(
                 fd.as_raw_fd(),
@@ -443,6 +485,87 @@ mod tests {
         round_trip(true, false)?;
         round_trip(true, true)?;
         round_trip(false, true)
+    }
+
+    /// Datagrams given as parts (header and tag in the slot, the symbol lent from the sender's
+    /// block buffer) arrive exactly as the copying path writes them, with and without
+    /// segmentation offload, mixed with whole datagrams (heartbeats).
+    #[test]
+    fn lent_symbols_arrive_as_the_copied_datagrams_would() -> io::Result<()> {
+        use std::time::{Duration, Instant};
+        use weir_diode_proto::sender::IpVersion;
+        use weir_diode_proto::{Cipher, Codec, Sender, SenderConfig, Transmit};
+        for gso in [false, true] {
+            let rx = UdpSocket::bind("127.0.0.1:0")?;
+            let tx = UdpSocket::bind("127.0.0.1:0")?;
+            let now = Instant::now();
+            let cfg = SenderConfig {
+                key_id: 1,
+                key: [9; 32],
+                cipher: Cipher::Aes256Gcm,
+                session: 77,
+                mtu_bytes: 1500,
+                ip_version: IpVersion::V4,
+                codec: Codec::None,
+                max_block_bytes: 16_384,
+                max_record_bytes: 8_192,
+                linger: Duration::from_millis(10),
+                heartbeat_interval: Duration::from_secs(60),
+                fingerprint: 0,
+                max_queued_blocks: 8,
+                repair_percent: 10,
+                expected_loss_percent: 1.0,
+                interleave_blocks: 1,
+            };
+            let (mut copying, mut lending) = (
+                Sender::new(cfg.clone(), now).map_err(io::Error::other)?,
+                Sender::new(cfg, now).map_err(io::Error::other)?,
+            );
+            for s in [&mut copying, &mut lending] {
+                let id = s.add_stream("s");
+                for i in 0..12u32 {
+                    let record: Vec<u8> = (0..1000 + i * 300).map(|j| (i + j) as u8).collect();
+                    s.push(now, id, &record).map_err(io::Error::other)?;
+                }
+                s.flush();
+            }
+            let mut want = Vec::new();
+            let mut buf = vec![0u8; copying.max_datagram_len()];
+            while let Some(n) = copying.poll_transmit(&mut buf) {
+                want.push(buf[..n].to_vec());
+            }
+            let mut out =
+                SendBatch::new(lending.max_datagram_len(), MAX_BATCH, rx.local_addr()?, gso);
+            let mut got = Vec::new();
+            let mut batch = RecvBatch::new(1500, MAX_BATCH);
+            rx.set_nonblocking(false)?;
+            loop {
+                while let Some(slot) = out.free_slot() {
+                    match lending.poll_transmit_parts(slot) {
+                        Some(Transmit::Whole(n)) => out.commit(n),
+                        Some(Transmit::Parts(symbol)) => out.commit_parts(symbol),
+                        None => break,
+                    }
+                }
+                if out.pending() == 0 {
+                    break;
+                }
+                let batch_len = out.pending();
+                while out.pending() > 0 {
+                    out.send(tx.as_fd())?;
+                }
+                let before = got.len();
+                while got.len() < before + batch_len {
+                    let mut peek = [0u8; 1];
+                    rx.peek(&mut peek)?;
+                    batch.recv(rx.as_fd())?;
+                    got.extend(batch.datagrams().map(|(d, _)| d.to_vec()));
+                }
+            }
+            assert!(want.len() > 12, "{} datagrams", want.len());
+            assert_eq!(got, want, "gso {gso}: the same datagrams, byte for byte");
+        }
+        Ok(())
     }
 
     #[test]

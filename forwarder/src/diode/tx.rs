@@ -2,11 +2,13 @@
 //! rate.
 //!
 //! ```text
-//!  queue ──► Sender::push ──► Sender::poll_transmit ──► batch ──► pacer ──► sendmmsg
+//!  queue ──► Sender::push ──► Sender::poll_transmit_parts ──► batch ──► pacer ──► sendmmsg
 //!              ▲ timers: Sender::poll_timeout / handle_timeout (linger, heartbeats)
 //! ```
 //! While the pacer holds datagrams back, the loop does not read the queue: sources feel the
-//! back-pressure (TCP pauses, UDP drops and counts).
+//! back-pressure (TCP pauses, UDP drops and counts). A block's symbols are sealed in place in
+//! the block buffer and handed to the kernel from there (header and tag from the batch's slot),
+//! so record bytes are copied once in user space, into the block.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::warn;
-use weir_diode_proto::{sender::IpVersion, PushError, Sender};
+use weir_diode_proto::{sender::IpVersion, PushError, Sender, Transmit};
 
 use super::mmsg::SendBatch;
 use crate::sources::Record;
@@ -102,8 +104,11 @@ pub async fn run(
                 r = queue.recv(), if sender.can_push() => match r {
                     Some(record) => {
                         push(&mut sender, record, &stats);
-                        // Take what is already queued without going back to the scheduler.
-                        while sender.can_push() {
+                        // Take what is already queued without going back to the scheduler,
+                        // until a block is sealed: it then goes out while its bytes are still
+                        // in the CPU's cache (sealing several blocks ahead and sending them
+                        // later makes the kernel read them back from memory).
+                        while sender.can_push() && sender.queued_blocks() == 0 {
                             match queue.try_recv() {
                                 Ok(record) => push(&mut sender, record, &stats),
                                 Err(_) => break,
@@ -178,8 +183,9 @@ async fn transmit(
     sender.handle_timeout(Instant::now());
     loop {
         while let Some(slot) = batch.free_slot() {
-            match sender.poll_transmit(slot) {
-                Some(n) => batch.commit(n),
+            match sender.poll_transmit_parts(slot) {
+                Some(Transmit::Whole(n)) => batch.commit(n),
+                Some(Transmit::Parts(symbol)) => batch.commit_parts(symbol),
                 None => break,
             }
         }
