@@ -104,11 +104,8 @@ pub async fn run(
                 r = queue.recv(), if sender.can_push() => match r {
                     Some(record) => {
                         push(&mut sender, record, &stats);
-                        // Take what is already queued without going back to the scheduler,
-                        // until a block is sealed: it then goes out while its bytes are still
-                        // in the CPU's cache (sealing several blocks ahead and sending them
-                        // later makes the kernel read them back from memory).
-                        while sender.can_push() && sender.queued_blocks() == 0 {
+                        // Take what is already queued without going back to the scheduler.
+                        while sender.can_push() {
                             match queue.try_recv() {
                                 Ok(record) => push(&mut sender, record, &stats),
                                 Err(_) => break,
