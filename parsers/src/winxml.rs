@@ -22,6 +22,8 @@ event ids.
 Limits: a document nested deeper than [`MAX_DEPTH`] is refused, never recursed into.
 */
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use quick_xml::events::{BytesStart, Event as Xml};
 use quick_xml::Reader;
@@ -152,8 +154,8 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
     reader.config_mut().trim_text(false);
     let mut ev = WinEvent::default();
     let mut event_id: Option<u32> = None;
-    // Local names of the open elements, outermost first.
-    let mut path: Vec<String> = Vec::new();
+    // Local names of the open elements, outermost first (borrowed from the document).
+    let mut path: Vec<Cow<'_, str>> = Vec::new();
     let mut section = Section::None;
     let mut text = String::new();
     // The open `Data` element's name (None: unnamed).
@@ -167,14 +169,14 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
         })?;
         match event {
             Xml::Start(start) => {
-                let name = local(&start);
+                let name = local(xml, &start);
                 if path.is_empty() {
                     if saw_root {
                         return Err(malformed(&reader, "a second root element"));
                     }
                     saw_root = true;
                     if name != "Event" {
-                        return Err(WinXmlError::NotAnEvent(name));
+                        return Err(WinXmlError::NotAnEvent(name.into_owned()));
                     }
                 }
                 if path.len() >= MAX_DEPTH {
@@ -182,20 +184,20 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
                 }
                 open(&start, &name, &path, &mut section, &mut ev, &mut data_name);
                 if section == Section::UserData && path.len() == 2 {
-                    ev.user_data_name = Some(name.clone());
+                    ev.user_data_name = Some(name.to_string());
                 }
                 path.push(name);
                 text.clear();
             }
             Xml::Empty(start) => {
-                let name = local(&start);
+                let name = local(xml, &start);
                 if path.is_empty() {
                     return Err(if saw_root {
                         malformed(&reader, "a second root element")
                     } else if name == "Event" {
                         WinXmlError::NoEventId
                     } else {
-                        WinXmlError::NotAnEvent(name)
+                        WinXmlError::NotAnEvent(name.into_owned())
                     });
                 }
                 let mut empty_name = None;
@@ -210,10 +212,14 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
                 // `open` may have entered a section for an element that closed at once.
                 section = section_of(&path, section);
             }
-            Xml::Text(t) => {
-                let s = t.decode().map_err(|e| malformed_at(&reader, &e))?;
-                text.push_str(&s);
-            }
+            Xml::Text(t) => match in_document(xml, &t) {
+                // The usual case: the text is a slice of the document, already valid UTF-8.
+                Some(s) => text.push_str(s),
+                None => {
+                    let s = t.decode().map_err(|e| malformed_at(&reader, &e))?;
+                    text.push_str(&s);
+                }
+            },
             Xml::CData(t) => {
                 text.push_str(&String::from_utf8_lossy(&t.into_inner()));
             }
@@ -281,9 +287,22 @@ fn malformed_at(reader: &Reader<&[u8]>, e: &dyn std::fmt::Display) -> WinXmlErro
     malformed(reader, &e.to_string())
 }
 
-/// The element's name without its namespace prefix.
-fn local(start: &BytesStart<'_>) -> String {
-    String::from_utf8_lossy(start.local_name().as_ref()).into_owned()
+/// The element's name without its namespace prefix, borrowed from the document when it is a
+/// slice of it (always, for a document read from a `&str`).
+fn local<'a>(xml: &'a str, start: &BytesStart<'_>) -> Cow<'a, str> {
+    let name = start.local_name();
+    match in_document(xml, name.as_ref()) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(String::from_utf8_lossy(name.as_ref()).into_owned()),
+    }
+}
+
+/// `bytes` as the `&str` of `xml` it is a slice of, if it is one: no copy, no second UTF-8
+/// check. Anything else (bytes the reader built itself) is `None`.
+fn in_document<'a>(xml: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    let start = (bytes.as_ptr() as usize).checked_sub(xml.as_ptr() as usize)?;
+    xml.get(start..start.checked_add(bytes.len())?)
+        .filter(|s| s.as_ptr() == bytes.as_ptr())
 }
 
 /// The value of attribute `name` (unescaped), if present and readable.
@@ -296,8 +315,8 @@ fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
 }
 
 /// The section an element at `path` (its parents) belongs to.
-fn section_of(path: &[String], current: Section) -> Section {
-    match path.get(1).map(String::as_str) {
+fn section_of(path: &[Cow<'_, str>], current: Section) -> Section {
+    match path.get(1).map(|p| p.as_ref()) {
         Some("System") => Section::System,
         Some("EventData") => Section::EventData,
         Some("UserData") => Section::UserData,
@@ -311,7 +330,7 @@ fn section_of(path: &[String], current: Section) -> Section {
 fn open(
     start: &BytesStart<'_>,
     name: &str,
-    path: &[String],
+    path: &[Cow<'_, str>],
     section: &mut Section,
     ev: &mut WinEvent,
     data_name: &mut Option<String>,
@@ -366,7 +385,7 @@ fn open(
 #[allow(clippy::too_many_arguments)]
 fn close(
     name: &str,
-    path: &[String],
+    path: &[Cow<'_, str>],
     section: Section,
     text: &str,
     ev: &mut WinEvent,

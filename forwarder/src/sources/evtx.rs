@@ -144,7 +144,7 @@ pub fn record_event(record: &evtx::SerializedEvtxRecord<String>, wctx: &WinConte
                     u32::try_from(record.timestamp.subsec_nanosecond()).unwrap_or(0),
                 );
             }
-            windows::to_event(&rec, Some(&record.data), wctx)
+            windows::to_event(rec, Some(&record.data), wctx)
         }
         Err(error) => windows::raw_event(
             &record.data,

@@ -132,7 +132,7 @@ fn snare(syslog: &Event, text: &str, ctx: &ParseContext) -> Option<Event> {
         keep_original: ctx.keep_original,
         timezone: ctx.timezone,
     };
-    let mut event = windows::to_event(&record, Some(trim_line(text)), &wctx);
+    let mut event = windows::to_event(record, Some(trim_line(text)), &wctx);
     if let Some(log) = event.log.as_mut() {
         log.syslog = header.cloned();
     }

@@ -82,7 +82,7 @@ impl WinContext {
 /// Parse one rendered event XML document and map it.
 pub fn parse_xml(xml: &str, ctx: &WinContext) -> Result<Event, WinXmlError> {
     let record = winxml::parse(xml)?;
-    Ok(to_event(&record, ctx.keep_original.then_some(xml), ctx))
+    Ok(to_event(record, ctx.keep_original.then_some(xml), ctx))
 }
 
 /// Parse and map one XML document; a document that is not a Windows event becomes a tagged raw
@@ -99,7 +99,7 @@ pub fn normalise_xml(xml: &str, ctx: &WinContext) -> Event {
 pub fn parse_json(bytes: &[u8], ctx: &WinContext) -> Result<(Event, json::Shape), json::JsonError> {
     let (record, shape) = json::parse(bytes, ctx.timezone)?;
     let text = String::from_utf8_lossy(bytes);
-    let mut event = to_event(&record, Some(text.trim_end()), ctx);
+    let mut event = to_event(record, Some(text.trim_end()), ctx);
     event.tags.push(Cow::Borrowed(shape.as_str()));
     Ok((event, shape))
 }
@@ -142,8 +142,25 @@ pub fn raw_event(text: &str, code: &'static str, detail: &str, ctx: &WinContext)
     event
 }
 
-/// Map a Windows event record. `original` goes to `event.original` when given.
-pub fn to_event(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
+/// Map a Windows event record. `original` goes to `event.original` when given. The record's
+/// `EventData` and `UserData` move into `winlog.*` uncopied.
+pub fn to_event(mut rec: WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
+    let mut event = map(&rec, original, ctx);
+    if let Some(winlog) = event.winlog.as_mut() {
+        let mut user_data = Vec::with_capacity(rec.user_data.len() + 1);
+        if let Some(name) = rec.user_data_name.take() {
+            user_data.push(("xml_name".to_owned(), name));
+        }
+        user_data.append(&mut rec.user_data);
+        winlog.event_data = Pairs(std::mem::take(&mut rec.event_data));
+        winlog.user_data = Pairs(user_data);
+    }
+    event
+}
+
+/// Everything but `winlog.event_data` and `winlog.user_data` (which the channel modules do not
+/// read back).
+fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
     let mut event = Event::new(
         EventClass::Windows,
         rec.time_created.unwrap_or(ctx.received_at),
@@ -213,12 +230,6 @@ pub fn to_event(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Eve
             .map(|o| tables::opcode(o).map_or_else(|| o.to_string(), str::to_owned)),
     };
 
-    let mut user_data = Vec::with_capacity(rec.user_data.len() + 1);
-    if let Some(name) = &rec.user_data_name {
-        user_data.push(("xml_name".to_owned(), name.clone()));
-    }
-    user_data.extend(rec.user_data.iter().cloned());
-
     event.winlog = Some(Box::new(Winlog {
         channel: rec.channel.clone(),
         event_id: id,
@@ -240,8 +251,8 @@ pub fn to_event(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Eve
             identifier: Some(sid.clone()),
         }),
         logon: None,
-        event_data: Pairs(rec.event_data.clone()),
-        user_data: Pairs(user_data),
+        event_data: Pairs::default(),
+        user_data: Pairs::default(),
     }));
 
     let channel = rec.channel.as_deref().unwrap_or_default();
