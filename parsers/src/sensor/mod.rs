@@ -435,7 +435,7 @@ impl Sensor {
                     ip.to_canonical()
                 ),
             );
-            let ip_s = ip.to_canonical().to_string();
+            let ip_s = ip_text(ip);
             e.host = Some(weir_schemas::Host {
                 ip: vec![ip_s.clone()],
                 ..Default::default()
@@ -641,7 +641,7 @@ fn endpoint(
 ) -> Endpoint {
     Endpoint {
         address: None,
-        ip: Some(e.ip.to_canonical().to_string()),
+        ip: Some(ip_text(e.ip)),
         port: has_ports(proto).then_some(e.port),
         mac: e.mac.as_ref().map(mac_string),
         bytes,
@@ -668,9 +668,45 @@ fn network(flow: &Flow, protocol: Option<&'static str>) -> Network {
     }
 }
 
+/// `related.ip` from the flow's endpoints (the text already in `source.ip` and
+/// `destination.ip` when they are set).
 fn relate(e: &mut Event, flow: &Flow) {
-    e.relate_ip(&flow.orig.ip.to_canonical().to_string());
-    e.relate_ip(&flow.resp.ip.to_canonical().to_string());
+    for (set, ip) in [
+        (e.source.as_ref().and_then(|s| s.ip.clone()), flow.orig.ip),
+        (
+            e.destination.as_ref().and_then(|d| d.ip.clone()),
+            flow.resp.ip,
+        ),
+    ] {
+        let text = set.unwrap_or_else(|| ip_text(ip));
+        if !e.related.ip.contains(&text) {
+            e.related.ip.push(text);
+        }
+    }
+}
+
+/// An address as ECS wants it (IPv4-mapped IPv6 as IPv4), IPv4 written without the
+/// formatting machinery: every event of a flow carries its addresses several times.
+pub(crate) fn ip_text(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let mut out = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+            out
+        }
+        v6 => v6.to_string(),
+    }
 }
 
 /// The `flow` event for a flow record.
@@ -867,4 +903,34 @@ fn notable_event(ot: &Event, action: Action) -> Event {
         ));
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_the_standard_library_writes_them() {
+        let mut cases: Vec<IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.9",
+            "1.20.3.199",
+            "192.168.1.10",
+            "::ffff:10.0.0.5",
+            "2001:db8::1",
+            "fe80::1%0",
+        ]
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+        cases.extend(
+            (0..=255u8).map(|o| IpAddr::V4(std::net::Ipv4Addr::new(o, 255 - o, o / 3, o % 100))),
+        );
+        assert!(cases.len() > 256);
+        for ip in cases {
+            assert_eq!(ip_text(ip), ip.to_canonical().to_string(), "{ip:?}");
+        }
+        assert_eq!(ip_text("::ffff:10.0.0.5".parse().expect("ip")), "10.0.0.5");
+    }
 }
