@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use socket2::SockAddr;
 use weir_diode_proto::frame::{HEADER_LEN, TAG_LEN};
-use weir_diode_proto::SealedSymbol;
+use weir_diode_proto::{SealedSymbol, Sender, Transmit};
 
 /// Most datagrams moved by one syscall.
 pub const MAX_BATCH: usize = 64;
@@ -109,6 +109,17 @@ impl SendBatch {
         debug_assert!(self.lens.len() < self.capacity && self.slot_len >= HEADER_LEN + TAG_LEN);
         self.lens.push(symbol.datagram_len());
         self.bodies.push(Some(symbol));
+    }
+
+    /// Fill the free slots with the sender's next datagrams (symbols lent, not copied).
+    pub fn fill_from(&mut self, sender: &mut Sender) {
+        while let Some(slot) = self.free_slot() {
+            match sender.poll_transmit_parts(slot) {
+                Some(Transmit::Whole(n)) => self.commit(n),
+                Some(Transmit::Parts(symbol)) => self.commit_parts(symbol),
+                None => break,
+            }
+        }
     }
 
     /// Datagrams not yet sent.
@@ -494,7 +505,7 @@ mod tests {
     fn lent_symbols_arrive_as_the_copied_datagrams_would() -> io::Result<()> {
         use std::time::{Duration, Instant};
         use weir_diode_proto::sender::IpVersion;
-        use weir_diode_proto::{Cipher, Codec, Sender, SenderConfig, Transmit};
+        use weir_diode_proto::{Cipher, Codec, SenderConfig};
         for gso in [false, true] {
             let rx = UdpSocket::bind("127.0.0.1:0")?;
             let tx = UdpSocket::bind("127.0.0.1:0")?;
@@ -540,13 +551,7 @@ mod tests {
             let mut batch = RecvBatch::new(1500, MAX_BATCH);
             rx.set_nonblocking(false)?;
             loop {
-                while let Some(slot) = out.free_slot() {
-                    match lending.poll_transmit_parts(slot) {
-                        Some(Transmit::Whole(n)) => out.commit(n),
-                        Some(Transmit::Parts(symbol)) => out.commit_parts(symbol),
-                        None => break,
-                    }
-                }
+                out.fill_from(&mut lending);
                 if out.pending() == 0 {
                     break;
                 }

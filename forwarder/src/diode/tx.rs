@@ -20,7 +20,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::warn;
-use weir_diode_proto::{sender::IpVersion, PushError, Sender, Transmit};
+use weir_diode_proto::{sender::IpVersion, PushError, Sender};
 
 use super::mmsg::SendBatch;
 use crate::sources::Record;
@@ -179,13 +179,7 @@ async fn transmit(
     );
     sender.handle_timeout(Instant::now());
     loop {
-        while let Some(slot) = batch.free_slot() {
-            match sender.poll_transmit_parts(slot) {
-                Some(Transmit::Whole(n)) => batch.commit(n),
-                Some(Transmit::Parts(symbol)) => batch.commit_parts(symbol),
-                None => break,
-            }
-        }
+        batch.fill_from(sender);
         if batch.pending() == 0 {
             break;
         }
