@@ -36,7 +36,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
-use crate::envelope::Envelope;
+use crate::envelope::{split_view, Envelope, EnvelopeRef};
 
 /// Where documents go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,11 +334,16 @@ impl EsSink {
 
 /// The document id of an event: from its provenance, else its bytes.
 pub fn document_id(env: &Envelope, event: &[u8]) -> String {
+    document_id_of(&env.view(), event)
+}
+
+/// [`document_id`] of a borrowed envelope.
+pub fn document_id_of(env: &EnvelopeRef<'_>, event: &[u8]) -> String {
     let mut h = Sha256::new();
-    match (&env.session, env.sequence, &env.stream) {
+    match (env.session, env.sequence, env.stream) {
         (Some(session), Some(sequence), Some(stream)) => {
             h.update(b"weir/1\0");
-            h.update(env.agent.as_deref().unwrap_or("").as_bytes());
+            h.update(env.agent.unwrap_or("").as_bytes());
             h.update(b"\0");
             h.update(session.as_bytes());
             h.update(b"\0");
@@ -374,11 +379,12 @@ impl Sink for EsSink {
     fn build(&self, records: &[&[u8]]) -> EsRequest {
         let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 128).sum());
         for record in records {
-            let Some((env, event)) = Envelope::split(record) else {
+            let Some((view, event)) = split_view(record) else {
                 continue;
             };
-            let index = target_of(&self.cfg.target, &env.class);
-            let id = document_id(&env, event);
+            let env = view.get();
+            let index = target_of(&self.cfg.target, env.class);
+            let id = document_id_of(&env, event);
             body.extend_from_slice(b"{\"create\":{\"_index\":");
             body.extend_from_slice(serde_json::to_string(&index).unwrap_or_default().as_bytes());
             body.extend_from_slice(b",\"_id\":\"");

@@ -3,13 +3,21 @@ What a sink's disk buffer holds per event: a small envelope of routing facts, th
 canonical JSON.
 
 ```text
-record = envelope length u32 BE | envelope JSON | event JSON
+record   = envelope length u32 BE | envelope | event JSON
+envelope = 0x01 | time_us i64 LE | present u8 | class s8 | schema_version s8
+           | host s16 | agent s16 | stream s16 | session s16   (each only if its bit is set)
+           | sequence u64 LE | community_id s16 | channel s16   (likewise)
+           | field count u8 | count × (name s8 | value s16)
+s8       = length u8 | UTF-8 bytes          s16 = length u16 LE | UTF-8 bytes
+present  = bit 0 host, 1 agent, 2 stream, 3 session, 4 sequence, 5 community_id, 6 channel
 ```
 
 The receiver computes the envelope once per event with one borrowed, allocation-light pass over
-the event JSON ([`Peek`]); every sink then builds its requests from the envelope and the event
-bytes without parsing the event again (Splunk metadata and indexed fields, Kafka keys and
-headers, Elasticsearch ids and data streams).
+the event JSON ([`Peek`]) and writes it in binary straight from the borrowed fields; every sink
+then reads it back without allocating ([`split_view`], [`EnvelopeRef`]) and builds its
+requests from the envelope and the event bytes without parsing the event again (Splunk metadata
+and indexed fields, Kafka keys and headers, Elasticsearch ids and data streams). Buffers written
+by earlier versions hold the envelope as JSON (its first byte is `{`); they are still read.
 
 The receiver does not decode and re-encode the events the agent sent either: [`stamp`] writes
 the receiver's provenance (`weir.sequence`, `weir.session`, `event.ingested`) into the agent's
@@ -206,6 +214,12 @@ impl<'a> Peek<'a> {
     /// The envelope, with `sequence` and `session` as the receiver stamps them (the event's
     /// own when `None`).
     pub fn envelope(&self, sequence: Option<u64>, session: Option<&str>) -> Envelope {
+        Envelope::from(self.view(sequence, session))
+    }
+
+    /// The envelope borrowed from the peek (and `session`), as [`envelope`](Self::envelope)
+    /// makes it; nothing is allocated.
+    pub fn view<'b>(&'b self, sequence: Option<u64>, session: Option<&'b str>) -> EnvelopeRef<'b> {
         fn s<'b>(v: &'b Option<Cow<'_, str>>) -> Option<&'b str> {
             v.as_deref().filter(|v| !v.is_empty())
         }
@@ -213,11 +227,10 @@ impl<'a> Peek<'a> {
         let host = host_name
             .or_else(|| self.host.as_ref().and_then(|h| s(&h.hostname)))
             .or_else(|| self.observer.as_ref().and_then(|o| s(&o.hostname)))
-            .or_else(|| self.weir.input.as_ref().and_then(|i| s(&i.peer_ip)))
-            .map(str::to_owned);
+            .or_else(|| self.weir.input.as_ref().and_then(|i| s(&i.peer_ip)));
         let community_id = self.network.as_ref().and_then(|n| s(&n.community_id));
         let class = self.weir.class.as_str();
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(8);
+        let mut fields = Fields::default();
         for (name, value) in [
             ("event.kind", s(&self.event.kind)),
             (
@@ -247,32 +260,21 @@ impl<'a> Peek<'a> {
             ("weir.stream", s(&self.weir.stream)),
         ] {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
-                fields.push((name.to_owned(), v.to_owned()));
+                fields.push(name, v);
             }
         }
-        Envelope {
-            class: class.to_owned(),
+        EnvelopeRef {
+            class,
             time_us: chrono::DateTime::parse_from_rfc3339(&self.timestamp)
                 .map_or(0, |t| t.timestamp_micros()),
             host,
-            agent: self.weir.agent.as_deref().map(str::to_owned),
-            stream: self.weir.stream.as_deref().map(str::to_owned),
-            session: session
-                .map(str::to_owned)
-                .or_else(|| self.weir.session.as_deref().map(str::to_owned)),
+            agent: self.weir.agent.as_deref(),
+            stream: self.weir.stream.as_deref(),
+            session: session.or(self.weir.session.as_deref()),
             sequence: sequence.or(self.weir.sequence),
-            community_id: community_id.map(str::to_owned),
-            channel: self
-                .winlog
-                .as_ref()
-                .and_then(|w| s(&w.channel))
-                .map(str::to_owned),
-            schema_version: self
-                .weir
-                .schema_version
-                .as_deref()
-                .unwrap_or_default()
-                .to_owned(),
+            community_id,
+            channel: self.winlog.as_ref().and_then(|w| s(&w.channel)),
+            schema_version: self.weir.schema_version.as_deref().unwrap_or_default(),
             fields,
         }
     }
@@ -299,6 +301,36 @@ pub fn stamp(
     session: &str,
     ingested: &str,
 ) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(json.len() + 96);
+    stamp_into(&mut out, json, peek, sequence, session, ingested).then_some(out)
+}
+
+/// [`stamp`], appending to `out` (a buffer record after its envelope, say); false, with `out`
+/// as it was, where [`stamp`] returns `None`.
+pub fn stamp_into(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    peek: &Peek<'_>,
+    sequence: u64,
+    session: &str,
+    ingested: &str,
+) -> bool {
+    let start = out.len();
+    let ok = stamp_append(out, json, peek, sequence, session, ingested).is_some();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+fn stamp_append(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    peek: &Peek<'_>,
+    sequence: u64,
+    session: &str,
+    ingested: &str,
+) -> Option<()> {
     const EVENT: &[u8] = b"\"event\":{";
     if peek.has_provenance()
         || peek.weir.schema_version.as_deref() != Some(weir_schemas::SCHEMA_VERSION)
@@ -315,10 +347,10 @@ pub fn stamp(
     if before_tail == Some(&b'{') {
         return None;
     }
-    let mut out = Vec::with_capacity(json.len() + 96);
+    out.reserve(json.len() + 96);
     out.extend_from_slice(json.get(..at)?);
     out.extend_from_slice(b"\"ingested\":");
-    out.extend_from_slice(serde_json::to_string(ingested).ok()?.as_bytes());
+    serde_json::to_writer(&mut *out, ingested).ok()?;
     if !event_empty {
         out.push(b',');
     }
@@ -326,9 +358,9 @@ pub fn stamp(
     out.extend_from_slice(b",\"sequence\":");
     write!(out, "{sequence}").ok()?;
     out.extend_from_slice(b",\"session\":");
-    out.extend_from_slice(serde_json::to_string(session).ok()?.as_bytes());
+    serde_json::to_writer(&mut *out, session).ok()?;
     out.extend_from_slice(b"}}");
-    Some(out)
+    Some(())
 }
 
 /// The quote at `i` is escaped (preceded by an odd run of backslashes).
@@ -361,10 +393,8 @@ impl Envelope {
 
     /// The buffer record for an event's JSON and its envelope.
     pub fn record_of(envelope: &Envelope, json: &[u8]) -> Vec<u8> {
-        let env = serde_json::to_vec(envelope).unwrap_or_default();
-        let mut out = Vec::with_capacity(4 + env.len() + json.len());
-        out.extend_from_slice(&u32::try_from(env.len()).unwrap_or(u32::MAX).to_be_bytes());
-        out.extend_from_slice(&env);
+        let mut out = Vec::with_capacity(64 + json.len());
+        envelope.view().start_record(&mut out);
         out.extend_from_slice(json);
         out
     }
@@ -376,10 +406,296 @@ impl Envelope {
 
     /// Split a buffer record into its envelope and the event JSON bytes.
     pub fn split(record: &[u8]) -> Option<(Envelope, &[u8])> {
-        let len = u32::from_be_bytes(record.get(..4)?.try_into().ok()?) as usize;
-        let env = serde_json::from_slice(record.get(4..4 + len)?).ok()?;
-        Some((env, record.get(4 + len..)?))
+        let (view, json) = split_view(record)?;
+        Some((Envelope::from(view.get()), json))
     }
+
+    /// The envelope borrowed: what the sinks read.
+    pub fn view(&self) -> EnvelopeRef<'_> {
+        let mut fields = Fields::default();
+        for (k, v) in &self.fields {
+            fields.push(k, v);
+        }
+        EnvelopeRef {
+            class: &self.class,
+            time_us: self.time_us,
+            host: self.host.as_deref(),
+            agent: self.agent.as_deref(),
+            stream: self.stream.as_deref(),
+            session: self.session.as_deref(),
+            sequence: self.sequence,
+            community_id: self.community_id.as_deref(),
+            channel: self.channel.as_deref(),
+            schema_version: &self.schema_version,
+            fields,
+        }
+    }
+}
+
+impl From<EnvelopeRef<'_>> for Envelope {
+    fn from(e: EnvelopeRef<'_>) -> Envelope {
+        let own = |v: Option<&str>| v.map(str::to_owned);
+        Envelope {
+            class: e.class.to_owned(),
+            time_us: e.time_us,
+            host: own(e.host),
+            agent: own(e.agent),
+            stream: own(e.stream),
+            session: own(e.session),
+            sequence: e.sequence,
+            community_id: own(e.community_id),
+            channel: own(e.channel),
+            schema_version: e.schema_version.to_owned(),
+            fields: e
+                .fields
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// The most indexed fields an envelope carries ([`Peek`] makes at most 14).
+pub const MAX_FIELDS: usize = 16;
+
+/// An envelope's indexed fields, in order, without allocating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fields<'a> {
+    len: u8,
+    items: [(&'a str, &'a str); MAX_FIELDS],
+}
+
+impl<'a> Fields<'a> {
+    /// Add a field; false (and nothing added) when [`MAX_FIELDS`] are there.
+    pub fn push(&mut self, name: &'a str, value: &'a str) -> bool {
+        match self.items.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = (name, value);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The fields.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.items.iter().take(usize::from(self.len)).copied()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// None at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// An [`Envelope`] whose strings are borrowed (from a buffer record, a [`Peek`] or an
+/// [`Envelope`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are those of `Envelope`
+pub struct EnvelopeRef<'a> {
+    pub class: &'a str,
+    pub time_us: i64,
+    pub host: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub session: Option<&'a str>,
+    pub sequence: Option<u64>,
+    pub community_id: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub schema_version: &'a str,
+    pub fields: Fields<'a>,
+}
+
+/// First byte of a binary envelope (a JSON one starts with `{`).
+const BINARY_V1: u8 = 1;
+
+impl EnvelopeRef<'_> {
+    /// Start a buffer record: the envelope's length and the envelope; the event JSON follows.
+    pub fn start_record(&self, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        self.encode(out);
+        let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+        if let Some(prefix) = out.get_mut(at..at + 4) {
+            prefix.copy_from_slice(&len.to_be_bytes());
+        }
+    }
+
+    /// The binary envelope (see the module documentation). Strings longer than their length
+    /// field are cut at a character boundary; there are never more than [`MAX_FIELDS`] fields.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(BINARY_V1);
+        out.extend_from_slice(&self.time_us.to_le_bytes());
+        let present = [
+            self.host.is_some(),
+            self.agent.is_some(),
+            self.stream.is_some(),
+            self.session.is_some(),
+            self.sequence.is_some(),
+            self.community_id.is_some(),
+            self.channel.is_some(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0u8, |acc, (bit, &on)| acc | (u8::from(on) << bit));
+        out.push(present);
+        put8(out, self.class);
+        put8(out, self.schema_version);
+        for v in [self.host, self.agent, self.stream, self.session]
+            .into_iter()
+            .flatten()
+        {
+            put16(out, v);
+        }
+        if let Some(s) = self.sequence {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        for v in [self.community_id, self.channel].into_iter().flatten() {
+            put16(out, v);
+        }
+        out.push(self.fields.len);
+        for (k, v) in self.fields.iter() {
+            put8(out, k);
+            put16(out, v);
+        }
+    }
+
+    /// Read a binary envelope (all of `bytes`); `None` if it is not one.
+    pub fn decode<'a>(bytes: &'a [u8]) -> Option<EnvelopeRef<'a>> {
+        let mut r = Cursor(bytes);
+        if r.u8()? != BINARY_V1 {
+            return None;
+        }
+        let time_us = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let present = r.u8()?;
+        if present & 0x80 != 0 {
+            return None;
+        }
+        let bit = |b: u8| present & (1 << b) != 0;
+        let class = r.str8()?;
+        let schema_version = r.str8()?;
+        let opt = |b: u8, r: &mut Cursor<'a>| -> Option<Option<&'a str>> {
+            if bit(b) {
+                r.str16().map(Some)
+            } else {
+                Some(None)
+            }
+        };
+        let host = opt(0, &mut r)?;
+        let agent = opt(1, &mut r)?;
+        let stream = opt(2, &mut r)?;
+        let session = opt(3, &mut r)?;
+        let sequence = match bit(4) {
+            true => Some(u64::from_le_bytes(r.take(8)?.try_into().ok()?)),
+            false => None,
+        };
+        let community_id = opt(5, &mut r)?;
+        let channel = opt(6, &mut r)?;
+        let count = r.u8()?;
+        let mut fields = Fields::default();
+        for _ in 0..count {
+            let (k, v) = (r.str8()?, r.str16()?);
+            if !fields.push(k, v) {
+                return None;
+            }
+        }
+        r.0.is_empty().then_some(EnvelopeRef {
+            class,
+            time_us,
+            host,
+            agent,
+            stream,
+            session,
+            sequence,
+            community_id,
+            channel,
+            schema_version,
+            fields,
+        })
+    }
+}
+
+fn put8(out: &mut Vec<u8>, s: &str) {
+    let s = cut(s, usize::from(u8::MAX));
+    out.push(s.len() as u8);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put16(out: &mut Vec<u8>, s: &str) {
+    let s = cut(s, usize::from(u16::MAX));
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default()
+}
+
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+    fn str8(&mut self) -> Option<&'a str> {
+        let n = usize::from(self.u8()?);
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+    fn str16(&mut self) -> Option<&'a str> {
+        let n = usize::from(u16::from_le_bytes(self.take(2)?.try_into().ok()?));
+        std::str::from_utf8(self.take(n)?).ok()
+    }
+}
+
+/// A buffer record's envelope as read: borrowed from a binary envelope, or decoded from the
+/// JSON envelope of a buffer that an earlier version wrote.
+#[derive(Clone, Debug)]
+// The borrowed variant is the one every current record takes: boxing it would allocate per
+// event; the view lives on the stack while one event is encoded.
+#[allow(clippy::large_enum_variant)]
+pub enum EnvelopeView<'a> {
+    /// A binary envelope, borrowed.
+    Binary(EnvelopeRef<'a>),
+    /// A JSON envelope (buffers written before the binary envelope).
+    Json(Box<Envelope>),
+}
+
+impl EnvelopeView<'_> {
+    /// The envelope.
+    pub fn get(&self) -> EnvelopeRef<'_> {
+        match self {
+            EnvelopeView::Binary(e) => *e,
+            EnvelopeView::Json(e) => e.view(),
+        }
+    }
+}
+
+/// Split a buffer record into its envelope and the event JSON bytes, borrowing both.
+pub fn split_view(record: &[u8]) -> Option<(EnvelopeView<'_>, &[u8])> {
+    let len = u32::from_be_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    let env = record.get(4..4usize.checked_add(len)?)?;
+    let json = record.get(4 + len..)?;
+    let view = match env.first() {
+        Some(b'{') => EnvelopeView::Json(Box::new(serde_json::from_slice(env).ok()?)),
+        _ => EnvelopeView::Binary(EnvelopeRef::decode(env)?),
+    };
+    Some((view, json))
 }
 
 #[cfg(test)]
@@ -416,6 +732,97 @@ mod tests {
             None,
             "length past the end"
         );
+    }
+
+    /// Buffers written before the binary envelope hold it as JSON: they are still read, to
+    /// the same envelope.
+    #[test]
+    fn a_record_with_the_earlier_json_envelope_still_splits() {
+        let e = rich();
+        let env = Envelope::of(&e);
+        let json = e.to_json();
+        let legacy_env = serde_json::to_vec(&env).unwrap();
+        let mut legacy = (legacy_env.len() as u32).to_be_bytes().to_vec();
+        legacy.extend_from_slice(&legacy_env);
+        legacy.extend_from_slice(&json);
+        let (back, rest) = Envelope::split(&legacy).unwrap();
+        assert_eq!(back, env);
+        assert_eq!(rest, json.as_slice());
+        let (view, rest) = split_view(&legacy).unwrap();
+        assert!(matches!(view, EnvelopeView::Json(_)));
+        assert_eq!(view.get(), env.view());
+        assert_eq!(rest, json.as_slice());
+        // The binary record of the same event gives the same envelope and JSON.
+        let binary = Envelope::record_of(&env, &json);
+        assert!(binary.len() < legacy.len());
+        let (view, rest) = split_view(&binary).unwrap();
+        assert!(matches!(view, EnvelopeView::Binary(_)));
+        assert_eq!(Envelope::from(view.get()), env);
+        assert_eq!(rest, json.as_slice());
+    }
+
+    /// Every field survives the binary form exactly, absent ones stay absent, and a damaged
+    /// envelope is refused rather than misread.
+    #[test]
+    fn the_binary_envelope_round_trips_and_refuses_damage() {
+        let full = Envelope {
+            class: "windows".into(),
+            time_us: -1_234_567,
+            host: Some("hmi-2".into()),
+            agent: Some("zone-3".into()),
+            stream: Some("wec".into()),
+            session: Some("00000000000000ab".into()),
+            sequence: Some(u64::MAX),
+            community_id: Some("1:abc=".into()),
+            channel: Some("Security".into()),
+            schema_version: "1.3.0".into(),
+            fields: (0..MAX_FIELDS)
+                .map(|i| (format!("f{i}"), format!("välue \"{i}\"")))
+                .collect(),
+        };
+        let bare = Envelope {
+            class: "syslog".into(),
+            ..Envelope::default()
+        };
+        for env in [&full, &bare] {
+            let mut bytes = Vec::new();
+            env.view().encode(&mut bytes);
+            assert_eq!(Envelope::from(EnvelopeRef::decode(&bytes).unwrap()), *env);
+            // Every truncation, and a trailing byte, is refused.
+            for n in 0..bytes.len() {
+                assert_eq!(EnvelopeRef::decode(&bytes[..n]), None, "cut at {n}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(EnvelopeRef::decode(&longer), None);
+        }
+        // A string too long for its length field is cut at a character boundary.
+        let long = Envelope {
+            class: "é".repeat(200),
+            host: Some("ü".repeat(40_000)),
+            ..Envelope::default()
+        };
+        let mut bytes = Vec::new();
+        long.view().encode(&mut bytes);
+        let back = EnvelopeRef::decode(&bytes).unwrap();
+        assert_eq!(back.class, "é".repeat(127));
+        assert_eq!(back.host, Some("ü".repeat(32_767).as_str()));
+        // More fields than the envelope holds are not written.
+        let mut many = full.clone();
+        many.fields.push(("extra".into(), "x".into()));
+        assert_eq!(many.view().fields.len(), MAX_FIELDS);
+        // Invalid UTF-8 in a string, and an unknown first byte.
+        let mut bad = Vec::new();
+        bare.view().encode(&mut bad);
+        let class_at = 1 + 8 + 1 + 1;
+        bad[class_at] = 0xff;
+        assert_eq!(EnvelopeRef::decode(&bad), None);
+        assert_eq!(EnvelopeRef::decode(&[2, 0, 0]), None);
+        let mut unknown_bit = Vec::new();
+        bare.view().encode(&mut unknown_bit);
+        unknown_bit[9] |= 0x80;
+        assert_eq!(EnvelopeRef::decode(&unknown_bit), None);
+        assert!(split_view(b"\x00\x00\x00\x03{x}").is_none());
     }
 
     /// An event with every top-level member set, strings that hold the anchors' bytes.
@@ -490,6 +897,21 @@ mod tests {
             peek.envelope(Some(7), Some("00000000000000ab")),
             Envelope::of(&typed)
         );
+        assert_eq!(
+            peek.view(Some(7), Some("00000000000000ab")),
+            Envelope::of(&typed).view()
+        );
+        // Stamping into a buffer that already holds an envelope appends the same bytes.
+        let mut record = vec![1, 2, 3];
+        assert!(stamp_into(
+            &mut record,
+            &json,
+            &peek,
+            7,
+            "00000000000000ab",
+            ingested
+        ));
+        assert_eq!(&record[3..], stamped.as_slice());
         // Already stamped, or another schema version: not stamped again.
         let again = Peek::of(&stamped).unwrap();
         assert!(again.has_provenance());

@@ -30,7 +30,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
-use crate::envelope::Envelope;
+use crate::envelope::{split_view, EnvelopeRef};
 
 /// Which endpoint events go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,11 +268,12 @@ impl Sink for HecSink {
         let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 256).sum());
         let mut raw_meta: Option<(String, Metadata)> = None;
         for record in records {
-            let Some((env, event)) = Envelope::split(record) else {
+            let Some((view, event)) = split_view(record) else {
                 continue; // never written by this version; counted at the buffer
             };
+            let env = view.get();
             let default_meta = Metadata::default();
-            let meta = self.metadata(&env.class).unwrap_or(&default_meta);
+            let meta = self.metadata(env.class).unwrap_or(&default_meta);
             match self.cfg.kind {
                 Endpoint::Event => {
                     // Written by hand, straight into the body: `time` keeps its microseconds
@@ -288,7 +289,7 @@ impl Sink for HecSink {
                         json_str(body, value);
                     };
                     if meta.host.is_empty() {
-                        if let Some(h) = env.host.as_deref().filter(|h| !h.is_empty()) {
+                        if let Some(h) = env.host.filter(|h| !h.is_empty()) {
                             host_field(&mut body, h);
                         }
                     } else {
@@ -332,7 +333,7 @@ impl Sink for HecSink {
                 }
                 Endpoint::Raw => {
                     raw_meta.get_or_insert_with(|| {
-                        (env.host.clone().unwrap_or_default(), meta.clone())
+                        (env.host.unwrap_or_default().to_owned(), meta.clone())
                     });
                     match meta
                         .send_original
@@ -462,7 +463,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// `t` with `{class}`, `{agent}`, `{stream}`, `{host}` and `{channel}` replaced, in one pass.
-fn template<'t>(t: &'t str, env: &Envelope) -> std::borrow::Cow<'t, str> {
+fn template<'t>(t: &'t str, env: &EnvelopeRef<'_>) -> std::borrow::Cow<'t, str> {
     if !t.contains('{') {
         return std::borrow::Cow::Borrowed(t);
     }
@@ -472,11 +473,11 @@ fn template<'t>(t: &'t str, env: &Envelope) -> std::borrow::Cow<'t, str> {
         out.push_str(rest.get(..open).unwrap_or_default());
         let after = rest.get(open..).unwrap_or_default();
         let (value, len) = [
-            ("{class}", Some(env.class.as_str())),
-            ("{agent}", env.agent.as_deref()),
-            ("{stream}", env.stream.as_deref()),
-            ("{host}", env.host.as_deref()),
-            ("{channel}", env.channel.as_deref()),
+            ("{class}", Some(env.class)),
+            ("{agent}", env.agent),
+            ("{stream}", env.stream),
+            ("{host}", env.host),
+            ("{channel}", env.channel),
         ]
         .into_iter()
         .find(|(name, _)| after.starts_with(name))

@@ -29,7 +29,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
-use crate::envelope::Envelope;
+use crate::envelope::split_view;
 
 /// Which field keys a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -287,29 +287,31 @@ impl Sink for KafkaSink {
     fn build(&self, records: &[&[u8]]) -> KafkaRequest {
         let messages = records
             .iter()
-            .filter_map(|r| Envelope::split(r))
-            .map(|(env, event)| {
+            .filter_map(|r| split_view(r))
+            .map(|(view, event)| {
+                let env = view.get();
                 let key = match self.cfg.key {
-                    KeyField::Host => env.host.clone(),
-                    KeyField::CommunityId => env.community_id.clone(),
-                    KeyField::Stream => env.stream.clone(),
+                    KeyField::Host => env.host,
+                    KeyField::CommunityId => env.community_id,
+                    KeyField::Stream => env.stream,
                     KeyField::None => None,
-                };
-                let mut headers = vec![("weir.schema_version", env.schema_version.clone())];
+                }
+                .map(str::to_owned);
+                let mut headers = vec![("weir.schema_version", env.schema_version.to_owned())];
                 for (k, v) in [
-                    ("weir.agent", &env.agent),
-                    ("weir.stream", &env.stream),
-                    ("weir.session", &env.session),
+                    ("weir.agent", env.agent),
+                    ("weir.stream", env.stream),
+                    ("weir.session", env.session),
                 ] {
                     if let Some(v) = v {
-                        headers.push((k, v.clone()));
+                        headers.push((k, v.to_owned()));
                     }
                 }
                 if let Some(s) = env.sequence {
                     headers.push(("weir.sequence", s.to_string()));
                 }
                 Message {
-                    topic: self.cfg.topic.replace("{class}", &env.class),
+                    topic: self.cfg.topic.replace("{class}", env.class),
                     key,
                     payload: event.to_vec(),
                     headers,

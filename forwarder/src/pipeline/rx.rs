@@ -22,7 +22,7 @@ use crate::config::{ClassFilter, RxConfig, SinkConfig};
 use crate::diode;
 use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
-use weir_integrations::envelope::{stamp, Envelope, Peek};
+use weir_integrations::envelope::{stamp_into, Envelope, Peek};
 
 /// What the diode task hands the sink thread.
 #[derive(Debug)]
@@ -303,10 +303,20 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
             let ingested = weir_schemas::format_timestamp(&now);
             for (r, bytes) in records.records() {
                 if let Ok(peek) = Peek::of(bytes) {
-                    if let Some(json) = stamp(bytes, &peek, r.sequence, &session, &ingested) {
-                        let env =
-                            envelopes.then(|| peek.envelope(Some(r.sequence), Some(&session)));
-                        out.push(Received::new(peek.class(), json, env));
+                    // The buffer record (binary envelope, then the stamped JSON) is written in
+                    // one buffer straight from the borrowed peek.
+                    let mut record = Vec::with_capacity(bytes.len() + 320);
+                    if envelopes {
+                        peek.view(Some(r.sequence), Some(&session))
+                            .start_record(&mut record);
+                    }
+                    let json_at = record.len();
+                    if stamp_into(&mut record, bytes, &peek, r.sequence, &session, &ingested) {
+                        out.push(Received {
+                            class: peek.class(),
+                            bytes: record,
+                            json_at,
+                        });
                         continue;
                     }
                 }

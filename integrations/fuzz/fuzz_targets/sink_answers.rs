@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use weir_integrations::driver::Verdict;
 use weir_integrations::elasticsearch::{self, EsResponse};
-use weir_integrations::envelope::Envelope;
+use weir_integrations::envelope::{split_view, Envelope, EnvelopeRef};
 use weir_integrations::hec::{self, HecResponse};
 
 fuzz_target!(|data: &[u8]| {
@@ -20,4 +20,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = elasticsearch::classify(events, &EsResponse::Http { status, body, retry_after: Some(1) });
     let _ = Envelope::split(rest);
+    // A binary envelope that decodes encodes back to the same bytes.
+    if let Some(env) = EnvelopeRef::decode(rest) {
+        let mut again = Vec::new();
+        env.encode(&mut again);
+        assert_eq!(again, rest);
+    }
+    if let Some((view, json)) = split_view(rest) {
+        assert!(json.len() < rest.len());
+        let _ = view.get();
+    }
 });
