@@ -80,6 +80,61 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
+/// Records read back together ([`DiskQueue::read_batch`]): their bytes in one buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadBatch {
+    data: Vec<u8>,
+    records: Vec<BatchRecord>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchRecord {
+    start: usize,
+    len: usize,
+    end: Position,
+    written_unix_ms: u64,
+}
+
+impl ReadBatch {
+    fn push(&mut self, data: &[u8], written_unix_ms: u64, end: Position) {
+        self.records.push(BatchRecord {
+            start: self.data.len(),
+            len: data.len(),
+            end,
+            written_unix_ms,
+        });
+        self.data.extend_from_slice(data);
+    }
+
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// No record at all.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Acknowledge up to here to consume the whole batch.
+    pub fn end(&self) -> Option<Position> {
+        self.records.last().map(|r| r.end)
+    }
+
+    /// Record `i`'s bytes.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let r = self.records.get(i)?;
+        self.data.get(r.start..r.start + r.len)
+    }
+
+    /// Every record's bytes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.records
+            .iter()
+            .map(|r| self.data.get(r.start..r.start + r.len).unwrap_or_default())
+    }
+}
+
 /// What recovery and reading found wrong (cumulative).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Damage {
@@ -423,8 +478,39 @@ impl DiskQueue {
     /// Up to `max_records` records (and about `max_bytes`) from the read cursor on; they stay
     /// in the queue until acknowledged.
     pub fn read(&mut self, max_records: usize, max_bytes: usize) -> io::Result<Vec<Record>> {
+        let batch = self.read_batch(max_records, max_bytes)?;
+        Ok(batch
+            .records
+            .iter()
+            .map(|r| Record {
+                end: r.end,
+                written_unix_ms: r.written_unix_ms,
+                data: batch
+                    .data
+                    .get(r.start..r.start + r.len)
+                    .unwrap_or_default()
+                    .to_vec(),
+            })
+            .collect())
+    }
+
+    /// [`read`](Self::read), with the records' bytes in one buffer (no allocation per record).
+    pub fn read_batch(&mut self, max_records: usize, max_bytes: usize) -> io::Result<ReadBatch> {
+        let mut out = ReadBatch::default();
+        self.read_batch_into(&mut out, max_records, max_bytes)?;
+        Ok(out)
+    }
+
+    /// [`read_batch`](Self::read_batch) into `out`, emptied first (its memory is reused).
+    pub fn read_batch_into(
+        &mut self,
+        out: &mut ReadBatch,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> io::Result<()> {
         self.flush()?;
-        let mut out = Vec::new();
+        out.data.clear();
+        out.records.clear();
         let mut taken = 0usize;
         while out.len() < max_records && taken < max_bytes {
             let Some(seg) = self.segments.get(&self.read.segment) else {
@@ -479,14 +565,14 @@ impl DiskQueue {
                 match parse(&buf, at) {
                     Parsed::Record { end, time, data } => {
                         taken += data.len();
-                        out.push(Record {
-                            end: Position {
+                        out.push(
+                            data,
+                            time,
+                            Position {
                                 segment: self.read.segment,
                                 offset: self.read.offset + end as u64,
                             },
-                            written_unix_ms: time,
-                            data: data.to_vec(),
-                        });
+                        );
                         self.inflight.push_back(Position {
                             segment: self.read.segment,
                             offset: self.read.offset + end as u64,
@@ -510,14 +596,14 @@ impl DiskQueue {
                         file.read_exact_at(&mut big, self.read.offset + at as u64)?;
                         if let Parsed::Record { end, time, data } = parse(&big, 0) {
                             taken += data.len();
-                            out.push(Record {
-                                end: Position {
+                            out.push(
+                                data,
+                                time,
+                                Position {
                                     segment: self.read.segment,
                                     offset: self.read.offset + (at + end) as u64,
                                 },
-                                written_unix_ms: time,
-                                data: data.to_vec(),
-                            });
+                            );
                             self.inflight.push_back(Position {
                                 segment: self.read.segment,
                                 offset: self.read.offset + (at + end) as u64,
@@ -547,10 +633,8 @@ impl DiskQueue {
             }
         }
         self.unread_records = self.unread_records.saturating_sub(out.len() as u64);
-        self.unread_bytes = self
-            .unread_bytes
-            .saturating_sub(out.iter().map(|r| r.data.len() as u64).sum());
-        Ok(out)
+        self.unread_bytes = self.unread_bytes.saturating_sub(out.data.len() as u64);
+        Ok(())
     }
 
     /// Everything up to `upto` has been delivered: persist it and delete finished segments.

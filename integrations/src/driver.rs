@@ -35,7 +35,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::buffer::{DiskQueue, Position};
+use crate::buffer::{DiskQueue, Position, ReadBatch};
 
 /// A boxed future, for [`Sink::send`].
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -181,7 +181,7 @@ impl SharedQueue {
 
 struct Batch {
     end: Position,
-    events: Vec<Vec<u8>>,
+    events: ReadBatch,
 }
 
 /// Run `sink` over `queue` until `cancel`; in-flight requests are abandoned at cancel (their
@@ -199,6 +199,8 @@ pub async fn run<S: Sink>(
     let mut order: VecDeque<(u64, Position, bool)> = VecDeque::new();
     let mut next_id = 0u64;
     let mut waiting_since: Option<Instant> = None;
+    // Batch buffers of delivered batches, reused: a fresh one per batch costs page faults.
+    let mut spare: Vec<ReadBatch> = Vec::new();
     loop {
         // Take a batch if there is room for one and it is full or old enough. Room counts every
         // batch not yet acknowledged (in flight, or delivered and waiting for an earlier one):
@@ -215,7 +217,7 @@ pub async fn run<S: Sink>(
             if pending {
                 let since = *waiting_since.get_or_insert_with(Instant::now);
                 if ready || since.elapsed() >= cfg.max_age {
-                    match read_batch(&queue, &cfg) {
+                    match read_batch(&queue, &cfg, spare.pop().unwrap_or_default()) {
                         Ok(Some(batch)) => {
                             waiting_since = None;
                             let id = next_id;
@@ -248,7 +250,10 @@ pub async fn run<S: Sink>(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
-            Some((id, complete)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((id, complete, events)) = in_flight.next(), if !in_flight.is_empty() => {
+                if spare.len() < cfg.concurrency.max(1) {
+                    spare.push(events);
+                }
                 if !complete {
                     break; // cancelled: never acknowledge what was not delivered
                 }
@@ -274,18 +279,19 @@ pub async fn run<S: Sink>(
     }
 }
 
-fn read_batch(queue: &SharedQueue, cfg: &DriverConfig) -> std::io::Result<Option<Batch>> {
+fn read_batch(
+    queue: &SharedQueue,
+    cfg: &DriverConfig,
+    mut events: ReadBatch,
+) -> std::io::Result<Option<Batch>> {
     let Ok(mut q) = queue.queue.lock() else {
         return Ok(None);
     };
-    let records = q.read(cfg.max_events, cfg.max_bytes)?;
-    let Some(end) = records.last().map(|r| r.end) else {
+    q.read_batch_into(&mut events, cfg.max_events, cfg.max_bytes)?;
+    let Some(end) = events.end() else {
         return Ok(None);
     };
-    Ok(Some(Batch {
-        end,
-        events: records.into_iter().map(|r| r.data).collect(),
-    }))
+    Ok(Some(Batch { end, events }))
 }
 
 /// Deliver one batch completely: resend what is unresolved until every event is stored,
@@ -298,20 +304,17 @@ async fn deliver<S: Sink>(
     stats: Arc<SinkStats>,
     dead: Arc<DeadLetter>,
     cancel: CancellationToken,
-) -> (u64, bool) {
+) -> (u64, bool, ReadBatch) {
     // Indices (into the batch) still to deliver.
     let mut todo: Vec<usize> = (0..batch.events.len()).collect();
     let mut attempt = 0u32;
     while !todo.is_empty() {
-        let events: Vec<&[u8]> = todo
-            .iter()
-            .filter_map(|&i| batch.events.get(i).map(Vec::as_slice))
-            .collect();
+        let events: Vec<&[u8]> = todo.iter().filter_map(|&i| batch.events.get(i)).collect();
         let request = sink.build(&events);
         let started = Instant::now();
         let response = tokio::select! {
             r = sink.send(&request) => r,
-            _ = cancel.cancelled() => return (id, false),
+            _ = cancel.cancelled() => return (id, false, batch.events),
         };
         let us = started.elapsed().as_micros() as u64;
         stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -327,7 +330,7 @@ async fn deliver<S: Sink>(
                 let mut retry = Vec::new();
                 let mut reason = String::new();
                 for (k, &i) in todo.iter().enumerate() {
-                    let event = batch.events.get(i).map(Vec::as_slice).unwrap_or_default();
+                    let event = batch.events.get(i).unwrap_or_default();
                     // A response with fewer results than events: the rest are retried.
                     match items
                         .get(k)
@@ -366,10 +369,10 @@ async fn deliver<S: Sink>(
         todo = retry;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return (id, false),
+            _ = cancel.cancelled() => return (id, false, batch.events),
         }
     }
-    (id, true)
+    (id, true, batch.events)
 }
 
 fn count_sent(stats: &SinkStats, events: &[&[u8]]) {

@@ -338,7 +338,10 @@ fn stamp_append(
     {
         return None;
     }
-    let at = memchr::memmem::find_iter(json, EVENT).find(|&i| !escaped(json, i))? + EVENT.len();
+    // The searcher is built once: building it costs as much as searching one event.
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(EVENT));
+    let at = FINDER.find_iter(json).find(|&i| !escaped(json, i))? + EVENT.len();
     let tail = json.len() - 2;
     // Whatever the sender wrote, the output stays JSON: no comma into an empty object.
     let next = |from: usize| json.get(from..)?.iter().find(|b| !b.is_ascii_whitespace());

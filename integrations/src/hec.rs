@@ -457,9 +457,16 @@ pub fn classify(events: usize, response: &HecResponse) -> Verdict {
     }
 }
 
-/// `s` as a JSON string.
+/// `s` as a JSON string. Most metadata values need no escaping: those are copied as they are.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 /// `t` with `{class}`, `{agent}`, `{stream}`, `{host}` and `{channel}` replaced, in one pass.
@@ -526,6 +533,24 @@ mod tests {
             status,
             body: body.into(),
             retry_after: None,
+        }
+    }
+
+    #[test]
+    fn metadata_strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plc-7",
+            "hmi \"2\"",
+            "back\\slash",
+            "tab\there",
+            "\u{1f}\u{7f}",
+            "Überwachung 東京",
+            "a/b<c>&'",
+        ] {
+            let mut ours = Vec::new();
+            super::json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
     }
 

@@ -188,3 +188,42 @@ fn rewind_reads_unacknowledged_records_again() {
     assert_eq!(b.len(), 8);
     assert_eq!(b[0].data, rec(2));
 }
+
+/// The driver's batched read hands out the same records, bytes and positions as `read`,
+/// across segment boundaries and a record larger than one read.
+#[test]
+fn a_batched_read_gives_what_record_by_record_reads_give() {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut queues: Vec<DiskQueue> = dirs
+        .iter()
+        .map(|d| DiskQueue::open(d.path(), cfg(64 << 20, 16 * 1024, Overflow::DropNewest)).unwrap())
+        .collect();
+    let big = vec![b'b'; 200 * 1024];
+    for q in &mut queues {
+        for i in 0..500 {
+            q.append(&rec(i), i as u64).unwrap();
+            if i == 250 {
+                q.append(&big, 7).unwrap();
+            }
+        }
+    }
+    let [a, b] = &mut queues[..] else {
+        unreachable!()
+    };
+    let mut seen = 0;
+    loop {
+        let one = a.read(64, 256 * 1024).unwrap();
+        let batch = b.read_batch(64, 256 * 1024).unwrap();
+        assert_eq!(one.len(), batch.len());
+        assert_eq!(one.last().map(|r| r.end), batch.end());
+        for (k, (r, bytes)) in one.iter().zip(batch.iter()).enumerate() {
+            assert_eq!(r.data, bytes);
+            assert_eq!(batch.get(k), Some(bytes));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        seen += batch.len();
+    }
+    assert_eq!(seen, 501);
+}
