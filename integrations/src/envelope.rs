@@ -316,20 +316,19 @@ pub fn stamp_into(
     ingested: &str,
 ) -> bool {
     let start = out.len();
-    let ok = stamp_append(out, json, peek, sequence, session, ingested).is_some();
+    let ok = stamp_append(out, json, peek, (sequence, session, ingested)).is_some();
     if !ok {
         out.truncate(start);
     }
     ok
 }
 
+/// The work of [`stamp_into`]; `None` part way through leaves `out` for it to cut back.
 fn stamp_append(
     out: &mut Vec<u8>,
     json: &[u8],
     peek: &Peek<'_>,
-    sequence: u64,
-    session: &str,
-    ingested: &str,
+    (sequence, session, ingested): (u64, &str, &str),
 ) -> Option<()> {
     const EVENT: &[u8] = b"\"event\":{";
     if peek.has_provenance()
