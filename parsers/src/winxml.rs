@@ -22,7 +22,7 @@ event ids.
 Limits: a document nested deeper than [`MAX_DEPTH`] is refused, never recursed into.
 */
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 
 use chrono::{DateTime, Utc};
 use quick_xml::events::{BytesStart, Event as Xml};
@@ -149,7 +149,27 @@ enum Section {
 }
 
 /// Read one rendered event.
+///
+/// Documents in the shape Windows renders (elements, attributes, text and references; no
+/// comments, CDATA or DTD) are read by a single-pass scanner made for them; anything else, and
+/// any document the scanner is not sure of, by the general XML reader. The two give the same
+/// [`WinEvent`] for every document the scanner accepts (tests and the `windows_xml` fuzz target
+/// check it), and every error comes from the general reader.
 pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
+    match fast::parse(xml) {
+        Some(ev) => Ok(ev),
+        None => parse_general(xml),
+    }
+}
+
+/// The single-pass scanner alone: `Some` exactly when it reads the document itself, and then
+/// the same [`WinEvent`] as [`parse_general`]. For tests and fuzzing.
+pub fn parse_fast(xml: &str) -> Option<WinEvent> {
+    fast::parse(xml)
+}
+
+/// [`parse`] by the general XML reader alone (`quick-xml`).
+pub fn parse_general(xml: &str) -> Result<WinEvent, WinXmlError> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().trim_text(false);
     let mut ev = WinEvent::default();
@@ -182,7 +202,14 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
                 if path.len() >= MAX_DEPTH {
                     return Err(WinXmlError::TooDeep);
                 }
-                open(&start, &name, &path, &mut section, &mut ev, &mut data_name);
+                open(
+                    &|n| attr(&start, n),
+                    &name,
+                    &path,
+                    &mut section,
+                    &mut ev,
+                    &mut data_name,
+                );
                 if section == Section::UserData && path.len() == 2 {
                     ev.user_data_name = Some(name.to_string());
                 }
@@ -201,7 +228,14 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
                     });
                 }
                 let mut empty_name = None;
-                open(&start, &name, &path, &mut section, &mut ev, &mut empty_name);
+                open(
+                    &|n| attr(&start, n),
+                    &name,
+                    &path,
+                    &mut section,
+                    &mut ev,
+                    &mut empty_name,
+                );
                 if section == Section::EventData && name == "Data" {
                     let key = empty_name.unwrap_or_else(|| {
                         unnamed += 1;
@@ -315,8 +349,8 @@ fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
 }
 
 /// The section an element at `path` (its parents) belongs to.
-fn section_of(path: &[Cow<'_, str>], current: Section) -> Section {
-    match path.get(1).map(|p| p.as_ref()) {
+fn section_of<S: Borrow<str>>(path: &[S], current: Section) -> Section {
+    match path.get(1).map(|p| p.borrow()) {
         Some("System") => Section::System,
         Some("EventData") => Section::EventData,
         Some("UserData") => Section::UserData,
@@ -327,10 +361,10 @@ fn section_of(path: &[Cow<'_, str>], current: Section) -> Section {
 }
 
 /// An element starts (`path` holds its parents).
-fn open(
-    start: &BytesStart<'_>,
+fn open<S: Borrow<str>>(
+    attr: &dyn Fn(&str) -> Option<String>,
     name: &str,
-    path: &[Cow<'_, str>],
+    path: &[S],
     section: &mut Section,
     ev: &mut WinEvent,
     data_name: &mut Option<String>,
@@ -342,7 +376,7 @@ fn open(
             "UserData" => Section::UserData,
             "RenderingInfo" => {
                 ev.rendering = Some(Rendering {
-                    culture: attr(start, "Culture"),
+                    culture: attr("Culture"),
                     ..Rendering::default()
                 });
                 Section::Rendering
@@ -353,29 +387,29 @@ fn open(
     }
     match (*section, name) {
         (Section::System, "Provider") => {
-            ev.provider_name = attr(start, "Name");
-            ev.provider_guid = attr(start, "Guid");
-            ev.event_source_name = attr(start, "EventSourceName");
+            ev.provider_name = attr("Name");
+            ev.provider_guid = attr("Guid");
+            ev.event_source_name = attr("EventSourceName");
         }
         (Section::System, "EventID") => {
-            ev.qualifiers = attr(start, "Qualifiers").and_then(|q| q.trim().parse().ok());
+            ev.qualifiers = attr("Qualifiers").and_then(|q| q.trim().parse().ok());
         }
         (Section::System, "TimeCreated") => {
-            ev.time_created = attr(start, "SystemTime").and_then(|t| parse_time(&t));
+            ev.time_created = attr("SystemTime").and_then(|t| parse_time(&t));
         }
         (Section::System, "Correlation") => {
-            ev.activity_id = attr(start, "ActivityID");
-            ev.related_activity_id = attr(start, "RelatedActivityID");
+            ev.activity_id = attr("ActivityID");
+            ev.related_activity_id = attr("RelatedActivityID");
         }
         (Section::System, "Execution") => {
-            ev.process_id = attr(start, "ProcessID").and_then(|v| v.trim().parse().ok());
-            ev.thread_id = attr(start, "ThreadID").and_then(|v| v.trim().parse().ok());
+            ev.process_id = attr("ProcessID").and_then(|v| v.trim().parse().ok());
+            ev.thread_id = attr("ThreadID").and_then(|v| v.trim().parse().ok());
         }
         (Section::System, "Security") => {
-            ev.user_id = attr(start, "UserID").filter(|s| !s.is_empty());
+            ev.user_id = attr("UserID").filter(|s| !s.is_empty());
         }
         (Section::EventData, "Data") => {
-            *data_name = attr(start, "Name");
+            *data_name = attr("Name");
         }
         _ => {}
     }
@@ -383,9 +417,9 @@ fn open(
 
 /// An element ends with `text` (`path` holds its parents).
 #[allow(clippy::too_many_arguments)]
-fn close(
+fn close<S: Borrow<str>>(
     name: &str,
-    path: &[Cow<'_, str>],
+    path: &[S],
     section: Section,
     text: &str,
     ev: &mut WinEvent,
@@ -453,6 +487,295 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t.trim())
         .ok()
         .map(|d| d.with_timezone(&Utc))
+}
+
+/// The single-pass scanner behind [`parse`] for documents in the shape Windows renders.
+///
+/// It walks the document once with `memchr`, borrows every name and text from it, and reads
+/// attributes only of the elements the mapping uses. It gives up (`None`) on anything outside
+/// that shape: comments, CDATA, DTDs, an attribute or name it would have to guess at, an end
+/// tag that does not match, text outside the root, a document that ends early, no event id.
+/// The general reader then reads the document and states any error. Semantics shared with
+/// [`parse_general`] (which text an element keeps, how references resolve, which attributes
+/// count) come from the same functions (`open`, `close`, `push_reference`, `unescape`).
+mod fast {
+    use std::cell::Cell;
+
+    use super::{close, open, section_of, Section, WinEvent, MAX_DEPTH};
+    use memchr::{memchr, memchr2, memchr3, memmem};
+    use quick_xml::events::BytesRef;
+
+    /// Attributes an element may have before the scanner leaves it to the general reader.
+    const MAX_ATTRS: usize = 16;
+
+    /// The unescaped value of the first attribute of `raw` (what follows an element name)
+    /// whose local name is `name`. `Err` unless all of `raw` is white-space-separated
+    /// `key="value"` or `key='value'` pairs with no key twice: the general reader may read
+    /// those differently, so the scanner leaves such a tag to it. Only the elements the mapping
+    /// reads attributes of are looked at; the general reader looks at no others either.
+    fn attr(raw: &str, name: &str) -> Result<Option<String>, ()> {
+        let mut found = None;
+        let mut at = 0;
+        let mut count = 0;
+        while let Some((key, value, next)) = pair(raw, at).ok_or(())? {
+            // The duplicate check is quadratic: many attributes go to the general reader.
+            count += 1;
+            if count > MAX_ATTRS {
+                return Err(());
+            }
+            let mut earlier = 0;
+            while earlier < at {
+                let Some((k, _, n)) = pair(raw, earlier).flatten() else {
+                    break;
+                };
+                if k == key {
+                    return Err(());
+                }
+                earlier = n;
+            }
+            if found.is_none() && local(key) == name {
+                found = Some(value);
+            }
+            at = next;
+        }
+        Ok(found.and_then(|v| quick_xml::escape::unescape(v).ok().map(|v| v.into_owned())))
+    }
+
+    /// The attribute at or after byte `at` of `raw`: `Some(None)` at the end, `None` if what is
+    /// there is not a well-formed pair; else the key, the raw value and where the next begins.
+    #[allow(clippy::type_complexity)]
+    fn pair(raw: &str, at: usize) -> Option<Option<(&str, &str, usize)>> {
+        let b = raw.as_bytes();
+        let mut i = at;
+        while b.get(i).is_some_and(|c| is_space(*c)) {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(None);
+        }
+        let key_start = i;
+        while b.get(i).is_some_and(|c| is_name_byte(*c)) {
+            i += 1;
+        }
+        let key = raw.get(key_start..i).filter(|k| !k.is_empty())?;
+        while b.get(i).is_some_and(|c| is_space(*c)) {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'=') {
+            return None;
+        }
+        i += 1;
+        while b.get(i).is_some_and(|c| is_space(*c)) {
+            i += 1;
+        }
+        let quote = *b.get(i).filter(|q| **q == b'"' || **q == b'\'')?;
+        let value_start = i + 1;
+        let value_len = memchr(quote, b.get(value_start..)?)?;
+        let value = raw.get(value_start..value_start + value_len)?;
+        if value.as_bytes().contains(&b'<') {
+            return None;
+        }
+        let next = value_start + value_len + 1;
+        // Pairs are separated by white space.
+        if b.get(next).is_some_and(|c| !is_space(*c)) {
+            return None;
+        }
+        Some(Some((key, value, next)))
+    }
+
+    fn is_space_char(c: char) -> bool {
+        matches!(c, ' ' | '\t' | '\r' | '\n')
+    }
+
+    fn is_space(c: u8) -> bool {
+        matches!(c, b' ' | b'\t' | b'\r' | b'\n')
+    }
+
+    /// The ASCII bytes of the names Windows writes; any other name goes to the general reader.
+    fn is_name_byte(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.' | b'-')
+    }
+
+    /// A name without its namespace prefix (what follows the first `:`).
+    fn local(name: &str) -> &str {
+        match name.bytes().position(|c| c == b':') {
+            Some(i) => name.get(i + 1..).unwrap_or_default(),
+            None => name,
+        }
+    }
+
+    pub(super) fn parse(xml: &str) -> Option<WinEvent> {
+        let b = xml.as_bytes();
+        // The general reader drops a UTF-8 byte order mark.
+        let mut pos = if b.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let mut ev = WinEvent::default();
+        let mut event_id: Option<u32> = None;
+        // Open elements, outermost first: full names (for end tags) and local names.
+        let mut full: Vec<&str> = Vec::with_capacity(8);
+        let mut path: Vec<&str> = Vec::with_capacity(8);
+        let mut section = Section::None;
+        let mut text = String::new();
+        let mut data_name: Option<String> = None;
+        let mut unnamed = 0usize;
+        let mut saw_root = false;
+        loop {
+            let rest = b.get(pos..)?;
+            let Some(i) = memchr2(b'<', b'&', rest) else {
+                // Only white space may follow the root.
+                if !path.is_empty() || !rest.iter().all(|c| is_space(*c)) {
+                    return None;
+                }
+                break;
+            };
+            if i > 0 {
+                let t = xml.get(pos..pos + i)?;
+                if path.is_empty() {
+                    if !t.bytes().all(is_space) {
+                        return None;
+                    }
+                } else {
+                    text.push_str(t);
+                }
+            }
+            pos += i;
+            if rest.get(i) == Some(&b'&') {
+                let after = b.get(pos + 1..)?;
+                let end = memchr3(b';', b'&', b'<', after)?;
+                if end == 0 || after.get(end) != Some(&b';') || path.is_empty() {
+                    return None;
+                }
+                let name = xml.get(pos + 1..pos + 1 + end)?;
+                super::push_reference(&mut text, &BytesRef::new(name));
+                pos += end + 2;
+                continue;
+            }
+            match b.get(pos + 1) {
+                Some(b'?') => {
+                    // The declaration or a processing instruction: skipped, as the general
+                    // reader's caller does.
+                    if saw_root {
+                        return None;
+                    }
+                    let end = memmem::find(b.get(pos + 2..)?, b"?>")?;
+                    pos += 2 + end + 2;
+                }
+                Some(b'/') => {
+                    let after = b.get(pos + 2..)?;
+                    let gt = memchr(b'>', after)?;
+                    // Trailing white space in an end tag is allowed, as the general reader allows.
+                    let name = xml
+                        .get(pos + 2..pos + 2 + gt)?
+                        .trim_end_matches(is_space_char);
+                    if full.last() != Some(&name) {
+                        return None;
+                    }
+                    full.pop();
+                    let local_name = path.pop()?;
+                    close(
+                        local_name,
+                        &path,
+                        section,
+                        &text,
+                        &mut ev,
+                        &mut event_id,
+                        &mut data_name,
+                        &mut unnamed,
+                    );
+                    section = section_of(&path, section);
+                    text.clear();
+                    pos += 2 + gt + 1;
+                }
+                Some(c) if is_name_byte(*c) => {
+                    // The tag ends at the first `>` outside a quoted value.
+                    let start = pos + 1;
+                    let mut at = start;
+                    let gt = loop {
+                        let k = at + memchr3(b'>', b'"', b'\'', b.get(at..)?)?;
+                        let q = *b.get(k)?;
+                        if q == b'>' {
+                            break k;
+                        }
+                        at = k + 1 + memchr(q, b.get(k + 1..)?)? + 1;
+                    };
+                    let mut content = xml.get(start..gt)?;
+                    let empty = content.ends_with('/');
+                    if empty {
+                        content = content.get(..content.len() - 1)?;
+                    }
+                    let name_len = content
+                        .bytes()
+                        .position(|c| !is_name_byte(c))
+                        .unwrap_or(content.len());
+                    let (name, raw_attrs) = content.split_at_checked(name_len)?;
+                    if raw_attrs.bytes().next().is_some_and(|c| !is_space(c)) {
+                        return None;
+                    }
+                    let odd_attrs = Cell::new(false);
+                    let get = |n: &str| {
+                        attr(raw_attrs, n).unwrap_or_else(|()| {
+                            odd_attrs.set(true);
+                            None
+                        })
+                    };
+                    let local_name = local(name);
+                    if path.is_empty() {
+                        if saw_root || empty || local_name != "Event" {
+                            return None;
+                        }
+                        saw_root = true;
+                    }
+                    if path.len() >= MAX_DEPTH {
+                        return None;
+                    }
+                    if empty {
+                        let mut empty_name = None;
+                        open(
+                            &get,
+                            local_name,
+                            &path,
+                            &mut section,
+                            &mut ev,
+                            &mut empty_name,
+                        );
+                        if section == Section::EventData && local_name == "Data" {
+                            let key = empty_name.unwrap_or_else(|| {
+                                unnamed += 1;
+                                format!("param{unnamed}")
+                            });
+                            ev.event_data.push((key, String::new()));
+                        }
+                        section = section_of(&path, section);
+                    } else {
+                        open(
+                            &get,
+                            local_name,
+                            &path,
+                            &mut section,
+                            &mut ev,
+                            &mut data_name,
+                        );
+                        if section == Section::UserData && path.len() == 2 {
+                            ev.user_data_name = Some(local_name.to_owned());
+                        }
+                        full.push(name);
+                        path.push(local_name);
+                        text.clear();
+                    }
+                    if odd_attrs.get() {
+                        return None;
+                    }
+                    pos = gt + 1;
+                }
+                // Comments, CDATA, DTDs and anything stranger.
+                _ => return None,
+            }
+        }
+        if !saw_root {
+            return None;
+        }
+        ev.event_id = event_id?;
+        Some(ev)
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,19 @@ fn read(name: &str) -> Vec<WinEvent> {
         let ev =
             winxml::parse(&record.data).unwrap_or_else(|e| panic!("{name}: {e}\n{}", record.data));
         assert!(ev.time_created.is_some(), "{name}: {}", record.data);
+        // Windows' own rendering is read by the single-pass scanner, and it agrees with the
+        // general XML reader.
+        assert_eq!(
+            winxml::parse_fast(&record.data).as_ref(),
+            Some(&ev),
+            "{name}: {}",
+            record.data
+        );
+        assert_eq!(
+            winxml::parse_general(&record.data).as_ref(),
+            Ok(&ev),
+            "{name}"
+        );
         out.push(ev);
     }
     let mut parser = evtx::EvtxParser::from_path(&path).unwrap();
@@ -149,4 +162,31 @@ fn a_forwarded_classic_event_keeps_its_unnamed_data_in_order() {
     );
     assert_eq!(e.data("param8"), Some(""));
     assert_eq!(e.rendering, None);
+}
+
+/// Every record of every sample `.evtx` file (the damaged ones: every readable record) is read
+/// by the single-pass scanner, to the same event as the general XML reader.
+#[test]
+fn every_sample_record_takes_the_scanner_and_agrees_with_the_general_reader() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/windows/evtx");
+    let mut records = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(mut parser) = evtx::EvtxParser::from_path(&path) else {
+            continue;
+        };
+        for record in parser.records().flatten() {
+            let general = winxml::parse_general(&record.data);
+            assert!(general.is_ok(), "{}: {}", path.display(), record.data);
+            assert_eq!(
+                winxml::parse_fast(&record.data).ok_or(()).as_ref(),
+                general.as_ref().map_err(|_| &()),
+                "{}: {}",
+                path.display(),
+                record.data
+            );
+            records += 1;
+        }
+    }
+    assert_eq!(records, 6625);
 }

@@ -173,3 +173,68 @@ fn what_is_not_a_windows_event_is_refused_with_a_reason() {
     let e = parse("<Event><System><EventID>1</EventID></System></Event>");
     assert_eq!(e.map(|e| e.event_id), Ok(1));
 }
+
+/// The single-pass scanner and the general reader agree: on the documents above, on each of a
+/// set of variants (quoting, prefixes, references, white space, what the scanner leaves to the
+/// general reader) and on every prefix of each (documents cut short).
+#[test]
+fn the_scanner_and_the_general_reader_agree() {
+    let mut docs: Vec<String> = [LOGON_4624, CLEARED_1102]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let min = "<Event><System><EventID>7</EventID></System>";
+    for body in [
+        // Read by the scanner.
+        "<EventData><Data Name='a'>x &amp; y &#x41;&#66;</Data><Data>p</Data><Data/><Data Name=\"e\"/></EventData>",
+        "<EventData><Data Name = \"a\" >v</Data ></EventData>",
+        "<EventData><Data Name=\"a&amp;b\">&lt;&gt;&quot;&apos;</Data></EventData>",
+        "<EventData><Data Name=\"bad&nope;\">v</Data><Data>&nope;</Data><Data>&#xZZ;</Data></EventData>",
+        "<EventData><Data Name=\"a\">x<b>inner</b>tail</Data><Data Name=\"c\">x<br/>y</Data></EventData>",
+        "<UserData><Child xmlns='urn:x'><A>1</A><B><C>2</C></B><D> </D></Child></UserData>",
+        "<RenderingInfo Culture='de-DE'><Message>m\r\nn</Message><Keywords><Keyword>k</Keyword></Keywords></RenderingInfo>",
+        "<EventData><Binary>00FF</Binary></EventData>",
+        // Left to the general reader.
+        "<EventData><!-- c --><Data Name='a'>v</Data></EventData>",
+        "<EventData><Data Name='a'><![CDATA[<x>]]></Data></EventData>",
+        "<EventData><Data Name='a' Name='b'>v</Data></EventData>",
+        "<EventData><Data Name=a>v</Data></EventData>",
+        "<EventData><Data Name='a'b='c'>v</Data></EventData>",
+        "<EventData><Data Name='a'>v & w</Data></EventData>",
+        "<EventData><Data Name='a'>v</Dat></EventData>",
+        "<EventData><é>v</é></EventData>",
+    ] {
+        docs.push(format!("{min}{body}</Event>"));
+    }
+    for (i, prefix) in ["", "<?xml version='1.0'?>\n", "\u{feff}", "  \n"]
+        .iter()
+        .enumerate()
+    {
+        docs.push(format!(
+            "{prefix}{min}</Event>{}",
+            ["", "\n", " x", "<?pi?>"][i]
+        ));
+    }
+    docs.push(
+        LOGON_4624
+            .replace("<Event ", "<e:Event xmlns:e='urn:e' ")
+            .replace("</Event>", "</e:Event>"),
+    );
+    docs.push(LOGON_4624.replace("System>", "s:System>"));
+    docs.push(LOGON_4624.replace("<EventID>4624", "<EventID Qualifiers='16384'>4624"));
+    for doc in &docs {
+        for end in (0..=doc.len()).filter(|e| doc.is_char_boundary(*e)) {
+            let part = &doc[..end];
+            let general = parse_general(part);
+            assert_eq!(parse(part), general, "{part:?}");
+            if let Some(fast) = parse_fast(part) {
+                assert_eq!(Ok(&fast), general.as_ref(), "{part:?}");
+            }
+        }
+    }
+    // The scanner reads Windows' shapes itself and leaves the rest to the general reader.
+    for (i, doc) in docs.iter().enumerate() {
+        let read = matches!(i, 0..=9 | 18 | 19 | 22..=24);
+        assert_eq!(parse_fast(doc).is_some(), read, "{i}: {doc}");
+    }
+}
