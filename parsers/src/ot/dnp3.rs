@@ -610,12 +610,21 @@ pub fn summary(objects: &[Objects]) -> String {
             s.push_str(n);
             s.push(' ');
         }
-        s.push_str(&format!("g{}v{}", o.group, o.variation));
+        let mut num = itoa::Buffer::new();
+        s.push('g');
+        s.push_str(num.format(o.group));
+        s.push('v');
+        s.push_str(num.format(o.variation));
         if o.count > 0 {
-            s.push_str(&format!(" x{}", o.count));
+            s.push_str(" x");
+            s.push_str(num.format(o.count));
         }
         if let Some((a, b)) = o.range {
-            s.push_str(&format!(" [{a}-{b}]"));
+            s.push_str(" [");
+            s.push_str(num.format(a));
+            s.push('-');
+            s.push_str(num.format(b));
+            s.push(']');
         }
     }
     s
@@ -624,6 +633,29 @@ pub fn summary(objects: &[Objects]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_objects_summary_names_groups_counts_and_ranges() {
+        let o = |group, variation, count, range| Objects {
+            group,
+            variation,
+            qualifier: 0,
+            count,
+            range,
+            first_index: None,
+            crobs: Vec::new(),
+            analog_outputs: Vec::new(),
+        };
+        assert_eq!(
+            summary(&[
+                o(60, 1, 0, None),
+                o(1, 2, 120, Some((0, 119))),
+                o(250, 7, 3, None)
+            ]),
+            "class_data g60v1, binary_input g1v2 x120 [0-119], g250v7 x3"
+        );
+        assert_eq!(summary(&[]), "");
+    }
 
     #[test]
     fn crc_of_a_known_header() {

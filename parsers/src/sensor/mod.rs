@@ -236,10 +236,22 @@ fn at(ns: i64) -> DateTime<Utc> {
 
 /// A MAC address as ECS writes it: upper case, dash-separated.
 pub fn mac_string(m: &[u8; 6]) -> String {
-    format!(
-        "{:02X}-{:02X}-{:02X}-{:02X}-{:02X}-{:02X}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+    fn hex(nibble: u8) -> char {
+        char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'A' + nibble - 10
+        })
+    }
+    let mut out = String::with_capacity(17);
+    for (i, byte) in m.iter().enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        out.push(hex(byte >> 4));
+        out.push(hex(byte & 0xF));
+    }
+    out
 }
 
 fn transport_name(proto: u8) -> Cow<'static, str> {
@@ -908,6 +920,23 @@ fn notable_event(ot: &Event, action: Action) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_are_upper_case_and_dash_separated() {
+        assert_eq!(
+            mac_string(&[0x00, 0x1b, 0x1b, 0xa0, 0xff, 0x0f]),
+            "00-1B-1B-A0-FF-0F"
+        );
+        for b in 0..=255u8 {
+            let m = [b, b.wrapping_add(1), 0, 255, b / 2, b ^ 0x5a];
+            let want = m
+                .iter()
+                .map(|x| format!("{x:02X}"))
+                .collect::<Vec<_>>()
+                .join("-");
+            assert_eq!(mac_string(&m), want);
+        }
+    }
 
     #[test]
     fn addresses_are_written_as_the_standard_library_writes_them() {
