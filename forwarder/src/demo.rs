@@ -230,6 +230,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         destination: rx.local_addr,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         link_rate_bits_per_second: 1_000_000_000,
+        link_burst: crate::diode::tx::Pacing::DEFAULT_BURST,
         heartbeat_interval: Duration::from_millis(250),
         linger: Duration::from_millis(20),
         queue_events: 65_536,

@@ -223,6 +223,8 @@ pub struct TxConfig {
     pub bind: SocketAddr,
     /// Pacing rate, on-wire bits per second.
     pub link_rate_bits_per_second: u64,
+    /// The pacer's bucket depth: the longest burst at line rate after the sender was held up.
+    pub link_burst: Duration,
     /// Heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Longest a record waits for its block to fill.
@@ -739,6 +741,12 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             t.link_rate_bits_per_second
         );
     }
+    if !(1..=100).contains(&t.link_burst_milliseconds) {
+        bail!(
+            "tx.link_burst_milliseconds: {} is not between 1 and 100",
+            t.link_burst_milliseconds
+        );
+    }
     if !(1..=64).contains(&t.fec_interleave_blocks) {
         bail!(
             "tx.fec_interleave_blocks: {} is not between 1 and 64",
@@ -769,6 +777,7 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
         destination: address("tx.destination", &t.destination)?,
         bind: address("tx.bind", &t.bind)?,
         link_rate_bits_per_second: t.link_rate_bits_per_second,
+        link_burst: Duration::from_millis(t.link_burst_milliseconds),
         heartbeat_interval: Duration::from_millis(t.heartbeat_interval_milliseconds.max(10)),
         linger: Duration::from_millis(t.linger_milliseconds),
         queue_events: t.queue_events,

@@ -120,6 +120,9 @@ pub struct Tx {
     /// Pacing rate.
     #[serde(default = "default_rate")]
     pub link_rate_bits_per_second: u64,
+    /// Pacing bucket depth.
+    #[serde(default = "default_burst")]
+    pub link_burst_milliseconds: u64,
     /// Heartbeat interval.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_interval_milliseconds: u64,
@@ -709,6 +712,9 @@ fn default_bind() -> String {
 }
 fn default_rate() -> u64 {
     1_000_000_000
+}
+fn default_burst() -> u64 {
+    4
 }
 fn default_heartbeat() -> u64 {
     1000

@@ -484,3 +484,31 @@ fn every_config_key_is_documented() {
         "undocumented in docs/configuration.md: {missing:?}"
     );
 }
+
+/// The pacer's depth: 4 ms unless set, and outside 1-100 ms refused by name.
+#[test]
+fn the_link_burst_defaults_to_4_ms_and_is_bounded() {
+    let (dir, _) = with_key();
+    let tx = local(&sample("tx.toml"));
+    let Ok(Config::Tx(c)) = load_text(&tx, dir.path()) else {
+        panic!("tx sample");
+    };
+    assert_eq!(c.link_burst, Duration::from_millis(4));
+    let set = |v: &str| {
+        tx.replace(
+            "# link_burst_milliseconds = 4",
+            &format!("link_burst_milliseconds = {v}"),
+        )
+    };
+    let Ok(Config::Tx(c)) = load_text(&set("10"), dir.path()) else {
+        panic!("burst 10");
+    };
+    assert_eq!(c.link_burst, Duration::from_millis(10));
+    for bad in ["0", "101"] {
+        let e = error_of(&set(bad), dir.path());
+        assert!(
+            e.contains("tx.link_burst_milliseconds") && e.contains("between 1 and 100"),
+            "{e}"
+        );
+    }
+}

@@ -141,6 +141,7 @@ fn restart_only_differences(a: &TxConfig, b: &TxConfig) -> Vec<&'static str> {
         "tx.link_rate_bits_per_second",
         a.link_rate_bits_per_second == b.link_rate_bits_per_second,
     );
+    check("tx.link_burst_milliseconds", a.link_burst == b.link_burst);
     check(
         "tx.heartbeat_interval_milliseconds",
         a.heartbeat_interval == b.heartbeat_interval,
@@ -458,7 +459,10 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         known_streams,
         socket,
         cfg.destination,
-        cfg.link_rate_bits_per_second,
+        diode::tx::Pacing {
+            bits_per_second: cfg.link_rate_bits_per_second,
+            burst: cfg.link_burst,
+        },
         cfg.segmentation_offload,
         stats.clone(),
     ));
