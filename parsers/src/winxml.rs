@@ -139,8 +139,9 @@ impl WinEvent {
 }
 
 /// Which part of the document the reader is in.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Section {
+    #[default]
     None,
     System,
     EventData,
@@ -172,15 +173,9 @@ pub fn parse_fast(xml: &str) -> Option<WinEvent> {
 pub fn parse_general(xml: &str) -> Result<WinEvent, WinXmlError> {
     let mut reader = Reader::from_str(xml);
     reader.config_mut().trim_text(false);
-    let mut ev = WinEvent::default();
-    let mut event_id: Option<u32> = None;
+    let mut b = Builder::default();
     // Local names of the open elements, outermost first (borrowed from the document).
     let mut path: Vec<Cow<'_, str>> = Vec::new();
-    let mut section = Section::None;
-    let mut text = String::new();
-    // The open `Data` element's name (None: unnamed).
-    let mut data_name: Option<String> = None;
-    let mut unnamed = 0usize;
     let mut saw_root = false;
     loop {
         let event = reader.read_event().map_err(|e| WinXmlError::Malformed {
@@ -202,19 +197,8 @@ pub fn parse_general(xml: &str) -> Result<WinEvent, WinXmlError> {
                 if path.len() >= MAX_DEPTH {
                     return Err(WinXmlError::TooDeep);
                 }
-                open(
-                    &|n| attr(&start, n),
-                    &name,
-                    &path,
-                    &mut section,
-                    &mut ev,
-                    &mut data_name,
-                );
-                if section == Section::UserData && path.len() == 2 {
-                    ev.user_data_name = Some(name.to_string());
-                }
+                b.start(&|n| attr(&start, n), &name, &path);
                 path.push(name);
-                text.clear();
             }
             Xml::Empty(start) => {
                 let name = local(xml, &start);
@@ -227,53 +211,25 @@ pub fn parse_general(xml: &str) -> Result<WinEvent, WinXmlError> {
                         WinXmlError::NotAnEvent(name.into_owned())
                     });
                 }
-                let mut empty_name = None;
-                open(
-                    &|n| attr(&start, n),
-                    &name,
-                    &path,
-                    &mut section,
-                    &mut ev,
-                    &mut empty_name,
-                );
-                if section == Section::EventData && name == "Data" {
-                    let key = empty_name.unwrap_or_else(|| {
-                        unnamed += 1;
-                        format!("param{unnamed}")
-                    });
-                    ev.event_data.push((key, String::new()));
-                }
-                // `open` may have entered a section for an element that closed at once.
-                section = section_of(&path, section);
+                b.empty(&|n| attr(&start, n), &name, &path);
             }
             Xml::Text(t) => match in_document(xml, &t) {
                 // The usual case: the text is a slice of the document, already valid UTF-8.
-                Some(s) => text.push_str(s),
+                Some(s) => b.text.push_str(s),
                 None => {
                     let s = t.decode().map_err(|e| malformed_at(&reader, &e))?;
-                    text.push_str(&s);
+                    b.text.push_str(&s);
                 }
             },
             Xml::CData(t) => {
-                text.push_str(&String::from_utf8_lossy(&t.into_inner()));
+                b.text.push_str(&String::from_utf8_lossy(&t.into_inner()));
             }
-            Xml::GeneralRef(r) => push_reference(&mut text, &r),
+            Xml::GeneralRef(r) => push_reference(&mut b.text, &r),
             Xml::End(_) => {
                 let Some(name) = path.pop() else {
                     return Err(malformed(&reader, "an end tag without a start"));
                 };
-                close(
-                    &name,
-                    &path,
-                    section,
-                    &text,
-                    &mut ev,
-                    &mut event_id,
-                    &mut data_name,
-                    &mut unnamed,
-                );
-                section = section_of(&path, section);
-                text.clear();
+                b.end(&name, &path);
             }
             Xml::Eof => break,
             Xml::Decl(_) | Xml::PI(_) | Xml::Comment(_) | Xml::DocType(_) => {}
@@ -285,8 +241,94 @@ pub fn parse_general(xml: &str) -> Result<WinEvent, WinXmlError> {
     if !path.is_empty() {
         return Err(malformed(&reader, "the document ends inside an element"));
     }
-    ev.event_id = event_id.ok_or(WinXmlError::NoEventId)?;
-    Ok(ev)
+    b.finish().ok_or(WinXmlError::NoEventId)
+}
+
+/// What both readers build as the document goes by: the event so far, the section they are
+/// in, the open element's text. Each reader tells it where elements start and end; what an
+/// element means is decided here (and in `open` and `close`), once for both.
+#[derive(Default)]
+struct Builder {
+    ev: WinEvent,
+    event_id: Option<u32>,
+    section: Section,
+    text: String,
+    /// The open `Data` element's name (None: unnamed).
+    data_name: Option<String>,
+    unnamed: usize,
+}
+
+impl Builder {
+    /// Element `name` starts; `path` holds its parents' local names.
+    fn start<S: Borrow<str>>(
+        &mut self,
+        attr: &dyn Fn(&str) -> Option<String>,
+        name: &str,
+        path: &[S],
+    ) {
+        open(
+            attr,
+            name,
+            path,
+            &mut self.section,
+            &mut self.ev,
+            &mut self.data_name,
+        );
+        if self.section == Section::UserData && path.len() == 2 {
+            self.ev.user_data_name = Some(name.to_owned());
+        }
+        self.text.clear();
+    }
+
+    /// Element `name` opens and closes at once (`<Data Name="x"/>`).
+    fn empty<S: Borrow<str>>(
+        &mut self,
+        attr: &dyn Fn(&str) -> Option<String>,
+        name: &str,
+        path: &[S],
+    ) {
+        let mut empty_name = None;
+        open(
+            attr,
+            name,
+            path,
+            &mut self.section,
+            &mut self.ev,
+            &mut empty_name,
+        );
+        if self.section == Section::EventData && name == "Data" {
+            let key = empty_name.unwrap_or_else(|| {
+                self.unnamed += 1;
+                format!("param{}", self.unnamed)
+            });
+            self.ev.event_data.push((key, String::new()));
+        }
+        // `open` may have entered a section for an element that closed at once.
+        self.section = section_of(path, self.section);
+    }
+
+    /// Element `name` ends; `path` holds its parents' local names.
+    fn end<S: Borrow<str>>(&mut self, name: &str, path: &[S]) {
+        close(
+            name,
+            path,
+            self.section,
+            &self.text,
+            &mut self.ev,
+            &mut self.event_id,
+            &mut self.data_name,
+            &mut self.unnamed,
+        );
+        self.section = section_of(path, self.section);
+        self.text.clear();
+    }
+
+    /// The event, if the document gave it an event id.
+    fn finish(self) -> Option<WinEvent> {
+        let mut ev = self.ev;
+        ev.event_id = self.event_id?;
+        Some(ev)
+    }
 }
 
 /// Append what a reference inside text stands for: a character reference or one of the five
@@ -501,7 +543,7 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
 mod fast {
     use std::cell::Cell;
 
-    use super::{close, open, section_of, Section, WinEvent, MAX_DEPTH};
+    use super::{Builder, WinEvent, MAX_DEPTH};
     use memchr::{memchr, memchr2, memchr3, memmem};
     use quick_xml::events::BytesRef;
 
@@ -608,15 +650,10 @@ mod fast {
         let b = xml.as_bytes();
         // The general reader drops a UTF-8 byte order mark.
         let mut pos = if b.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-        let mut ev = WinEvent::default();
-        let mut event_id: Option<u32> = None;
+        let mut doc = Builder::default();
         // Open elements, outermost first: full names (for end tags) and local names.
         let mut full: Vec<&str> = Vec::with_capacity(8);
         let mut path: Vec<&str> = Vec::with_capacity(8);
-        let mut section = Section::None;
-        let mut text = String::new();
-        let mut data_name: Option<String> = None;
-        let mut unnamed = 0usize;
         let mut saw_root = false;
         loop {
             let rest = b.get(pos..)?;
@@ -634,7 +671,7 @@ mod fast {
                         return None;
                     }
                 } else {
-                    text.push_str(t);
+                    doc.text.push_str(t);
                 }
             }
             pos += i;
@@ -645,7 +682,7 @@ mod fast {
                     return None;
                 }
                 let name = xml.get(pos + 1..pos + 1 + end)?;
-                super::push_reference(&mut text, &BytesRef::new(name));
+                super::push_reference(&mut doc.text, &BytesRef::new(name));
                 pos += end + 2;
                 continue;
             }
@@ -671,18 +708,7 @@ mod fast {
                     }
                     full.pop();
                     let local_name = path.pop()?;
-                    close(
-                        local_name,
-                        &path,
-                        section,
-                        &text,
-                        &mut ev,
-                        &mut event_id,
-                        &mut data_name,
-                        &mut unnamed,
-                    );
-                    section = section_of(&path, section);
-                    text.clear();
+                    doc.end(local_name, &path);
                     pos += 2 + gt + 1;
                 }
                 Some(c) if is_name_byte(*c) => {
@@ -728,38 +754,11 @@ mod fast {
                         return None;
                     }
                     if empty {
-                        let mut empty_name = None;
-                        open(
-                            &get,
-                            local_name,
-                            &path,
-                            &mut section,
-                            &mut ev,
-                            &mut empty_name,
-                        );
-                        if section == Section::EventData && local_name == "Data" {
-                            let key = empty_name.unwrap_or_else(|| {
-                                unnamed += 1;
-                                format!("param{unnamed}")
-                            });
-                            ev.event_data.push((key, String::new()));
-                        }
-                        section = section_of(&path, section);
+                        doc.empty(&get, local_name, &path);
                     } else {
-                        open(
-                            &get,
-                            local_name,
-                            &path,
-                            &mut section,
-                            &mut ev,
-                            &mut data_name,
-                        );
-                        if section == Section::UserData && path.len() == 2 {
-                            ev.user_data_name = Some(local_name.to_owned());
-                        }
+                        doc.start(&get, local_name, &path);
                         full.push(name);
                         path.push(local_name);
-                        text.clear();
                     }
                     if odd_attrs.get() {
                         return None;
@@ -773,8 +772,7 @@ mod fast {
         if !saw_root {
             return None;
         }
-        ev.event_id = event_id?;
-        Some(ev)
+        doc.finish()
     }
 }
 
