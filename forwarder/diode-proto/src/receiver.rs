@@ -427,6 +427,11 @@ impl Receiver {
         let tag = datagram
             .get(payload_end..payload_end + TAG_LEN)
             .ok_or(Reject::Inconsistent)?;
+        if fresh_key.is_none() {
+            if let Some(result) = self.symbol_in_place(now, &h, header_bytes, payload, tag) {
+                return result;
+            }
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(payload);
@@ -649,19 +654,21 @@ impl Receiver {
             Some(false) => {}
             None => return Err(Reject::Inconsistent),
         }
-        if let Some(slot) = p.have.get_mut(index) {
+        place(&mut p.data, index * symbol_size, payload);
+        self.symbol_placed(now, h)
+    }
+
+    /// A verified symbol is in its place in its pending block: count it, rebuild the block if
+    /// it can be, deliver what is complete.
+    fn symbol_placed(&mut self, now: Instant, h: &Header) -> Result<(), Reject> {
+        let s = self.session.as_mut().ok_or(Reject::Inconsistent)?;
+        let p = s.pending.get_mut(&h.block).ok_or(Reject::Inconsistent)?;
+        if let Some(slot) = p.have.get_mut(usize::from(h.symbol)) {
             *slot = true;
         }
         p.last_seen = now;
-        let start = index * symbol_size;
-        if p.data.len() <= start {
-            p.data.resize(start, 0);
-            p.data.extend_from_slice(payload);
-        } else if let Some(dst) = p.data.get_mut(start..start + symbol_size) {
-            dst.copy_from_slice(payload);
-        }
         p.received += 1;
-        if !repair {
+        if h.kind != DatagramType::Repair {
             p.sources += 1;
         }
         if !p.complete() && p.received >= u32::from(p.source_count) {
@@ -674,6 +681,60 @@ impl Receiver {
         s.known_end = s.known_end.max(h.block.saturating_add(1));
         self.advance(now);
         Ok(())
+    }
+
+    /// The common case, a symbol of a block already pending in the current session, handled
+    /// with one copy instead of two: the ciphertext goes straight to its place in the block and
+    /// is verified and decrypted there. If it does not verify, the block is left as it was
+    /// (the place is not marked held and an appended one is cut off again), so a forged or
+    /// damaged datagram changes nothing. `None` for every other datagram: the general path
+    /// verifies it in a scratch buffer before anything else is done with it, and no state is
+    /// ever created for a datagram that has not verified.
+    fn symbol_in_place(
+        &mut self,
+        now: Instant,
+        h: &Header,
+        header_bytes: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+    ) -> Option<Result<(), Reject>> {
+        if !matches!(h.kind, DatagramType::Source | DatagramType::Repair) {
+            return None;
+        }
+        let s = self.session.as_mut()?;
+        let p = s.pending.get_mut(&h.block)?;
+        let symbol_size = usize::from(h.payload_len);
+        let index = usize::from(h.symbol);
+        let total = usize::from(h.source_count) + usize::from(h.repair_count);
+        let valid_index = if h.kind == DatagramType::Repair {
+            h.symbol >= h.source_count && index < total
+        } else {
+            h.symbol < h.source_count
+        };
+        if !valid_index
+            || p.source_count != h.source_count
+            || p.repair_count != h.repair_count
+            || p.symbol_size != symbol_size
+            || ciphertext.len() != symbol_size
+            || p.complete()
+            || p.have.get(index) != Some(&false)
+        {
+            return None;
+        }
+        let start = index * symbol_size;
+        let before = p.data.len();
+        place(&mut p.data, start, ciphertext);
+        let verified = match p.data.get_mut(start..start + symbol_size) {
+            Some(slot) => s.key.open(header_bytes, h, slot, tag).is_ok(),
+            None => false,
+        };
+        if !verified {
+            if before <= start {
+                p.data.truncate(before);
+            }
+            return Some(Err(Reject::Auth));
+        }
+        Some(self.symbol_placed(now, h))
     }
 
     /// After a datagram: deliver what is complete. Never declares loss by time: the datagrams
@@ -853,6 +914,16 @@ fn gap(s: &Session, id: u16, name: &str, first: u64, last: u64, reason: GapReaso
         last,
         reason,
     })
+}
+
+/// Write `bytes` at `start` of a block's buffer, growing it (holes zeroed) if it ends before.
+fn place(data: &mut Vec<u8>, start: usize, bytes: &[u8]) {
+    if data.len() <= start {
+        data.resize(start, 0);
+        data.extend_from_slice(bytes);
+    } else if let Some(dst) = data.get_mut(start..start + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
 }
 
 fn deliver(

@@ -666,3 +666,64 @@ fn lent_symbols_make_the_same_datagrams_as_copied_ones() {
     }
     assert_eq!(records, 1000);
 }
+
+/// Symbols of a block already under way are verified where they land in the block: a forged
+/// one (one byte changed) is rejected and changes nothing, whether it would have been appended
+/// past a hole, appended at the end or written into a hole; the genuine symbols then complete
+/// the block and every record arrives as it was sent.
+#[test]
+fn a_forged_symbol_for_a_pending_block_is_rejected_where_it_lands() {
+    // Uncompressed, so that a block spans several datagrams.
+    let now = Instant::now();
+    let mut tx = Sender::new(
+        SenderConfig {
+            codec: Codec::None,
+            ..sender_cfg(0xABCD)
+        },
+        now,
+    )
+    .unwrap();
+    let ids = [tx.add_stream("input-0")];
+    load(&mut tx, now, &ids, 20_000);
+    let dgrams = drain(&mut tx);
+    let forged = |d: &Vec<u8>| {
+        let mut f = d.clone();
+        let at = f.len() - 20; // in the symbol, just before the tag
+        f[at] ^= 0x40;
+        f
+    };
+    // A block of at least three source datagrams.
+    let (first, target) = dgrams
+        .iter()
+        .enumerate()
+        .find_map(|(i, d)| {
+            let b = block_of(d)?;
+            let run = dgrams[i..]
+                .iter()
+                .take_while(|x| block_of(x) == Some(b))
+                .count();
+            (run >= 3 && (i == 0 || block_of(&dgrams[i - 1]) != Some(b))).then_some((i, b))
+        })
+        .expect("a block of three or more datagrams");
+    let mut rx = receiver();
+    let mut seen = Seen::default();
+    feed(&mut rx, now, &dgrams[..first], &mut seen);
+    let (d0, d1, d2) = (&dgrams[first], &dgrams[first + 1], &dgrams[first + 2]);
+    assert_eq!(block_of(d2), Some(target));
+    rx.handle_datagram(now, d0).unwrap();
+    // Past a hole (index 2 while only 0 is held), then at the end (index 1).
+    assert_eq!(rx.handle_datagram(now, &forged(d2)), Err(Reject::Auth));
+    assert_eq!(rx.handle_datagram(now, &forged(d1)), Err(Reject::Auth));
+    // Into the hole left before a genuine later symbol.
+    rx.handle_datagram(now, d2).unwrap();
+    assert_eq!(rx.handle_datagram(now, &forged(d1)), Err(Reject::Auth));
+    collect(&mut rx, &mut seen);
+    feed(&mut rx, now, std::slice::from_ref(d1), &mut seen);
+    feed(&mut rx, now, &dgrams[first + 3..], &mut seen);
+    assert_eq!(seen.records.len(), 20_000);
+    for (i, (stream, seq, data)) in seen.records.iter().enumerate() {
+        assert_eq!((*stream, *seq), (0, i as u64));
+        assert_eq!(data, &record(0, i as u64));
+    }
+    assert!(seen.gaps.is_empty() && seen.lost_blocks.is_empty());
+}
