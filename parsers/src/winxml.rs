@@ -266,14 +266,9 @@ impl Builder {
         name: &str,
         path: &[S],
     ) {
-        open(
-            attr,
-            name,
-            path,
-            &mut self.section,
-            &mut self.ev,
-            &mut self.data_name,
-        );
+        if let Some(data_name) = open(attr, name, path, &mut self.section, &mut self.ev) {
+            self.data_name = data_name;
+        }
         if self.section == Section::UserData && path.len() == 2 {
             self.ev.user_data_name = Some(name.to_owned());
         }
@@ -287,15 +282,7 @@ impl Builder {
         name: &str,
         path: &[S],
     ) {
-        let mut empty_name = None;
-        open(
-            attr,
-            name,
-            path,
-            &mut self.section,
-            &mut self.ev,
-            &mut empty_name,
-        );
+        let empty_name = open(attr, name, path, &mut self.section, &mut self.ev).flatten();
         if self.section == Section::EventData && name == "Data" {
             let key = empty_name.unwrap_or_else(|| {
                 self.unnamed += 1;
@@ -402,15 +389,16 @@ fn section_of<S: Borrow<str>>(path: &[S], current: Section) -> Section {
     }
 }
 
-/// An element starts (`path` holds its parents).
+/// An element starts (`path` holds its parents). For an `EventData/Data` element, its `Name`
+/// attribute (`Some(None)`: unnamed).
+#[allow(clippy::option_option)]
 fn open<S: Borrow<str>>(
     attr: &dyn Fn(&str) -> Option<String>,
     name: &str,
     path: &[S],
     section: &mut Section,
     ev: &mut WinEvent,
-    data_name: &mut Option<String>,
-) {
+) -> Option<Option<String>> {
     if path.len() == 1 {
         *section = match name {
             "System" => Section::System,
@@ -425,7 +413,7 @@ fn open<S: Borrow<str>>(
             }
             _ => Section::None,
         };
-        return;
+        return None;
     }
     match (*section, name) {
         (Section::System, "Provider") => {
@@ -450,11 +438,10 @@ fn open<S: Borrow<str>>(
         (Section::System, "Security") => {
             ev.user_id = attr("UserID").filter(|s| !s.is_empty());
         }
-        (Section::EventData, "Data") => {
-            *data_name = attr("Name");
-        }
+        (Section::EventData, "Data") => return Some(attr("Name")),
         _ => {}
     }
+    None
 }
 
 /// An element ends with `text` (`path` holds its parents).
