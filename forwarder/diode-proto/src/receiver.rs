@@ -267,6 +267,13 @@ struct Pending {
 }
 
 impl Pending {
+    /// Whether a symbol header describes this block as it was first seen.
+    fn shaped_as(&self, h: &Header) -> bool {
+        self.source_count == h.source_count
+            && self.repair_count == h.repair_count
+            && self.symbol_size == usize::from(h.payload_len)
+    }
+
     fn complete(&self) -> bool {
         self.sources == u32::from(self.source_count)
     }
@@ -601,15 +608,10 @@ impl Receiver {
             }
             return Err(Reject::Replayed);
         }
-        let total = usize::from(h.source_count) + usize::from(h.repair_count);
-        let valid_index = if repair {
-            h.symbol >= h.source_count && usize::from(h.symbol) < total
-        } else {
-            h.symbol < h.source_count
-        };
-        if !valid_index || usize::from(h.repair_count) > 4 * usize::from(h.source_count) + 2 {
+        if !symbol_in_range(h) {
             return Err(Reject::Inconsistent);
         }
+        let total = usize::from(h.source_count) + usize::from(h.repair_count);
         let symbol_size = usize::from(h.payload_len);
         let p = match s.pending.get_mut(&h.block) {
             Some(p) => p,
@@ -638,10 +640,7 @@ impl Receiver {
                 })
             }
         };
-        if p.source_count != h.source_count
-            || p.repair_count != h.repair_count
-            || p.symbol_size != symbol_size
-        {
+        if !p.shaped_as(h) {
             return Err(Reject::Inconsistent);
         }
         let index = usize::from(h.symbol);
@@ -705,16 +704,8 @@ impl Receiver {
         let p = s.pending.get_mut(&h.block)?;
         let symbol_size = usize::from(h.payload_len);
         let index = usize::from(h.symbol);
-        let total = usize::from(h.source_count) + usize::from(h.repair_count);
-        let valid_index = if h.kind == DatagramType::Repair {
-            h.symbol >= h.source_count && index < total
-        } else {
-            h.symbol < h.source_count
-        };
-        if !valid_index
-            || p.source_count != h.source_count
-            || p.repair_count != h.repair_count
-            || p.symbol_size != symbol_size
+        if !symbol_in_range(h)
+            || !p.shaped_as(h)
             || ciphertext.len() != symbol_size
             || p.complete()
             || p.have.get(index) != Some(&false)
@@ -914,6 +905,18 @@ fn gap(s: &Session, id: u16, name: &str, first: u64, last: u64, reason: GapReaso
         last,
         reason,
     })
+}
+
+/// Whether a symbol's index fits its own header's counts (a source index among the sources, a
+/// repair index after them) and the counts are ones a sender makes.
+fn symbol_in_range(h: &Header) -> bool {
+    let total = usize::from(h.source_count) + usize::from(h.repair_count);
+    let index_ok = if h.kind == DatagramType::Repair {
+        h.symbol >= h.source_count && usize::from(h.symbol) < total
+    } else {
+        h.symbol < h.source_count
+    };
+    index_ok && usize::from(h.repair_count) <= 4 * usize::from(h.source_count) + 2
 }
 
 /// Write `bytes` at `start` of a block's buffer, growing it (holes zeroed) if it ends before.

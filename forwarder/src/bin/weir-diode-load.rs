@@ -454,10 +454,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
         Arc::new(std::sync::atomic::AtomicU16::new(1)),
         socket,
         dest,
-        diode::tx::Pacing {
-            bits_per_second: o.rate_bits,
-            burst: diode::tx::Pacing::DEFAULT_BURST,
-        },
+        diode::tx::Pacing::at(o.rate_bits),
         o.offload,
         stats.clone(),
     )
@@ -593,13 +590,7 @@ fn raw_len(o: &Opts) -> usize {
 async fn raw_send(o: &Opts, dest: SocketAddr) -> Result<Value> {
     let socket = diode::udp::bind_udp(([127, 0, 0, 1], 0).into(), None, Some(4 << 20))?;
     let len = raw_len(o);
-    let mut pacer = Pacer::new(
-        diode::tx::Pacing {
-            bits_per_second: o.rate_bits,
-            burst: diode::tx::Pacing::DEFAULT_BURST,
-        },
-        Instant::now(),
-    );
+    let mut pacer = Pacer::new(diode::tx::Pacing::at(o.rate_bits), Instant::now());
     let overhead = diode::wire_overhead_bytes(IpVersion::V4);
     let per_batch = (pacer.burst_bytes() / 4) / (len + overhead);
     let mut batch = SendBatch::new(len, per_batch, dest, o.offload);

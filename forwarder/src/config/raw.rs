@@ -714,7 +714,7 @@ fn default_rate() -> u64 {
     1_000_000_000
 }
 fn default_burst() -> u64 {
-    4
+    u64::try_from(crate::diode::tx::Pacing::DEFAULT_BURST.as_millis()).unwrap_or(4)
 }
 fn default_heartbeat() -> u64 {
     1000

@@ -41,6 +41,14 @@ impl Pacing {
     /// The default depth: 4 ms (500 KB at 1 Gb/s). At 2 ms the sender lost 1.5 % of a 1 Gb/s
     /// link on the shared test VM to late timer wake-ups.
     pub const DEFAULT_BURST: Duration = Duration::from_millis(4);
+
+    /// `bits_per_second` with the default burst.
+    pub fn at(bits_per_second: u64) -> Pacing {
+        Pacing {
+            bits_per_second,
+            burst: Pacing::DEFAULT_BURST,
+        }
+    }
 }
 
 /// A token bucket at the link rate, counting on-wire bytes.
@@ -274,13 +282,7 @@ mod tests {
             assert!((wait.as_secs_f64() - 0.001).abs() < 1e-9, "{wait:?}");
         }
         // Slow links keep at least 64 KiB (one GSO batch).
-        let slow = Pacer::new(
-            Pacing {
-                bits_per_second: 1_000_000,
-                burst: Pacing::DEFAULT_BURST,
-            },
-            t0,
-        );
+        let slow = Pacer::new(Pacing::at(1_000_000), t0);
         assert_eq!(slow.burst_bytes(), 65_536);
     }
 
@@ -331,10 +333,7 @@ mod tests {
             Arc::new(std::sync::atomic::AtomicU16::new(0)),
             socket,
             destination,
-            Pacing {
-                bits_per_second: 1_000_000_000,
-                burst: Pacing::DEFAULT_BURST,
-            },
+            Pacing::at(1_000_000_000),
             false,
             stats.clone(),
         )
