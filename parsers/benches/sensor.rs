@@ -3,8 +3,9 @@
 //!
 //! * "decode + flows": link/IP/transport decoding and the flow table (Community ID, TCP state,
 //!   timeouts), nothing else.
-//! * "sensor (flows + OT + assets + baseline)": the whole sensor as a `span` source runs it,
-//!   events serialised to JSON as the agent does before the diode.
+//! * "sensor, flows + OT + assets + baseline": the whole sensor as a `span` source runs it;
+//!   "events built" stops at the normalised `Event`s, "events to JSON" also serialises each one
+//!   as the agent does before the diode.
 //!
 //! Inputs, loaded into memory first: the largest shared capture (BACnet, 3,257 packets) and
 //! every OT capture together (Modbus, DNP3, S7comm, EtherNet/IP, IEC 104, OPC UA, MQTT;
@@ -103,6 +104,22 @@ fn bench(c: &mut Criterion) {
                 black_box(table.drain().count())
             })
         });
+        group.bench_function(
+            format!("sensor, flows + OT + assets + baseline, events built ({name})"),
+            |b| {
+                b.iter(|| {
+                    let mut s = Sensor::new(SensorConfig::default());
+                    for (ts, link, data) in pkts {
+                        s.packet(*ts, *link, data);
+                        for e in s.drain() {
+                            black_box(&e);
+                        }
+                    }
+                    s.flush();
+                    black_box(s.drain().count())
+                })
+            },
+        );
         group.bench_function(
             format!("sensor, flows + OT + assets + baseline, events to JSON ({name})"),
             |b| {

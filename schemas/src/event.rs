@@ -1174,11 +1174,17 @@ pub struct ScriptBlock {
     pub script_block_text: Option<String>,
 }
 
-/// Named string values kept in their source's order, serialised as a JSON object.
+/// Named string values kept in their source's order, serialised as a JSON object. Names are
+/// usually a parser's own constants (`Cow::Borrowed`), or names read from the input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pairs(pub Vec<(String, String)>);
+pub struct Pairs(pub Vec<(Cow<'static, str>, String)>);
 
 impl Pairs {
+    /// Pairs whose names were read from the input (the vector is reused, not copied).
+    pub fn owned(pairs: Vec<(String, String)>) -> Pairs {
+        Pairs(pairs.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect())
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -1215,7 +1221,7 @@ impl<'de> Deserialize<'de> for Pairs {
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
                 let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0).min(256));
                 while let Some((k, v)) = m.next_entry::<String, String>()? {
-                    out.push((k, v));
+                    out.push((Cow::Owned(k), v));
                 }
                 Ok(Pairs(out))
             }
@@ -1345,14 +1351,93 @@ pub struct Gap {
 /// A timestamp as events carry it (RFC 3339, UTC, `Z`, as many fractional digits as needed
 /// in groups of three).
 pub fn format_timestamp(value: &DateTime<Utc>) -> String {
-    value.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    let mut buf = Timestamp::new();
+    buf.format(value).to_owned()
+}
+
+/// A stack buffer that formats timestamps as [`format_timestamp`] does, without allocating
+/// (every event carries one to three of them).
+pub struct Timestamp {
+    buf: [u8; 30],
+    fallback: String,
+}
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Timestamp::new()
+    }
+}
+
+impl Timestamp {
+    /// An empty buffer.
+    pub const fn new() -> Timestamp {
+        Timestamp {
+            buf: [0; 30],
+            fallback: String::new(),
+        }
+    }
+
+    /// `value` in RFC 3339, as `to_rfc3339_opts(SecondsFormat::AutoSi, true)` writes it.
+    pub fn format(&mut self, value: &DateTime<Utc>) -> &str {
+        use chrono::{Datelike, Timelike};
+        let t = value.naive_utc();
+        let year = t.year();
+        if !(0..=9999).contains(&year) {
+            // Signed, wider years: rare enough to leave to chrono.
+            self.fallback = value.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            return &self.fallback;
+        }
+        let (mut second, mut nano) = (t.second(), t.nanosecond());
+        if nano >= 1_000_000_000 {
+            // chrono's leap second: 23:59:59 with a second's worth of nanoseconds is :60.
+            second += 1;
+            nano -= 1_000_000_000;
+        }
+        let b = &mut self.buf;
+        let two = |b: &mut [u8; 30], at: usize, v: u32| {
+            b[at] = b'0' + (v / 10 % 10) as u8;
+            b[at + 1] = b'0' + (v % 10) as u8;
+        };
+        let year = year.unsigned_abs();
+        two(b, 0, year / 100);
+        two(b, 2, year % 100);
+        b[4] = b'-';
+        two(b, 5, t.month());
+        b[7] = b'-';
+        two(b, 8, t.day());
+        b[10] = b'T';
+        two(b, 11, t.hour());
+        b[13] = b':';
+        two(b, 14, t.minute());
+        b[16] = b':';
+        two(b, 17, second);
+        let digits = match nano {
+            0 => 0,
+            n if n % 1_000_000 == 0 => 3,
+            n if n % 1_000 == 0 => 6,
+            _ => 9,
+        };
+        let mut end = 19;
+        if digits > 0 {
+            b[end] = b'.';
+            let mut frac = nano / 10u32.pow(9 - digits);
+            for i in (0..digits as usize).rev() {
+                b[end + 1 + i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            end += 1 + digits as usize;
+        }
+        b[end] = b'Z';
+        // Only ASCII digits and separators were written.
+        std::str::from_utf8(&b[..=end]).unwrap_or_default()
+    }
 }
 
 mod ts {
     use super::*;
 
     pub fn serialize<S: Serializer>(value: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_timestamp(value))
+        s.serialize_str(Timestamp::new().format(value))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
@@ -1385,6 +1470,49 @@ mod ts_opt {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let mut buf = Timestamp::new();
+        let mut check = |t: DateTime<Utc>| {
+            assert_eq!(
+                buf.format(&t),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                "{t:?}"
+            );
+        };
+        // Whole seconds, millis, micros, nanos; epoch, leap days, year edges, leap seconds.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let secs = (x % 253_402_300_800) as i64; // 0000-... up to 9999-12-31
+            let secs = secs - 62_167_219_200; // from year 0
+            let nanos = match x >> 60 & 3 {
+                0 => 0,
+                1 => (x >> 20) as u32 % 1000 * 1_000_000,
+                2 => (x >> 20) as u32 % 1_000_000 * 1000,
+                _ => (x >> 20) as u32 % 1_000_000_000,
+            };
+            if let Some(t) = DateTime::from_timestamp(secs, nanos) {
+                check(t);
+            }
+        }
+        for (secs, nanos) in [
+            (0, 0),
+            (0, 1),
+            (951_782_400, 5_000_000),       // 2000-02-29
+            (-62_167_219_200, 0),           // 0000-01-01
+            (253_402_300_799, 999_999_999), // 9999-12-31T23:59:59.999999999
+            (253_402_300_800, 0),           // 10000-01-01: chrono's signed form
+            (-62_167_219_201, 0),           // -0001-12-31
+            (1_483_228_799, 1_000_000_000), // 2016-12-31T23:59:60
+            (1_483_228_799, 1_500_000_000), // 23:59:60.5
+        ] {
+            check(DateTime::from_timestamp(secs, nanos).expect("in range"));
+        }
+    }
 
     fn sample() -> Event {
         let at = Utc

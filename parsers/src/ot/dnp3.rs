@@ -24,28 +24,26 @@ pub enum Dnp3Error {
     Truncated,
 }
 
-fn crc_table() -> &'static [u16; 256] {
-    static TABLE: std::sync::OnceLock<[u16; 256]> = std::sync::OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = [0u16; 256];
-        for (i, slot) in t.iter_mut().enumerate() {
-            let mut c = i as u16;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    (c >> 1) ^ 0xa6bc
-                } else {
-                    c >> 1
-                };
-            }
-            *slot = c;
+/// The CRC-16 table, built at compile time.
+const CRC_TABLE: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u16;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xa6bc } else { c >> 1 };
+            bit += 1;
         }
-        t
-    })
-}
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
 
 /// DNP3's CRC-16 (polynomial 0x3D65, reflected, complemented).
 pub fn crc(data: &[u8]) -> u16 {
-    let t = crc_table();
+    let t = &CRC_TABLE;
     let mut c: u16 = 0;
     for &b in data {
         c = (c >> 8) ^ t[usize::from((c ^ u16::from(b)) & 0xff)];

@@ -219,6 +219,8 @@ impl Assets {
     }
 
     /// What an `ot` event tells: roles of both ends, the server's identity.
+    ///
+    /// Runs for every transaction: a role already known costs a lookup, not an allocation.
     pub fn transaction(&mut self, ts: i64, vlan: Option<u16>, event: &Event) {
         let Some(ot) = event.ot.as_deref() else {
             return;
@@ -235,19 +237,22 @@ impl Assets {
         let (client, server) = if announcer { (None, src) } else { (src, dst) };
         if let Some(c) = client {
             if let Some((a, _)) = self.entry(ts, vlan, c) {
-                if a.roles.insert(format!("{proto}:{client_role}")) {
+                if add_role(&mut a.roles, proto, client_role) {
                     a.changed = true;
                 }
             }
             self.touch(vlan, c);
         }
         if let Some(s) = server {
+            let identifies = IDENTITY.iter().any(|(p, _)| *p == proto);
             let idents: Vec<(String, String)> = ot
                 .detail
                 .0
                 .iter()
                 .filter(|(k, v)| {
-                    !v.is_empty() && IDENTITY.iter().any(|(p, key)| *p == proto && key == k)
+                    identifies
+                        && !v.is_empty()
+                        && IDENTITY.iter().any(|(p, key)| *p == proto && key == k)
                 })
                 .map(|(k, v)| (format!("{proto}.{k}"), v.clone()))
                 .collect();
@@ -266,7 +271,7 @@ impl Assets {
             })
             .flatten();
             if let Some((a, _)) = self.entry(ts, vlan, s) {
-                if a.roles.insert(format!("{proto}:{server_role}")) {
+                if add_role(&mut a.roles, proto, server_role) {
                     a.changed = true;
                 }
                 for (k, v) in idents
@@ -434,7 +439,7 @@ fn asset_event(
     }
     let mut identity = Pairs::default();
     for (k, v) in &a.identity {
-        identity.0.push((k.clone(), v.clone()));
+        identity.0.push((Cow::Owned(k.clone()), v.clone()));
     }
     e.asset = Some(Box::new(AssetInfo {
         roles: a.roles.iter().cloned().collect(),
@@ -460,4 +465,24 @@ fn asset_event(
         }
     ));
     e
+}
+
+/// Add the role `proto:role`; true if it is new.
+fn add_role(roles: &mut BTreeSet<String>, proto: &str, role: &str) -> bool {
+    let mut buf = [0u8; 64];
+    let n = proto.len() + 1 + role.len();
+    if let Some(slot) = buf.get_mut(..n) {
+        let (p, rest) = slot.split_at_mut(proto.len());
+        p.copy_from_slice(proto.as_bytes());
+        if let Some((colon, r)) = rest.split_first_mut() {
+            *colon = b':';
+            r.copy_from_slice(role.as_bytes());
+        }
+        if let Ok(key) = std::str::from_utf8(slot) {
+            if roles.contains(key) {
+                return false;
+            }
+        }
+    }
+    roles.insert(format!("{proto}:{role}"))
 }

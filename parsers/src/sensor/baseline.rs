@@ -40,7 +40,7 @@ pub enum Novelty {
 
 impl Baseline {
     /// Note `item` of `kind` at `now`; true if it is new and learning has ended.
-    pub fn check(&mut self, now: i64, learning_ns: i64, kind: Novelty, item: String) -> bool {
+    pub fn check(&mut self, now: i64, learning_ns: i64, kind: Novelty, item: &str) -> bool {
         let started = *self.started_ns.get_or_insert(now);
         let learning = now < started.saturating_add(learning_ns);
         let total = self.assets.len() + self.conversations.len() + self.functions.len();
@@ -49,14 +49,14 @@ impl Baseline {
             Novelty::Conversation => &mut self.conversations,
             Novelty::Function => &mut self.functions,
         };
-        if set.contains(&item) {
+        if set.contains(item) {
             return false;
         }
         if total >= MAX_ENTRIES {
             self.overflow += 1;
             return false;
         }
-        set.insert(item);
+        set.insert(item.to_owned());
         !learning
     }
 

@@ -224,6 +224,8 @@ pub struct Sensor {
     baseline: Baseline,
     /// When assets last had their last-seen times written (packet time).
     assets_refreshed: i64,
+    /// Scratch for the baseline's keys (one per transaction while a baseline is kept).
+    key: String,
 }
 
 /// How often (packet time) every asset seen since its last event is written again, so the
@@ -292,6 +294,7 @@ impl Sensor {
             assets: Assets::new(oui),
             baseline,
             assets_refreshed: i64::MIN,
+            key: String::new(),
         }
     }
 
@@ -433,11 +436,14 @@ impl Sensor {
         let Some(window) = self.learning() else {
             return;
         };
-        let key = format!(
-            "{}/{}",
-            vlan.map_or("-".to_string(), |v| v.to_string()),
-            ip.to_canonical()
-        );
+        let key = &mut self.key;
+        key.clear();
+        match vlan {
+            Some(v) => key.push_str(itoa::Buffer::new().format(v)),
+            None => key.push('-'),
+        }
+        key.push('/');
+        push_ip(key, ip);
         if self.baseline.check(ts, window, Novelty::Asset, key) {
             let mut e = baseline_notable(
                 ts,
@@ -457,38 +463,46 @@ impl Sensor {
         }
     }
 
-    fn conversation_key(flow: &Flow) -> Option<String> {
+    /// The baseline's name of a conversation, `proto client server port`, written to `out`;
+    /// false (and nothing written) when the server is not a local address.
+    fn conversation_key(flow: &Flow, out: &mut String) -> bool {
+        out.clear();
         let server = flow.resp.ip.to_canonical();
         if !assets::is_local(server) {
-            return None;
+            return false;
         }
         let port = if matches!(flow.proto, 6 | 17 | 132) {
             flow.resp.port
         } else {
             0
         };
-        Some(format!(
-            "{} {} {} {}",
-            flow.proto,
-            flow.orig.ip.to_canonical(),
-            server,
-            port
-        ))
+        let mut number = itoa::Buffer::new();
+        out.push_str(number.format(flow.proto));
+        out.push(' ');
+        push_ip(out, flow.orig.ip);
+        out.push(' ');
+        push_ip(out, server);
+        out.push(' ');
+        out.push_str(number.format(port));
+        true
     }
 
     fn new_conversation(&mut self, ts: i64, flow: &Flow) {
         let Some(window) = self.learning() else {
             return;
         };
-        let Some(key) = Sensor::conversation_key(flow) else {
+        if !Sensor::conversation_key(flow, &mut self.key) {
             return;
-        };
+        }
         if matches!(flow.resp.ip, IpAddr::V4(v) if v.is_broadcast() || v.octets()[3] == 255)
             || flow.resp.ip.is_multicast()
         {
             return;
         }
-        if self.baseline.check(ts, window, Novelty::Conversation, key) {
+        if self
+            .baseline
+            .check(ts, window, Novelty::Conversation, &self.key)
+        {
             let mut e = baseline_notable(
                 ts,
                 "new_conversation",
@@ -577,7 +591,7 @@ impl Sensor {
         }
     }
 
-    fn transaction(&mut self, tx: Transaction, flow: &Flow, server_port: u16) {
+    fn transaction(&mut self, mut tx: Transaction, flow: &Flow, server_port: u16) {
         self.stats.transactions += 1;
         let ts = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
         // Routine reads are summarised: the summary they join (one per flow, protocol,
@@ -604,14 +618,18 @@ impl Sensor {
             s.last_ns = s.last_ns.max(tx.response_ns.unwrap_or(ts));
             return;
         }
-        let event = ot_event(&tx, flow, server_port);
+        let event = ot_event(&mut tx, flow, server_port);
         if self.cfg.assets {
             self.assets.transaction(ts, flow.vlan, &event);
         }
-        if let (Some(window), Some(conv)) = (self.learning(), Sensor::conversation_key(flow)) {
+        if let Some(window) = self.learning() {
             // Only on conversations the baseline knows (a new one has raised its own notable).
-            if self.baseline.knows_conversation(&conv) {
-                let key = format!("{conv}|{}|{}", tx.protocol, tx.function_code);
+            let key = &mut self.key;
+            if Sensor::conversation_key(flow, key) && self.baseline.knows_conversation(key) {
+                key.push('|');
+                key.push_str(tx.protocol);
+                key.push('|');
+                key.push_str(itoa::Buffer::new().format(tx.function_code));
                 if self.baseline.check(ts, window, Novelty::Function, key) {
                     let mut n = event.clone();
                     n.weir.class = EventClass::Notable;
@@ -700,9 +718,15 @@ fn relate(e: &mut Event, flow: &Flow) {
 /// An address as ECS wants it (IPv4-mapped IPv6 as IPv4), IPv4 written without the
 /// formatting machinery: every event of a flow carries its addresses several times.
 pub(crate) fn ip_text(ip: IpAddr) -> String {
+    let mut out = String::with_capacity(15);
+    push_ip(&mut out, ip);
+    out
+}
+
+/// [`ip_text`] appended to `out`.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
-            let mut out = String::with_capacity(15);
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     out.push('.');
@@ -715,9 +739,12 @@ pub(crate) fn ip_text(ip: IpAddr) -> String {
                 }
                 out.push(char::from(b'0' + octet % 10));
             }
-            out
         }
-        v6 => v6.to_string(),
+        v6 => {
+            use std::fmt::Write;
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -775,7 +802,8 @@ pub fn flow_event(
 }
 
 /// The `ot` event for a transaction. The client is the side not on `server_port`.
-pub fn ot_event(tx: &Transaction, flow: &Flow, server_port: u16) -> Event {
+/// The transaction's detail and values move into the event.
+pub fn ot_event(tx: &mut Transaction, flow: &Flow, server_port: u16) -> Event {
     let start = tx.request_ns.or(tx.response_ns).unwrap_or(flow.first_ns);
     let mut e = Event::new(EventClass::Ot, at(start));
     e.event.category = vec![Cow::Borrowed("network")];
@@ -810,31 +838,39 @@ pub fn ot_event(tx: &Transaction, flow: &Flow, server_port: u16) -> Event {
         transaction_id: tx.transaction_id,
         address: tx.address,
         quantity: tx.quantity,
-        request_values: tx.request_values.clone(),
-        response_values: tx.response_values.clone(),
+        request_values: std::mem::take(&mut tx.request_values),
+        response_values: std::mem::take(&mut tx.response_values),
         exception: tx.exception.clone(),
         exception_code: tx.exception_code,
         matched: tx.matched(),
         detail: Pairs(
-            tx.detail
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), v.clone()))
+            std::mem::take(&mut tx.detail)
+                .into_iter()
+                .map(|(k, v)| (Cow::Borrowed(k), v))
                 .collect(),
         ),
         count: None,
     }));
-    let mut msg = format!("{} {} {}", tx.protocol, tx.function, tx.action.as_str());
-    if let Some(u) = tx.unit {
-        msg.push_str(&format!(" unit {u}"));
-    }
-    if let Some(a) = tx.address {
-        msg.push_str(&format!(" address {a}"));
-    }
-    if let Some(q) = tx.quantity {
-        msg.push_str(&format!(" quantity {q}"));
+    let mut msg = String::with_capacity(64);
+    msg.push_str(tx.protocol);
+    msg.push(' ');
+    msg.push_str(&tx.function);
+    msg.push(' ');
+    msg.push_str(tx.action.as_str());
+    let mut number = itoa::Buffer::new();
+    for (label, value) in [
+        (" unit ", tx.unit),
+        (" address ", tx.address),
+        (" quantity ", tx.quantity),
+    ] {
+        if let Some(v) = value {
+            msg.push_str(label);
+            msg.push_str(number.format(v));
+        }
     }
     if let Some(x) = &tx.exception {
-        msg.push_str(&format!(" exception {x}"));
+        msg.push_str(" exception ");
+        msg.push_str(x);
     }
     e.message = Some(msg);
     relate(&mut e, flow);
@@ -851,7 +887,7 @@ fn summary_event(s: Summary) -> Event {
         if s.exceptions > 0 {
             ot.detail
                 .0
-                .push(("exceptions".to_string(), s.exceptions.to_string()));
+                .push((Cow::Borrowed("exceptions"), s.exceptions.to_string()));
         }
     }
     let start = e.event.start.unwrap_or(e.timestamp);

@@ -152,8 +152,8 @@ pub fn to_event(mut rec: WinEvent, original: Option<&str>, ctx: &WinContext) -> 
             user_data.push(("xml_name".to_owned(), name));
         }
         user_data.append(&mut rec.user_data);
-        winlog.event_data = Pairs(std::mem::take(&mut rec.event_data));
-        winlog.user_data = Pairs(user_data);
+        winlog.event_data = Pairs::owned(std::mem::take(&mut rec.event_data));
+        winlog.user_data = Pairs::owned(user_data);
     }
     event
 }
