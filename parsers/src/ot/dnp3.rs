@@ -32,7 +32,11 @@ const CRC_TABLE: [u16; 256] = {
         let mut c = i as u16;
         let mut bit = 0;
         while bit < 8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xa6bc } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xa6bc
+            } else {
+                c >> 1
+            };
             bit += 1;
         }
         t[i] = c;
