@@ -49,7 +49,7 @@ address = "127.0.0.1:{tcp}"
 "#
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
 
     let cases: [(&[&str], &str, u16, &str, &str); 5] = [
         (
@@ -167,7 +167,7 @@ fn a_hundred_thousand_tcp_messages_arrive_exactly_once_in_stream_order() {
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
-    wait_tcp(addr);
+    tx.wait_tcp(addr);
     let senders: Vec<_> = (0..CONNECTIONS)
         .map(|c| {
             std::thread::spawn(move || {
@@ -252,8 +252,8 @@ oversize = "drop"
         SocketAddr::from(([127, 0, 0, 1], tcp)),
         SocketAddr::from(([127, 0, 0, 1], tcp_drop)),
     );
-    wait_tcp(a_tcp);
-    wait_tcp(a_drop);
+    tx.wait_tcp(a_tcp);
+    tx.wait_tcp(a_drop);
 
     // A well-behaved connection stays open throughout.
     let mut good = TcpStream::connect(a_tcp).unwrap();
@@ -433,7 +433,7 @@ fn windows_events_as_json_lines_over_tcp_arrive_mapped_and_bad_lines_become_raw_
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
-    wait_tcp(addr);
+    tx.wait_tcp(addr);
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"
@@ -615,7 +615,7 @@ fn a_stalled_output_keeps_the_receiver_within_its_memory_bound_and_counts_what_i
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
-    wait_tcp(addr);
+    tx.wait_tcp(addr);
     let stream = TcpStream::connect(addr).unwrap();
     let mut s = std::io::BufWriter::new(&stream);
     for n in 0..MESSAGES {
@@ -706,7 +706,7 @@ fn windows_events_posted_over_http_are_mapped_and_the_answer_counts_them() {
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_tcp(addr);
+    tx.wait_tcp(addr);
     let sample = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../samples/windows/json/otrf_psexec_lsa_secrets_dump.json"

@@ -59,7 +59,7 @@ fn both_sides_serve_exact_counters_and_health() {
     let rx_cfg = rx_config(dir.path(), diode);
     with_metrics(&rx_cfg, rx_metrics);
     let rx = Proc::start(&["rx"], &rx_cfg);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], rx_metrics)));
+    rx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], rx_metrics)));
 
     // Before anything arrived: alive, link never seen.
     let (status, body) = get(rx_metrics, "/health");
@@ -74,7 +74,7 @@ fn both_sides_serve_exact_counters_and_health() {
     let tx_cfg = tx_config(dir.path(), diode, &sources);
     with_metrics(&tx_cfg, tx_metrics);
     let tx = Proc::start(&["tx"], &tx_cfg);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tx_metrics)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tx_metrics)));
 
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..50 {

@@ -60,7 +60,7 @@ fn sighup_applies_source_changes_without_dropping_connections() {
     );
     let config = tx_config(dir.path(), diode, &first);
     let tx = Proc::start(&["tx"], &config);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], a)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], a)));
     let mut kept = TcpStream::connect(("127.0.0.1", a)).unwrap();
     for n in 0..100 {
         framed(&mut kept, &msg("before", n));

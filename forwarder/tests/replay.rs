@@ -107,7 +107,7 @@ fn replay_into_a_running_agent_delivers_the_same_events_through_the_diode() {
         "[[sources]]\ntype = \"windows_json_tcp\"\nname = \"replayed\"\naddress = \"127.0.0.1:{tcp}\"\n"
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
     let file = sample("windows/evtx/new-user-security.evtx");
     let (code, _, err) = replay(&[&file, "--to", &format!("127.0.0.1:{tcp}")]);
     assert_eq!(code, 0, "{err}");

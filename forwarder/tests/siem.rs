@@ -212,7 +212,7 @@ fn a_hundred_thousand_events_reach_splunk_elasticsearch_and_kafka_through_outage
         "[[sources]]\ntype = \"syslog_tcp\"\nname = \"rtu\"\naddress = \"127.0.0.1:{tcp}\"\n"
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
 
     // Half the stream, then Splunk is busy (503, code 9) for 60 seconds and the Kafka broker is
     // killed (SIGKILL) while the other half arrives: it waits in the receiver's disk buffers.
@@ -356,7 +356,7 @@ fn a_receiver_killed_with_sigkill_loses_nothing_it_had_taken() {
         "[[sources]]\ntype = \"syslog_tcp\"\nname = \"rtu\"\naddress = \"127.0.0.1:{tcp}\"\n"
     );
     let tx = Proc::start(&["tx"], &tx_config(dir.path(), diode, &sources));
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
 
     // Splunk is busy, so what the receiver takes waits in its disk buffer; then kill -9.
     hec.state.lock().unwrap().busy_until = Some(Instant::now() + Duration::from_secs(3600));

@@ -95,7 +95,7 @@ fn a_slow_link_spools_and_delivers_everything_in_order_across_an_agent_restart()
     // 3 Mb/s: about 1 s for everything at zstd's ratio, while the burst takes a fraction of it.
     let cfg = slow_tx_config(dir.path(), diode, tcp, 3_000_000, &spool);
     let tx = Proc::start(&["tx"], &cfg);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
     burst(tcp, 0, N);
     // Let the agent read the whole burst (it spools at disk speed), then stop it while most of
     // it still waits on disk.
@@ -133,7 +133,7 @@ fn a_full_spool_drops_counts_and_reports_exactly_what_it_dropped() {
     let spool = format!("[spool]\npath = \"spool\"\nmax_bytes = 262144\nsegment_bytes = 65536\noverflow = \"drop_newest\"\n\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n");
     let cfg = slow_tx_config(dir.path(), diode, tcp, 2_000_000, &spool);
     let tx = Proc::start(&["tx"], &cfg);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
     burst(tcp, 0, N);
     wait_received(metrics, N as u64);
     // Wait until the agent has sent what it kept (spool empty) before stopping it.

@@ -396,7 +396,7 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
     );
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let tx = Proc::start(&["tx"], &config);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    rx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _in_runtime = rt.enter();
     let c = client(port, &pki, Some((&pki.client.0, &pki.client.1)));
@@ -723,7 +723,7 @@ fn windows_event_forwarding_over_https_with_client_certificates() {
         "uuid:0B0E2A6B-0000-4000-8000-000000000002"
     );
     let tx = Proc::start(&["tx"], &config);
-    wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
     let r = post(
         &rt,
         &c,
@@ -793,7 +793,7 @@ fn refusals_faults_and_limits_leave_other_clients_unaffected() {
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let tx = Proc::start(&["tx"], &config);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    wait_tcp(addr);
+    rx.wait_tcp(addr);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let _in_runtime = rt.enter();
     let good = client(port, &pki, Some((&pki.client.0, &pki.client.1)));

@@ -141,7 +141,11 @@ impl Proc {
             reader: Some(reader),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !proc.log().contains(" started.") {
+        // "Agent started." follows every source's bind; "Source started." lines come before.
+        while !["Agent started.", "Receiver started."]
+            .iter()
+            .any(|m| proc.log().contains(m))
+        {
             assert!(
                 Instant::now() < deadline,
                 "weir did not start: {}",
@@ -155,6 +159,33 @@ impl Proc {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Wait until something accepts TCP connections at `addr` (a source or endpoint of this
+    /// process); fails at once, with the process's log, if the process has exited.
+    pub fn wait_tcp(&self, addr: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            // The state letter follows the command name in /proc/PID/stat; Z: exited, unreaped.
+            let state = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .and_then(|r| r.trim_start().chars().next())
+                });
+            assert!(
+                !matches!(state, None | Some('Z')),
+                "weir exited before listening on {addr}: {}",
+                self.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "nothing listening on {addr}; weir's log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything written to stderr so far.
@@ -201,15 +232,6 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Wait until something accepts TCP connections at `addr`.
-pub fn wait_tcp(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
