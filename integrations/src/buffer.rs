@@ -39,6 +39,8 @@ const MAGIC: [u8; 4] = *b"WREC";
 /// Largest record accepted (the length field is trusted no further than this when scanning).
 pub const MAX_RECORD: usize = 64 << 20;
 const SUFFIX: &str = "wseg";
+/// Most bytes of the writer segment's tail kept in memory for a reader that keeps up.
+const MAX_TAIL: usize = 32 << 20;
 
 /// What to do with a record that does not fit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,8 +174,16 @@ pub struct DiskQueue {
     cfg: Config,
     segments: BTreeMap<u64, Segment>,
     writer: Option<(u64, File)>,
-    /// Appended bytes not yet written to the file.
+    /// The writer segment's newest bytes, from offset `pending_at` on: the first `written` of
+    /// them are in the file, the rest not yet. A reader that keeps up is served from here
+    /// instead of reading the file back (no copy out of the page cache, no second CRC pass).
     pending: Vec<u8>,
+    /// Offset in the writer segment of `pending[0]`.
+    pending_at: u64,
+    /// How much of `pending` is written.
+    written: usize,
+    /// Records read back from the file rather than from `pending` (for tests).
+    records_from_file: u64,
     read: Position,
     ack: Position,
     damage: Damage,
@@ -245,6 +255,9 @@ impl DiskQueue {
             segments: BTreeMap::new(),
             writer: None,
             pending: Vec::new(),
+            pending_at: 0,
+            written: 0,
+            records_from_file: 0,
             read: Position::default(),
             ack: Position::default(),
             damage: Damage::default(),
@@ -349,7 +362,7 @@ impl DiskQueue {
             return Ok(Appended::Refused);
         }
         let mut dropped = None;
-        while self.total_bytes + self.pending.len() as u64 + size > self.cfg.max_bytes {
+        while self.total_bytes + self.unwritten() + size > self.cfg.max_bytes {
             match self.cfg.overflow {
                 Overflow::DropNewest => return Ok(Appended::Refused),
                 Overflow::DropOldest => {
@@ -361,7 +374,7 @@ impl DiskQueue {
             }
         }
         let writer_full = self.writer.as_ref().is_some_and(|(n, _)| {
-            self.segments.get(n).map_or(0, |s| s.bytes) + self.pending.len() as u64
+            self.segments.get(n).map_or(0, |s| s.bytes) + self.unwritten()
                 >= self.cfg.segment_bytes
         });
         if self.writer.is_none() || writer_full {
@@ -383,7 +396,7 @@ impl DiskQueue {
         }
         self.unread_records += 1;
         self.unread_bytes += data.len() as u64;
-        if self.pending.len() >= 256 * 1024 {
+        if self.unwritten() >= 256 * 1024 {
             self.flush()?;
         }
         Ok(match dropped {
@@ -392,20 +405,52 @@ impl DiskQueue {
         })
     }
 
+    /// Appended bytes not yet written to the file.
+    fn unwritten(&self) -> u64 {
+        (self.pending.len() - self.written) as u64
+    }
+
     /// Hand appended records to the OS (they survive a crash of this process from here on).
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
+        let fresh = self.pending.get(self.written..).unwrap_or_default();
+        if fresh.is_empty() {
             return Ok(());
         }
         if let Some((n, file)) = &mut self.writer {
-            file.write_all(&self.pending)?;
+            file.write_all(fresh)?;
             if let Some(seg) = self.segments.get_mut(n) {
-                seg.bytes += self.pending.len() as u64;
+                seg.bytes += fresh.len() as u64;
             }
-            self.total_bytes += self.pending.len() as u64;
+            self.total_bytes += fresh.len() as u64;
         }
-        self.pending.clear();
+        self.written = self.pending.len();
+        if self.pending.len() > MAX_TAIL {
+            self.trim_tail();
+        }
         Ok(())
+    }
+
+    /// Keep no more than [`MAX_TAIL`] in memory: drop what the reader is past (moving the
+    /// unread rest to the front costs less than reading it back from the file), or all of it
+    /// when the reader is far behind and reads the file anyway.
+    fn trim_tail(&mut self) {
+        let reading_here = self.writer.as_ref().map(|(n, _)| *n) == Some(self.read.segment)
+            && self.read.offset >= self.pending_at;
+        let read = (self.read.offset.saturating_sub(self.pending_at) as usize).min(self.written);
+        if reading_here && self.pending.len() - read <= MAX_TAIL / 4 {
+            self.pending.drain(..read);
+            self.pending_at += read as u64;
+            self.written -= read;
+        } else {
+            self.forget_tail();
+        }
+    }
+
+    /// Drop the in-memory copy of the writer segment's tail (all of it written).
+    fn forget_tail(&mut self) {
+        self.pending_at += self.pending.len() as u64;
+        self.pending.clear();
+        self.written = 0;
     }
 
     /// Make everything flushed durable against power loss too (`fdatasync`).
@@ -430,6 +475,9 @@ impl DiskQueue {
             .open(self.segment_path(next))?;
         self.segments.insert(next, Segment::default());
         self.writer = Some((next, file));
+        self.pending.clear();
+        self.pending_at = 0;
+        self.written = 0;
         Ok(())
     }
 
@@ -448,6 +496,9 @@ impl DiskQueue {
             self.writer = None; // the next append starts a new segment
         }
         let bytes = seg.bytes;
+        if self.writer.is_none() {
+            self.forget_tail();
+        }
         self.segments.remove(&n);
         let before = self.inflight.len();
         self.inflight.retain(|p| p.segment != n);
@@ -539,6 +590,34 @@ impl DiskQueue {
                     None => break,
                 }
             }
+            if self.writer.as_ref().map(|(n, _)| *n) == Some(self.read.segment)
+                && self.read.offset >= self.pending_at
+            {
+                // The tail this queue wrote and still holds: no file read, no CRC pass.
+                let first = (self.read.offset - self.pending_at) as usize;
+                let mut at = first;
+                while at < self.written && out.len() < max_records && taken < max_bytes {
+                    let Some((end, time, data)) = own_record(&self.pending, at) else {
+                        break;
+                    };
+                    let end_at = Position {
+                        segment: self.read.segment,
+                        offset: self.pending_at + end as u64,
+                    };
+                    taken += data.len();
+                    out.push(data, time, end_at);
+                    self.inflight.push_back(end_at);
+                    at = end;
+                }
+                self.read.offset = self.pending_at + at as u64;
+                if at == self.written {
+                    self.forget_tail();
+                }
+                if at == first {
+                    break;
+                }
+                continue;
+            }
             let want = (limit - self.read.offset).min((max_bytes - taken).max(64 * 1024) as u64);
             if self.reader.as_ref().map(|(n, _)| *n) != Some(self.read.segment) {
                 let file = File::open(self.segment_path(self.read.segment))?;
@@ -564,6 +643,7 @@ impl DiskQueue {
             while at < buf.len() && out.len() < max_records && taken < max_bytes {
                 match parse(&buf, at) {
                     Parsed::Record { end, time, data } => {
+                        self.records_from_file += 1;
                         taken += data.len();
                         out.push(
                             data,
@@ -688,7 +768,7 @@ impl DiskQueue {
 
     /// True when nothing is left to read.
     pub fn is_drained(&self) -> bool {
-        let pending = self.pending.is_empty();
+        let pending = self.unwritten() == 0;
         let tail = self.segments.iter().next_back();
         pending
             && match tail {
@@ -702,7 +782,7 @@ impl DiskQueue {
 
     /// Bytes on disk (and buffered).
     pub fn bytes(&self) -> u64 {
-        self.total_bytes + self.pending.len() as u64
+        self.total_bytes + self.unwritten()
     }
 
     /// Records appended and not yet acknowledged.
@@ -762,6 +842,15 @@ enum Parsed<'a> {
     Incomplete,
     /// Bad bytes at `at`; the next valid record starts at `skip_to` (None: none in the buffer).
     Corrupt { skip_to: Option<usize> },
+}
+
+/// A record this queue framed itself (its tail in memory): end, time and data, unchecked.
+fn own_record(buf: &[u8], at: usize) -> Option<(usize, u64, &[u8])> {
+    let h = buf.get(at..at + RECORD_HEADER)?;
+    let len = u32::from_le_bytes(h.get(4..8)?.try_into().ok()?) as usize;
+    let time = u64::from_le_bytes(h.get(8..16)?.try_into().ok()?);
+    let end = at + RECORD_HEADER + len;
+    Some((end, time, buf.get(at + RECORD_HEADER..end)?))
 }
 
 fn record_len(buf: &[u8], at: usize) -> Option<usize> {

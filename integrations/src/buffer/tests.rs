@@ -227,3 +227,73 @@ fn a_batched_read_gives_what_record_by_record_reads_give() {
     }
     assert_eq!(seen, 501);
 }
+
+/// Appends, reads of every size, acknowledgements, rewinds and reopenings in a random order
+/// (seeded), against a model: every read gives exactly the records the model says, whether the
+/// queue serves them from its in-memory tail or from the file.
+#[test]
+fn random_appends_reads_acks_rewinds_and_reopens_match_a_model() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Small segments roll often; the in-memory tail is far smaller than MAX_TAIL.
+    let config = cfg(1 << 30, 64 * 1024, Overflow::DropNewest);
+    let mut q = DiskQueue::open(dir.path(), config.clone()).unwrap();
+    let (mut appended, mut acked, mut read) = (0usize, 0usize, 0usize);
+    let mut ends: Vec<Position> = Vec::new(); // end of record i, once read
+    let (mut from_memory, mut from_file) = (0u64, 0u64);
+    for _ in 0..5000 {
+        match next(12) {
+            0..=3 => {
+                for _ in 0..=next(40) {
+                    q.append(&rec(appended), appended as u64).unwrap();
+                    appended += 1;
+                }
+            }
+            4..=7 => {
+                let before = q.records_from_file;
+                let batch = q.read_batch(1 + next(120) as usize, 1 << 20).unwrap();
+                for (k, data) in batch.iter().enumerate() {
+                    assert_eq!(data, rec(read + k).as_slice(), "record {}", read + k);
+                    let end = batch.records[k].end;
+                    ends.truncate(read + k);
+                    ends.push(end);
+                }
+                from_file += q.records_from_file - before;
+                from_memory += batch.len() as u64 - (q.records_from_file - before);
+                read += batch.len();
+                assert_eq!(read.min(appended), read);
+                assert_eq!(q.unread_records(), (appended - read) as u64);
+            }
+            8 | 9 if read > acked => {
+                let upto = acked + 1 + next((read - acked) as u64) as usize;
+                q.ack(ends[upto - 1]).unwrap();
+                acked = upto;
+                assert_eq!(q.records(), (appended - acked) as u64);
+            }
+            10 if next(4) == 0 => {
+                q.rewind();
+                read = acked;
+            }
+            11 if next(3) == 0 => {
+                drop(q);
+                q = DiskQueue::open(dir.path(), config.clone()).unwrap();
+                read = acked;
+                assert_eq!(q.records(), (appended - acked) as u64);
+            }
+            _ => {}
+        }
+    }
+    let rest = read_all(&mut q);
+    assert_eq!(rest.len(), appended - read);
+    for (k, r) in rest.iter().enumerate() {
+        assert_eq!(r.data, rec(read + k));
+    }
+    assert!(from_memory > 1000, "the in-memory tail served {from_memory} records");
+    assert!(from_file > 1000, "the file served {from_file}");
+}
