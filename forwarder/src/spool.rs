@@ -169,10 +169,10 @@ impl Spool {
     }
 
     fn store(&mut self, record: &Record) {
-        let mut buf = Vec::with_capacity(3 + record.json.len());
+        let mut buf = Vec::with_capacity(3 + record.payload.len());
         buf.extend_from_slice(&record.stream.0.to_be_bytes());
         buf.push(class_code(record.class));
-        buf.extend_from_slice(&record.json);
+        buf.extend_from_slice(&record.payload);
         match self.queue.append(&buf, unix_ms()) {
             Ok(Appended::Stored) => self.stats.spooled.inc(),
             Ok(Appended::StoredDroppingOldest(n)) => {
@@ -232,7 +232,7 @@ impl Spool {
         Some(Record {
             stream,
             class,
-            json: bytes::Bytes::copy_from_slice(json),
+            payload: bytes::Bytes::copy_from_slice(json),
             taken: None,
         })
     }
@@ -260,7 +260,7 @@ impl Spool {
         let record = Record {
             stream: self.agent_stream,
             class: EventClass::Weir,
-            json: e.to_json().into(),
+            payload: weir_integrations::envelope::agent_record(&e).into(),
             taken: None,
         };
         // Behind everything on disk, like any event; if even that fails it stays unreported.
@@ -270,7 +270,7 @@ impl Spool {
             let mut buf = Vec::new();
             buf.extend_from_slice(&self.agent_stream.0.to_be_bytes());
             buf.push(class_code(EventClass::Weir));
-            buf.extend_from_slice(&record.json);
+            buf.extend_from_slice(&record.payload);
             matches!(
                 self.queue.append(&buf, unix_ms()),
                 Ok(Appended::Stored | Appended::StoredDroppingOldest(_))

@@ -130,3 +130,57 @@ fn replay_into_a_running_agent_delivers_the_same_events_through_the_diode() {
         }
     }
 }
+
+/// The agent's diode record carries the routing envelope it computed from the typed event, so
+/// the receiver does not parse the JSON; the receiver's own pass over the JSON (`Peek`) must
+/// come to the same envelope for every event the agent makes. Checked on every event of every
+/// bundled sample (syslog, Snare, `.evtx`, Windows JSON, every capture).
+#[test]
+fn the_agents_envelope_is_the_one_the_receiver_reads_from_the_json_for_every_sample_event() {
+    use weir_integrations::envelope::{agent_record, routed, EnvelopeRef, Peek};
+    use weir_schemas::Event;
+    let root = std::path::PathBuf::from(sample(""));
+    let mut files = Vec::new();
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.ends_with("expected") && !name.ends_with("config") {
+                    stack.push(path);
+                }
+            } else if [".log", ".evtx", ".json", ".pcap", ".pcapng"]
+                .iter()
+                .any(|s| name.ends_with(s))
+                && !name.contains("/wef/")
+            {
+                files.push(name);
+            }
+        }
+    }
+    files.sort();
+    let (mut events, mut with_host, mut with_fields) = (0usize, 0usize, 0usize);
+    for file in &files {
+        let (code, out, err) = replay(&[file]);
+        assert_eq!(code, 0, "{file}: {err}");
+        for line in out.lines() {
+            let e = Event::from_json(line.as_bytes()).unwrap();
+            let json = e.to_json();
+            let peek = Peek::of(&json).unwrap();
+            let ours = EnvelopeRef::of_event(&e);
+            assert_eq!(ours, peek.view(None, None), "{file}: {line}");
+            let record = agent_record(&e);
+            let (env, class, body) = routed(&record).unwrap();
+            assert_eq!((env, class, body), (ours, e.class(), json.as_slice()));
+            events += 1;
+            with_host += usize::from(ours.host.is_some());
+            with_fields += usize::from(ours.fields.len() >= 8);
+        }
+    }
+    assert!(files.len() >= 40, "{files:?}");
+    assert!(
+        events > 9_000 && with_host > 5_000 && with_fields > 1_000,
+        "{events} {with_host} {with_fields}"
+    );
+}

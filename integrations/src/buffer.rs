@@ -374,8 +374,7 @@ impl DiskQueue {
             }
         }
         let writer_full = self.writer.as_ref().is_some_and(|(n, _)| {
-            self.segments.get(n).map_or(0, |s| s.bytes) + self.unwritten()
-                >= self.cfg.segment_bytes
+            self.segments.get(n).map_or(0, |s| s.bytes) + self.unwritten() >= self.cfg.segment_bytes
         });
         if self.writer.is_none() || writer_full {
             self.roll()?;

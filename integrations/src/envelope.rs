@@ -12,9 +12,12 @@ s8       = length u8 | UTF-8 bytes          s16 = length u16 LE | UTF-8 bytes
 present  = bit 0 host, 1 agent, 2 stream, 3 session, 4 sequence, 5 community_id, 6 channel
 ```
 
-The receiver computes the envelope once per event with one borrowed, allocation-light pass over
-the event JSON ([`Peek`]) and writes it in binary straight from the borrowed fields; every sink
-then reads it back without allocating ([`split_view`], [`EnvelopeRef`]) and builds its
+The agent computes the envelope from the typed event ([`EnvelopeRef::of_event`]) and sends it
+ahead of the event's JSON in the diode record ([`agent_record`]); the receiver completes it with
+the diode provenance ([`routed`]) without parsing the JSON. For a record that is plain JSON
+(earlier agents) the receiver computes the envelope with one borrowed, allocation-light pass
+over the event JSON ([`Peek`]), which a test holds to the agent's on every sample event. Every
+sink then reads it back without allocating ([`split_view`], [`EnvelopeRef`]) and builds its
 requests from the envelope and the event bytes without parsing the event again (Splunk metadata
 and indexed fields, Kafka keys and headers, Elasticsearch ids and data streams). Buffers written
 by earlier versions hold the envelope as JSON (its first byte is `{`); they are still read.
@@ -316,24 +319,43 @@ pub fn stamp_into(
     ingested: &str,
 ) -> bool {
     let start = out.len();
-    let ok = stamp_append(out, json, peek, (sequence, session, ingested)).is_some();
+    let ok = stamp_append(out, json, Some(peek), (sequence, session, ingested)).is_some();
     if !ok {
         out.truncate(start);
     }
     ok
 }
 
-/// The work of [`stamp_into`]; `None` part way through leaves `out` for it to cut back.
+/// [`stamp_into`] for the JSON of an agent record ([`routed`]): its envelope has already told
+/// the schema version and that the event carries no receiver provenance.
+pub fn stamp_routed_into(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    sequence: u64,
+    session: &str,
+    ingested: &str,
+) -> bool {
+    let start = out.len();
+    let ok = stamp_append(out, json, None, (sequence, session, ingested)).is_some();
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+/// The work of [`stamp_into`]; `None` part way through leaves `out` for it to cut back. With
+/// no `peek`, the caller has checked the schema version and the absence of provenance.
 fn stamp_append(
     out: &mut Vec<u8>,
     json: &[u8],
-    peek: &Peek<'_>,
+    peek: Option<&Peek<'_>>,
     (sequence, session, ingested): (u64, &str, &str),
 ) -> Option<()> {
     const EVENT: &[u8] = b"\"event\":{";
-    if peek.has_provenance()
-        || peek.weir.schema_version.as_deref() != Some(weir_schemas::SCHEMA_VERSION)
-        || !json.ends_with(b"}}")
+    if peek.is_some_and(|peek| {
+        peek.has_provenance()
+            || peek.weir.schema_version.as_deref() != Some(weir_schemas::SCHEMA_VERSION)
+    }) || !json.ends_with(b"}}")
     {
         return None;
     }
@@ -516,6 +538,117 @@ pub struct EnvelopeRef<'a> {
 
 /// First byte of a binary envelope (a JSON one starts with `{`).
 const BINARY_V1: u8 = 1;
+
+/// What the agent sends through the diode for one event: the buffer record without the
+/// receiver's provenance (its envelope length, the envelope, then the canonical JSON), so the
+/// receiver routes and stamps the event without parsing its JSON ([`routed`]). An event that
+/// already carries receiver provenance, or another schema version, is sent as its JSON alone
+/// (the receiver tells the two apart by the first byte: 0 for a record, `{` for JSON).
+pub fn agent_record(e: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    if e.weir.sequence.is_none()
+        && e.weir.session.is_none()
+        && e.event.ingested.is_none()
+        && e.weir.schema_version == weir_schemas::SCHEMA_VERSION
+    {
+        EnvelopeRef::of_event(e).start_record(&mut out);
+    }
+    e.write_json(&mut out);
+    out
+}
+
+/// An agent record's envelope, class and JSON, when `record` is one ([`agent_record`]) that the
+/// receiver can stamp as it is: this schema version, no provenance yet. `None` for plain JSON
+/// (and anything else), which goes through [`Peek`].
+pub fn routed(record: &[u8]) -> Option<(EnvelopeRef<'_>, EventClass, &[u8])> {
+    if record.first() != Some(&0) {
+        return None;
+    }
+    let (EnvelopeView::Binary(env), json) = split_view(record)? else {
+        return None;
+    };
+    let class = EventClass::ALL
+        .into_iter()
+        .find(|c| c.as_str() == env.class)?;
+    (env.schema_version == weir_schemas::SCHEMA_VERSION
+        && env.session.is_none()
+        && env.sequence.is_none())
+    .then_some((env, class, json))
+}
+
+/// The event JSON of a diode record: what follows the envelope of an agent record (whatever
+/// its schema version), else all of it.
+pub fn record_json(record: &[u8]) -> &[u8] {
+    if record.first() == Some(&0) {
+        if let Some((_, json)) = split_view(record) {
+            return json;
+        }
+    }
+    record
+}
+
+impl<'a> EnvelopeRef<'a> {
+    /// The envelope of a typed event: what [`Peek::view`] reads from the event's JSON (a test
+    /// compares the two on every sample event).
+    pub fn of_event(e: &'a Event) -> EnvelopeRef<'a> {
+        fn s(v: Option<&str>) -> Option<&str> {
+            v.filter(|v| !v.is_empty())
+        }
+        let host_name = s(e.host.as_ref().and_then(|h| h.name.as_deref()));
+        let host = host_name
+            .or_else(|| s(e.host.as_ref().and_then(|h| h.hostname.as_deref())))
+            .or_else(|| s(e.observer.as_ref().and_then(|o| o.hostname.as_deref())))
+            .or_else(|| s(e.weir.input.as_ref().and_then(|i| i.peer_ip.as_deref())));
+        let community_id = s(e.network.as_ref().and_then(|n| n.community_id.as_deref()));
+        let class = e.weir.class.as_str();
+        let mut fields = Fields::default();
+        for (name, value) in [
+            ("event.kind", Some(e.event.kind.as_ref())),
+            (
+                "event.category",
+                e.event.category.first().map(|c| c.as_ref()),
+            ),
+            ("event.action", e.event.action.as_deref()),
+            ("event.outcome", e.event.outcome.as_deref()),
+            ("event.dataset", e.event.dataset.as_deref()),
+            ("host.name", host_name),
+            ("source.ip", e.source.as_ref().and_then(|x| x.ip.as_deref())),
+            (
+                "destination.ip",
+                e.destination.as_ref().and_then(|x| x.ip.as_deref()),
+            ),
+            ("user.name", e.user.as_ref().and_then(|u| u.name.as_deref())),
+            ("network.community_id", community_id),
+            (
+                "log.syslog.appname",
+                e.log
+                    .as_ref()
+                    .and_then(|l| l.syslog.as_ref())
+                    .and_then(|x| x.appname.as_deref()),
+            ),
+            ("weir.class", Some(class)),
+            ("weir.agent", e.weir.agent.as_deref()),
+            ("weir.stream", e.weir.stream.as_deref()),
+        ] {
+            if let Some(v) = s(value) {
+                fields.push(name, v);
+            }
+        }
+        EnvelopeRef {
+            class,
+            time_us: e.timestamp.timestamp_micros(),
+            host,
+            agent: e.weir.agent.as_deref(),
+            stream: e.weir.stream.as_deref(),
+            session: e.weir.session.as_deref(),
+            sequence: e.weir.sequence,
+            community_id,
+            channel: s(e.winlog.as_ref().and_then(|w| w.channel.as_deref())),
+            schema_version: &e.weir.schema_version,
+            fields,
+        }
+    }
+}
 
 impl EnvelopeRef<'_> {
     /// Start a buffer record: the envelope's length and the envelope; the event JSON follows.

@@ -435,7 +435,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
             let record = Record {
                 stream: StreamId(stream.0),
                 class: weir_schemas::EventClass::Syslog,
-                json,
+                payload: json,
                 taken: None,
             };
             if queue.send(record).await.is_err() {

@@ -244,7 +244,7 @@ async fn send_batch(socket: &UdpSocket, batch: &mut SendBatch, stats: &TxStats) 
 
 fn push(sender: &mut Sender, record: Record, stats: &TxStats) {
     record.mark_taken();
-    match sender.push(Instant::now(), record.stream, &record.json) {
+    match sender.push(Instant::now(), record.stream, &record.payload) {
         Ok(_) => {}
         Err(PushError::TooLarge(len)) => {
             stats.dropped_too_large.inc();

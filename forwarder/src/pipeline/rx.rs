@@ -22,7 +22,9 @@ use crate::config::{ClassFilter, RxConfig, SinkConfig};
 use crate::diode;
 use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
-use weir_integrations::envelope::{stamp_into, Envelope, Peek};
+use weir_integrations::envelope::{
+    record_json, routed, stamp_into, stamp_routed_into, Envelope, Peek,
+};
 
 /// What the diode task hands the sink thread.
 #[derive(Debug)]
@@ -289,7 +291,8 @@ fn flush(sinks: &mut [(Box<dyn LocalSink>, ClassFilter)], stats: &RxStats) {
     }
 }
 
-/// The events of one receiver output. The agent's records keep their JSON: the receiver's
+/// The events of one receiver output. An agent record brings its routing envelope (see
+/// [`weir_integrations::envelope::agent_record`]); either way the JSON is kept and the receiver's
 /// provenance is written into it as text ([`stamp`]); a record that does not have the shape
 /// this build writes is decoded and re-encoded instead, and one that is not an event at all
 /// becomes a counted `record-undecodable` event holding it.
@@ -301,7 +304,27 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
         } => {
             let session = format!("{session:016x}");
             let ingested = weir_schemas::format_timestamp(&now);
-            for (r, bytes) in records.records() {
+            for (r, mut bytes) in records.records() {
+                if let Some((mut env, class, json)) = routed(bytes) {
+                    // The agent's envelope: complete it with the diode provenance and stamp
+                    // the JSON, which is not parsed at all.
+                    env.sequence = Some(r.sequence);
+                    env.session = Some(&session);
+                    let mut record = Vec::with_capacity(bytes.len() + 96);
+                    if envelopes {
+                        env.start_record(&mut record);
+                    }
+                    let json_at = record.len();
+                    if stamp_routed_into(&mut record, json, r.sequence, &session, &ingested) {
+                        out.push(Received {
+                            class,
+                            bytes: record,
+                            json_at,
+                        });
+                        continue;
+                    }
+                }
+                bytes = record_json(bytes);
                 if let Ok(peek) = Peek::of(bytes) {
                     // The buffer record (binary envelope, then the stamped JSON) is written in
                     // one buffer straight from the borrowed peek.
@@ -411,4 +434,89 @@ fn undecodable(bytes: &[u8], error: &str) -> Event {
     e.weir.parse_error = Some("undecodable_record".into());
     e.message = Some(format!("A diode record is not a valid event: {error}"));
     e
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use weir_diode_proto::block::{decode, BlockBuilder};
+    use weir_diode_proto::Codec;
+    use weir_integrations::envelope::{agent_record, split_view, EnvelopeRef};
+
+    fn block_of(records: &[Vec<u8>]) -> Output {
+        let mut b = BlockBuilder::default();
+        for (i, r) in records.iter().enumerate() {
+            b.push(0, i as u64, r);
+        }
+        let block = b.seal(Codec::None, &mut None, None, 0);
+        let mut d = zstd::bulk::Decompressor::new().unwrap();
+        Output::Block {
+            session: 0xab,
+            block: 0,
+            records: decode(&block, 1 << 20, &mut d).unwrap(),
+        }
+    }
+
+    /// The same events sent as plain JSON (earlier agents, the spool of one) and as agent
+    /// records (envelope first) leave the receiver as the same buffer records, byte for byte
+    /// apart from `event.ingested`; an agent record of another schema version is still read.
+    #[test]
+    fn agent_records_and_plain_json_records_come_out_the_same() {
+        let mut events = Vec::new();
+        for (i, line) in [
+            "<134>1 2026-01-01T00:00:00.000Z plc-1 pumpd 1 - - pump station 3",
+            "<13>Oct 11 22:14:15 hmi-2 su: 'su root' failed for lonvick on /dev/pts/8",
+            "<190>1 2026-03-01T10:00:00.5+01:00 rtu-\"7\" app - - [a b=\"c\"] é \\ \u{1}",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let ctx = weir_parsers::syslog::ParseContext::new(Utc::now(), "syslog_tcp");
+            let mut e = weir_parsers::syslog::parse(line.as_bytes(), &ctx).unwrap();
+            e.weir.agent = Some("zone-3".into());
+            e.weir.stream = Some(format!("s{i}"));
+            events.push(e);
+        }
+        let plain: Vec<Vec<u8>> = events.iter().map(Event::to_json).collect();
+        let routed: Vec<Vec<u8>> = events.iter().map(agent_record).collect();
+        // The receiver takes the agent's envelope (no JSON pass) for these, and only these.
+        assert!(routed.iter().all(|r| super::routed(r).is_some()));
+        assert!(plain.iter().all(|r| super::routed(r).is_none()));
+        let mut old = events[0].clone();
+        old.weir.schema_version = "0.9.0".into();
+        // Written by an agent of another version: envelope first, then its JSON.
+        let mut other = Vec::new();
+        EnvelopeRef::of_event(&old).start_record(&mut other);
+        old.write_json(&mut other);
+        let (_, old_json) = split_view(&other).unwrap();
+        assert_eq!(old_json, old.to_json().as_slice());
+        let stats = RxStats::default();
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        events_of(block_of(&plain), &mut a, &stats, true);
+        events_of(block_of(&routed), &mut b, &stats, true);
+        events_of(block_of(&[other]), &mut c, &stats, true);
+        assert_eq!((a.len(), b.len(), c.len()), (3, 3, 1));
+        // The JSON without its `event.ingested` value (the receiver's clock).
+        let ingested = |j: &[u8]| {
+            let at = j.windows(12).position(|w| w == b"\"ingested\":\"").unwrap() + 12;
+            let end = at + j[at..].iter().position(|&b| b == b'"').unwrap();
+            [&j[..at], &j[end..]].concat()
+        };
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.class, y.class);
+            let (ex, jx) = split_view(&x.bytes).unwrap();
+            let (ey, jy) = split_view(&y.bytes).unwrap();
+            assert_eq!(ex.get(), ey.get());
+            assert_eq!(ex.get().sequence, ey.get().sequence);
+            assert_eq!(ingested(jx), ingested(jy));
+            assert_eq!(&x.bytes[x.json_at..], jx);
+        }
+        // The other version's record: decoded and re-encoded by the typed path, not lost.
+        assert_eq!(c[0].class, EventClass::Syslog);
+        let back = Event::from_json(c[0].json()).unwrap();
+        assert_eq!(back.weir.sequence, Some(0));
+        assert_eq!(back.message, old.message);
+        assert_eq!(stats.decode_errors.get(), 0);
+    }
 }

@@ -103,7 +103,7 @@ impl Out {
         let record = Record {
             stream: self.ctx.stream,
             class,
-            json: event.to_json().into(),
+            payload: weir_integrations::envelope::agent_record(&event).into(),
             taken: None,
         };
         if self.ctx.queue.blocking_send(record).is_err() {

@@ -378,7 +378,7 @@ impl Watcher {
         let record = Record {
             stream: self.ctx.stream,
             class,
-            json: event.to_json().into(),
+            payload: weir_integrations::envelope::agent_record(&event).into(),
             taken: Some(Taken {
                 mark: self.mark.clone(),
                 position: self.position,

@@ -98,8 +98,9 @@ pub struct Record {
     pub stream: StreamId,
     /// The event's class (for counters).
     pub class: EventClass,
-    /// Canonical event JSON.
-    pub json: bytes::Bytes,
+    /// The diode record: the event's routing envelope and canonical JSON
+    /// (`weir_integrations::envelope::agent_record`).
+    pub payload: bytes::Bytes,
     /// Told when the record is taken by the diode sender (or stored in the spool): sources
     /// that can re-read their input (`.evtx` files) advance their bookmarks by it.
     pub taken: Option<Taken>,
@@ -203,7 +204,7 @@ impl SourceContext {
         Record {
             stream: self.stream,
             class,
-            json: event.to_json().into(),
+            payload: weir_integrations::envelope::agent_record(&event).into(),
             taken: None,
         }
     }

@@ -400,7 +400,7 @@ impl Collector {
         let record = Record {
             stream: self.ctx.stream,
             class,
-            json: event.to_json().into(),
+            payload: weir_integrations::envelope::agent_record(&event).into(),
             taken,
         };
         self.ctx.queue.send(record).await.is_ok()

@@ -294,6 +294,9 @@ fn random_appends_reads_acks_rewinds_and_reopens_match_a_model() {
     for (k, r) in rest.iter().enumerate() {
         assert_eq!(r.data, rec(read + k));
     }
-    assert!(from_memory > 1000, "the in-memory tail served {from_memory} records");
+    assert!(
+        from_memory > 1000,
+        "the in-memory tail served {from_memory} records"
+    );
     assert!(from_file > 1000, "the file served {from_file}");
 }
