@@ -4,13 +4,21 @@ canonical JSON.
 
 ```text
 record   = envelope length u32 BE | envelope | event JSON
-envelope = 0x01 | time_us i64 LE | present u8 | class s8 | schema_version s8
+envelope = 0x02 | time_us i64 LE | present u8 | class s8 | schema_version s8
            | host s16 | agent s16 | stream s16 | session s16   (each only if its bit is set)
            | sequence u64 LE | community_id s16 | channel s16   (likewise)
-           | field count u8 | count × (name s8 | value s16)
+           | field count u8 | count × field
+field    = code u8 (1..=14: a name of FIELD_NAMES) | value s16
+         | code | 0x80 (the name's value is the member it mirrors: weir.class = class,
+                         weir.agent = agent, weir.stream = stream, host.name = host,
+                         network.community_id = community_id)
+         | 0x00 | name s8 | value s16      (any other name)
 s8       = length u8 | UTF-8 bytes          s16 = length u16 LE | UTF-8 bytes
 present  = bit 0 host, 1 agent, 2 stream, 3 session, 4 sequence, 5 community_id, 6 channel
 ```
+
+Version 1 (first byte 0x01, written before 2026-12-04) has `field = name s8 | value s16`; it is
+still read.
 
 The agent computes the envelope from the typed event ([`EnvelopeRef::of_event`]) and sends it
 ahead of the event's JSON in the diode record ([`agent_record`]); the receiver completes it with
@@ -536,8 +544,46 @@ pub struct EnvelopeRef<'a> {
     pub fields: Fields<'a>,
 }
 
-/// First byte of a binary envelope (a JSON one starts with `{`).
+/// First byte of a binary envelope (a JSON one starts with `{`): version 1, fields by name.
 const BINARY_V1: u8 = 1;
+/// Version 2: fields by code, mirrored values not repeated.
+const BINARY_V2: u8 = 2;
+
+/// The indexed field names an envelope names by code (code = index + 1); [`Peek`] and
+/// [`EnvelopeRef::of_event`] make no others.
+const FIELD_NAMES: [&str; 14] = [
+    "event.kind",
+    "event.category",
+    "event.action",
+    "event.outcome",
+    "event.dataset",
+    "host.name",
+    "source.ip",
+    "destination.ip",
+    "user.name",
+    "network.community_id",
+    "log.syslog.appname",
+    "weir.class",
+    "weir.agent",
+    "weir.stream",
+];
+
+/// Marks a field whose value is the member it mirrors.
+const MIRRORED: u8 = 0x80;
+
+/// The member of `env` the field with `code` mirrors, as it is written (cut to its length
+/// field).
+fn mirror<'a>(env: &EnvelopeRef<'a>, code: u8) -> Option<&'a str> {
+    let m = match *FIELD_NAMES.get(usize::from(code).checked_sub(1)?)? {
+        "weir.class" => Some(cut(env.class, usize::from(u8::MAX))),
+        "weir.agent" => env.agent,
+        "weir.stream" => env.stream,
+        "host.name" => env.host,
+        "network.community_id" => env.community_id,
+        _ => None,
+    }?;
+    Some(cut(m, usize::from(u16::MAX)))
+}
 
 /// What the agent sends through the diode for one event: the buffer record without the
 /// receiver's provenance (its envelope length, the envelope, then the canonical JSON), so the
@@ -665,7 +711,7 @@ impl EnvelopeRef<'_> {
     /// The binary envelope (see the module documentation). Strings longer than their length
     /// field are cut at a character boundary; there are never more than [`MAX_FIELDS`] fields.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(BINARY_V1);
+        out.push(BINARY_V2);
         out.extend_from_slice(&self.time_us.to_le_bytes());
         let present = [
             self.host.is_some(),
@@ -696,15 +742,30 @@ impl EnvelopeRef<'_> {
         }
         out.push(self.fields.len);
         for (k, v) in self.fields.iter() {
-            put8(out, k);
-            put16(out, v);
+            match FIELD_NAMES.iter().position(|n| *n == k) {
+                Some(i) => {
+                    let code = i as u8 + 1;
+                    if mirror(self, code) == Some(cut(v, usize::from(u16::MAX))) {
+                        out.push(code | MIRRORED);
+                    } else {
+                        out.push(code);
+                        put16(out, v);
+                    }
+                }
+                None => {
+                    out.push(0);
+                    put8(out, k);
+                    put16(out, v);
+                }
+            }
         }
     }
 
     /// Read a binary envelope (all of `bytes`); `None` if it is not one.
     pub fn decode<'a>(bytes: &'a [u8]) -> Option<EnvelopeRef<'a>> {
         let mut r = Cursor(bytes);
-        if r.u8()? != BINARY_V1 {
+        let version = r.u8()?;
+        if version != BINARY_V1 && version != BINARY_V2 {
             return None;
         }
         let time_us = i64::from_le_bytes(r.take(8)?.try_into().ok()?);
@@ -733,14 +794,7 @@ impl EnvelopeRef<'_> {
         let community_id = opt(5, &mut r)?;
         let channel = opt(6, &mut r)?;
         let count = r.u8()?;
-        let mut fields = Fields::default();
-        for _ in 0..count {
-            let (k, v) = (r.str8()?, r.str16()?);
-            if !fields.push(k, v) {
-                return None;
-            }
-        }
-        r.0.is_empty().then_some(EnvelopeRef {
+        let mut env = EnvelopeRef {
             class,
             time_us,
             host,
@@ -751,8 +805,32 @@ impl EnvelopeRef<'_> {
             community_id,
             channel,
             schema_version,
-            fields,
-        })
+            fields: Fields::default(),
+        };
+        for _ in 0..count {
+            let (k, v) = if version == BINARY_V1 {
+                (r.str8()?, r.str16()?)
+            } else {
+                let code = r.u8()?;
+                match (code & !MIRRORED, code & MIRRORED != 0) {
+                    (0, false) => (r.str8()?, r.str16()?),
+                    (0, true) => return None,
+                    (c, mirrored) => {
+                        let name = *FIELD_NAMES.get(usize::from(c) - 1)?;
+                        let value = if mirrored {
+                            mirror(&env, c)?
+                        } else {
+                            r.str16()?
+                        };
+                        (name, value)
+                    }
+                }
+            };
+            if !env.fields.push(k, v) {
+                return None;
+            }
+        }
+        r.0.is_empty().then_some(env)
     }
 }
 
@@ -919,7 +997,25 @@ mod tests {
             class: "syslog".into(),
             ..Envelope::default()
         };
-        for env in [&full, &bare] {
+        // Known names go by code; values equal to the member they mirror are not repeated.
+        let f = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let known = Envelope {
+            fields: vec![
+                f("event.kind", "event"),
+                f("weir.class", "windows"),
+                f("host.name", "hmi-2"),
+                f("weir.agent", "not the agent"),
+                f("weir.stream", "wec"),
+                f("network.community_id", "1:abc="),
+                f("custom.name", "x"),
+                f("user.name", ""),
+            ],
+            ..full.clone()
+        };
+        let mut v2 = Vec::new();
+        known.view().encode(&mut v2);
+        assert_eq!(v2[0], BINARY_V2);
+        for env in [&full, &bare, &known] {
             let mut bytes = Vec::new();
             env.view().encode(&mut bytes);
             assert_eq!(Envelope::from(EnvelopeRef::decode(&bytes).unwrap()), *env);
@@ -953,11 +1049,54 @@ mod tests {
         bad[class_at] = 0xff;
         assert_eq!(EnvelopeRef::decode(&bad), None);
         assert_eq!(EnvelopeRef::decode(&[2, 0, 0]), None);
+        assert_eq!(EnvelopeRef::decode(&[3, 0, 0]), None);
+        // The fields exactly: codes, mirrored values left out, an unknown name spelt out.
+        let mut want = vec![8, 1, 5, 0];
+        want.extend_from_slice(b"event");
+        want.extend_from_slice(&[12 | MIRRORED, 6 | MIRRORED, 13, 13, 0]);
+        want.extend_from_slice(b"not the agent");
+        want.extend_from_slice(&[14 | MIRRORED, 10 | MIRRORED, 0, 11]);
+        want.extend_from_slice(b"custom.name");
+        want.extend_from_slice(&[1, 0, b'x', 9, 0, 0]);
+        assert!(v2.ends_with(&want), "{v2:?}");
+        // A mirrored code with no member to mirror, a code past the names, a bare 0x80.
+        for bad_field in [[13 | MIRRORED], [15], [MIRRORED]] {
+            let mut b = Vec::new();
+            bare.view().encode(&mut b);
+            *b.last_mut().unwrap() = 1;
+            b.extend_from_slice(&bad_field);
+            assert_eq!(EnvelopeRef::decode(&b), None, "{bad_field:?}");
+        }
         let mut unknown_bit = Vec::new();
         bare.view().encode(&mut unknown_bit);
         unknown_bit[9] |= 0x80;
         assert_eq!(EnvelopeRef::decode(&unknown_bit), None);
         assert!(split_view(b"\x00\x00\x00\x03{x}").is_none());
+    }
+
+    /// Buffers written before version 2 (fields by name) are still read.
+    #[test]
+    fn a_version_1_envelope_still_decodes() {
+        let mut v1 = vec![BINARY_V1];
+        v1.extend_from_slice(&42i64.to_le_bytes());
+        v1.push(0b0000_0001); // host
+        put8(&mut v1, "syslog");
+        put8(&mut v1, "1.3.0");
+        put16(&mut v1, "plc-1");
+        v1.push(2);
+        for (k, v) in [("weir.class", "syslog"), ("host.name", "plc-1")] {
+            put8(&mut v1, k);
+            put16(&mut v1, v);
+        }
+        let e = EnvelopeRef::decode(&v1).unwrap();
+        assert_eq!((e.class, e.time_us, e.host), ("syslog", 42, Some("plc-1")));
+        let fields: Vec<_> = e.fields.iter().collect();
+        assert_eq!(fields, [("weir.class", "syslog"), ("host.name", "plc-1")]);
+        // Written again, it is version 2 and reads back the same.
+        let mut v2 = Vec::new();
+        e.encode(&mut v2);
+        assert!(v2[0] == BINARY_V2 && v2.len() < v1.len());
+        assert_eq!(EnvelopeRef::decode(&v2).unwrap(), e);
     }
 
     /// An event with every top-level member set, strings that hold the anchors' bytes.
