@@ -90,7 +90,8 @@ pub struct EsConfig {
 /// A bulk request.
 #[derive(Debug)]
 pub struct EsRequest {
-    body: Vec<u8>,
+    /// Shared with each send (a resend does not copy it).
+    body: bytes::Bytes,
     /// The body is gzipped.
     gzip: bool,
 }
@@ -394,7 +395,10 @@ impl Sink for EsSink {
             body.push(b'\n');
         }
         let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
-        EsRequest { body, gzip }
+        EsRequest {
+            body: body.into(),
+            gzip,
+        }
     }
 
     fn send<'a>(&'a self, request: &'a EsRequest) -> BoxFuture<'a, EsResponse> {

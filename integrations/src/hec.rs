@@ -21,7 +21,6 @@ Indexer Acknowledgment"):
   acknowledged within `ack_timeout` is sent again (duplicates are counted by Splunk, not lost).
 */
 
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,7 +90,8 @@ pub struct HecConfig {
 #[derive(Debug)]
 pub struct HecRequest {
     path: String,
-    body: Vec<u8>,
+    /// Shared with each send (a resend does not copy it).
+    body: bytes::Bytes,
     /// The body is gzipped.
     gzip: bool,
 }
@@ -278,12 +278,8 @@ impl Sink for HecSink {
                 Endpoint::Event => {
                     // Written by hand, straight into the body: `time` keeps its microseconds
                     // exactly (a float would not), and the event's JSON goes in as is.
-                    let _ = write!(
-                        body,
-                        "{{\"time\":{}.{:06}",
-                        env.time_us.div_euclid(1_000_000),
-                        env.time_us.rem_euclid(1_000_000)
-                    );
+                    body.extend_from_slice(b"{\"time\":");
+                    epoch_seconds(&mut body, env.time_us);
                     let host_field = |body: &mut Vec<u8>, value: &str| {
                         body.extend_from_slice(b",\"host\":");
                         json_str(body, value);
@@ -299,13 +295,13 @@ impl Sink for HecSink {
                         }
                     }
                     for (k, v) in [
-                        ("index", &meta.index),
-                        ("sourcetype", &meta.sourcetype),
-                        ("source", &meta.source),
+                        (&b",\"index\":"[..], &meta.index),
+                        (b",\"sourcetype\":", &meta.sourcetype),
+                        (b",\"source\":", &meta.source),
                     ] {
                         if !v.is_empty() {
-                            let _ = write!(body, ",\"{k}\":");
-                            json_str(&mut body, &template(v, &env));
+                            body.extend_from_slice(k);
+                            template_json(&mut body, v, &env);
                         }
                     }
                     if self.cfg.indexed_fields && !env.fields.is_empty() {
@@ -377,7 +373,11 @@ impl Sink for HecSink {
             (Endpoint::Event, _) => "/services/collector/event".to_owned(),
         };
         let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
-        HecRequest { path, body, gzip }
+        HecRequest {
+            path,
+            body: body.into(),
+            gzip,
+        }
     }
 
     fn send<'a>(&'a self, request: &'a HecRequest) -> BoxFuture<'a, HecResponse> {
@@ -469,6 +469,65 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// `time_us` (microseconds since the epoch) as HEC's `time`: seconds with six decimals, exact
+/// (a float would not be).
+fn epoch_seconds(out: &mut Vec<u8>, time_us: i64) {
+    let secs = time_us.div_euclid(1_000_000);
+    let micros = time_us.rem_euclid(1_000_000) as u32;
+    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+    let mut frac = *b".000000";
+    let mut m = micros;
+    for d in frac.iter_mut().skip(1).rev() {
+        *d = b'0' + (m % 10) as u8;
+        m /= 10;
+    }
+    out.extend_from_slice(&frac);
+}
+
+/// [`template`] written straight into `out` as a JSON string (no string built per event).
+fn template_json(out: &mut Vec<u8>, t: &str, env: &EnvelopeRef<'_>) {
+    if !t.contains('{') {
+        return json_str(out, t);
+    }
+    out.push(b'"');
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        json_str_inner(out, rest.get(..open).unwrap_or_default());
+        let after = rest.get(open..).unwrap_or_default();
+        let (value, len) = placeholder(after, env);
+        json_str_inner(out, value);
+        rest = after.get(len..).unwrap_or_default();
+    }
+    json_str_inner(out, rest);
+    out.push(b'"');
+}
+
+/// The value of the placeholder `after` starts with, and the placeholder's length (a lone `{`
+/// stands for itself).
+fn placeholder<'e>(after: &str, env: &EnvelopeRef<'e>) -> (&'e str, usize) {
+    [
+        ("{class}", Some(env.class)),
+        ("{agent}", env.agent),
+        ("{stream}", env.stream),
+        ("{host}", env.host),
+        ("{channel}", env.channel),
+    ]
+    .into_iter()
+    .find(|(name, _)| after.starts_with(name))
+    .map_or(("{", 1), |(name, v)| (v.unwrap_or(""), name.len()))
+}
+
+/// `s` escaped for inside a JSON string (no quotes).
+fn json_str_inner(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        let quoted = serde_json::to_string(s).unwrap_or_default();
+        let inner = quoted.get(1..quoted.len().saturating_sub(1));
+        out.extend_from_slice(inner.unwrap_or_default().as_bytes());
+    }
+}
+
 /// `t` with `{class}`, `{agent}`, `{stream}`, `{host}` and `{channel}` replaced, in one pass.
 fn template<'t>(t: &'t str, env: &EnvelopeRef<'_>) -> std::borrow::Cow<'t, str> {
     if !t.contains('{') {
@@ -479,16 +538,7 @@ fn template<'t>(t: &'t str, env: &EnvelopeRef<'_>) -> std::borrow::Cow<'t, str> 
     while let Some(open) = rest.find('{') {
         out.push_str(rest.get(..open).unwrap_or_default());
         let after = rest.get(open..).unwrap_or_default();
-        let (value, len) = [
-            ("{class}", Some(env.class)),
-            ("{agent}", env.agent),
-            ("{stream}", env.stream),
-            ("{host}", env.host),
-            ("{channel}", env.channel),
-        ]
-        .into_iter()
-        .find(|(name, _)| after.starts_with(name))
-        .map_or(("{", 1), |(name, v)| (v.unwrap_or(""), name.len()));
+        let (value, len) = placeholder(after, env);
         out.push_str(value);
         rest = after.get(len..).unwrap_or_default();
     }
@@ -551,6 +601,51 @@ mod tests {
             let mut ours = Vec::new();
             super::json_str(&mut ours, s);
             assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn templates_and_times_are_written_as_the_general_path_writes_them() {
+        let env = EnvelopeRef {
+            class: "syslog",
+            agent: Some("zone \"3\""),
+            stream: Some("tab\tstream"),
+            host: Some("plc-7"),
+            channel: None,
+            ..EnvelopeRef::default()
+        };
+        for t in [
+            "",
+            "weir:{class}",
+            "{agent}/{stream}/{host}/{channel}/{class}",
+            "plain",
+            "odd { brace {unknown} and back\\slash {class",
+            "Überwachung {host} 東京",
+        ] {
+            let mut ours = Vec::new();
+            super::template_json(&mut ours, t, &env);
+            let general = serde_json::to_vec(&*super::template(t, &env)).unwrap();
+            assert_eq!(ours, general, "{t:?}");
+        }
+        for us in [
+            0i64,
+            1,
+            999_999,
+            1_000_000,
+            1_700_000_000_123_456,
+            -1,
+            -1_500_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut ours = Vec::new();
+            super::epoch_seconds(&mut ours, us);
+            let general = format!(
+                "{}.{:06}",
+                us.div_euclid(1_000_000),
+                us.rem_euclid(1_000_000)
+            );
+            assert_eq!(String::from_utf8(ours).unwrap(), general, "{us}");
         }
     }
 

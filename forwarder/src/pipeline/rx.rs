@@ -179,42 +179,64 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     })
 }
 
-/// One event as the sink thread passes it on: its class and its final JSON, preceded by its
-/// envelope when SIEM sinks need the buffer record.
-struct Received {
+/// One event as the sink thread passes it on: its class and where, in the block's
+/// [`Received`] arena, its final JSON lies, preceded by its envelope when SIEM sinks need the
+/// buffer record.
+#[derive(Clone, Copy, Debug)]
+struct Event1 {
     class: EventClass,
     /// The SIEM buffer record (envelope, then the JSON), or just the JSON.
-    bytes: Vec<u8>,
-    /// Where the JSON starts in `bytes`.
+    start: usize,
+    /// Where the JSON starts.
     json_at: usize,
+    end: usize,
+}
+
+/// The events of one receiver output, their bytes in one buffer reused from block to block
+/// (no allocation per event).
+#[derive(Debug, Default)]
+struct Received {
+    bytes: Vec<u8>,
+    events: Vec<Event1>,
 }
 
 impl Received {
-    fn json(&self) -> &[u8] {
-        self.bytes.get(self.json_at..).unwrap_or_default()
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.events.clear();
     }
 
-    fn new(class: EventClass, json: Vec<u8>, envelope: Option<Envelope>) -> Received {
-        match envelope {
-            Some(env) => {
-                let bytes = Envelope::record_of(&env, &json);
-                Received {
-                    class,
-                    json_at: bytes.len() - json.len(),
-                    bytes,
-                }
-            }
-            None => Received {
-                class,
-                bytes: json,
-                json_at: 0,
-            },
-        }
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn json(&self, e: &Event1) -> &[u8] {
+        self.bytes.get(e.json_at..e.end).unwrap_or_default()
+    }
+
+    fn record(&self, e: &Event1) -> &[u8] {
+        self.bytes.get(e.start..e.end).unwrap_or_default()
+    }
+
+    /// Record the event written into `bytes` from `start` on, its JSON from `json_at`.
+    fn push(&mut self, class: EventClass, start: usize, json_at: usize) {
+        self.events.push(Event1 {
+            class,
+            start,
+            json_at,
+            end: self.bytes.len(),
+        });
     }
 
     /// A receiver-made event (gap, session, undecodable record).
-    fn typed(e: &Event, envelope: bool) -> Received {
-        Received::new(e.class(), e.to_json(), envelope.then(|| Envelope::of(e)))
+    fn typed(&mut self, e: &Event, envelope: bool) {
+        let start = self.bytes.len();
+        if envelope {
+            Envelope::of(e).view().start_record(&mut self.bytes);
+        }
+        let json_at = self.bytes.len();
+        e.write_json(&mut self.bytes);
+        self.push(e.class(), start, json_at);
     }
 }
 
@@ -225,7 +247,7 @@ fn sink_stage(
     stats: &RxStats,
     budget: &QueueBudget,
 ) {
-    let mut batch: Vec<Received> = Vec::new();
+    let mut batch = Received::default();
     let mut dirty = false;
     let envelopes = !siems.is_empty();
     loop {
@@ -252,9 +274,10 @@ fn sink_stage(
         }
         for (sink, classes) in sinks.iter_mut() {
             let routed: Vec<&[u8]> = batch
+                .events
                 .iter()
                 .filter(|e| classes.contains(&e.class))
-                .map(Received::json)
+                .map(|e| batch.json(e))
                 .collect();
             if routed.is_empty() {
                 continue;
@@ -267,14 +290,15 @@ fn sink_stage(
         if envelopes {
             // One envelope record per event, shared by every SIEM that takes its class.
             let view: Vec<(EventClass, &[u8])> = batch
+                .events
                 .iter()
-                .map(|e| (e.class, e.bytes.as_slice()))
+                .map(|e| (e.class, batch.record(e)))
                 .collect();
             for siem in siems {
                 siem.append(&view);
             }
         }
-        for e in &batch {
+        for e in &batch.events {
             stats.events_sent.of(e.class).inc();
         }
         dirty = true;
@@ -296,7 +320,7 @@ fn flush(sinks: &mut [(Box<dyn LocalSink>, ClassFilter)], stats: &RxStats) {
 /// provenance is written into it as text ([`stamp`]); a record that does not have the shape
 /// this build writes is decoded and re-encoded instead, and one that is not an event at all
 /// becomes a counted `record-undecodable` event holding it.
-fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes: bool) {
+fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: bool) {
     let now = Utc::now();
     match output {
         Output::Block {
@@ -305,43 +329,43 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
             let session = format!("{session:016x}");
             let ingested = weir_schemas::format_timestamp(&now);
             for (r, mut bytes) in records.records() {
+                let start = out.bytes.len();
                 if let Some((mut env, class, json)) = routed(bytes) {
                     // The agent's envelope: complete it with the diode provenance and stamp
                     // the JSON, which is not parsed at all.
                     env.sequence = Some(r.sequence);
                     env.session = Some(&session);
-                    let mut record = Vec::with_capacity(bytes.len() + 96);
                     if envelopes {
-                        env.start_record(&mut record);
+                        env.start_record(&mut out.bytes);
                     }
-                    let json_at = record.len();
-                    if stamp_routed_into(&mut record, json, r.sequence, &session, &ingested) {
-                        out.push(Received {
-                            class,
-                            bytes: record,
-                            json_at,
-                        });
+                    let json_at = out.bytes.len();
+                    if stamp_routed_into(&mut out.bytes, json, r.sequence, &session, &ingested) {
+                        out.push(class, start, json_at);
                         continue;
                     }
+                    out.bytes.truncate(start);
                 }
                 bytes = record_json(bytes);
                 if let Ok(peek) = Peek::of(bytes) {
-                    // The buffer record (binary envelope, then the stamped JSON) is written in
-                    // one buffer straight from the borrowed peek.
-                    let mut record = Vec::with_capacity(bytes.len() + 320);
+                    // The buffer record (binary envelope, then the stamped JSON) is written
+                    // straight from the borrowed peek.
                     if envelopes {
                         peek.view(Some(r.sequence), Some(&session))
-                            .start_record(&mut record);
+                            .start_record(&mut out.bytes);
                     }
-                    let json_at = record.len();
-                    if stamp_into(&mut record, bytes, &peek, r.sequence, &session, &ingested) {
-                        out.push(Received {
-                            class: peek.class(),
-                            bytes: record,
-                            json_at,
-                        });
+                    let json_at = out.bytes.len();
+                    if stamp_into(
+                        &mut out.bytes,
+                        bytes,
+                        &peek,
+                        r.sequence,
+                        &session,
+                        &ingested,
+                    ) {
+                        out.push(peek.class(), start, json_at);
                         continue;
                     }
+                    out.bytes.truncate(start);
                 }
                 let mut event = match Event::from_json(bytes) {
                     Ok(e) => e,
@@ -353,13 +377,13 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
                 event.weir.sequence = Some(r.sequence);
                 event.weir.session = Some(session.clone());
                 event.event.ingested = Some(now);
-                out.push(Received::typed(&event, envelopes));
+                out.typed(&event, envelopes);
             }
         }
         Output::Gap(gap) => {
             stats.gaps.inc();
             warn!(message = "Diode gap: records lost.", stream = %gap.stream_name, first = gap.first, last = gap.last, reason = gap.reason.code());
-            out.push(Received::typed(&gap_event(&gap), envelopes));
+            out.typed(&gap_event(&gap), envelopes);
         }
         Output::SessionStarted {
             session,
@@ -374,7 +398,7 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
             info!(message = %text);
             let mut e = weir_event("diode-session-started", text, session);
             e.event.kind_type = vec!["start".into()];
-            out.push(Received::typed(&e, envelopes));
+            out.typed(&e, envelopes);
         }
         Output::SettingsMismatch {
             session,
@@ -387,7 +411,7 @@ fn events_of(output: Output, out: &mut Vec<Received>, stats: &RxStats, envelopes
             error!(message = %text);
             let mut e = weir_event("diode-settings-mismatch", text, session);
             e.event.outcome = Some("failure".into());
-            out.push(Received::typed(&e, envelopes));
+            out.typed(&e, envelopes);
         }
         // Handled (logged, counted) by the diode task; never queued.
         Output::BlocksLost { .. } | Output::Heartbeat { .. } => {}
@@ -492,29 +516,33 @@ mod tests {
         let (_, old_json) = split_view(&other).unwrap();
         assert_eq!(old_json, old.to_json().as_slice());
         let stats = RxStats::default();
-        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut a, mut b, mut c) = (
+            Received::default(),
+            Received::default(),
+            Received::default(),
+        );
         events_of(block_of(&plain), &mut a, &stats, true);
         events_of(block_of(&routed), &mut b, &stats, true);
         events_of(block_of(&[other]), &mut c, &stats, true);
-        assert_eq!((a.len(), b.len(), c.len()), (3, 3, 1));
+        assert_eq!((a.events.len(), b.events.len(), c.events.len()), (3, 3, 1));
         // The JSON without its `event.ingested` value (the receiver's clock).
         let ingested = |j: &[u8]| {
             let at = j.windows(12).position(|w| w == b"\"ingested\":\"").unwrap() + 12;
             let end = at + j[at..].iter().position(|&b| b == b'"').unwrap();
             [&j[..at], &j[end..]].concat()
         };
-        for (x, y) in a.iter().zip(&b) {
+        for (x, y) in a.events.iter().zip(&b.events) {
             assert_eq!(x.class, y.class);
-            let (ex, jx) = split_view(&x.bytes).unwrap();
-            let (ey, jy) = split_view(&y.bytes).unwrap();
+            let (ex, jx) = split_view(a.record(x)).unwrap();
+            let (ey, jy) = split_view(b.record(y)).unwrap();
             assert_eq!(ex.get(), ey.get());
             assert_eq!(ex.get().sequence, ey.get().sequence);
             assert_eq!(ingested(jx), ingested(jy));
-            assert_eq!(&x.bytes[x.json_at..], jx);
+            assert_eq!(a.json(x), jx);
         }
         // The other version's record: decoded and re-encoded by the typed path, not lost.
-        assert_eq!(c[0].class, EventClass::Syslog);
-        let back = Event::from_json(c[0].json()).unwrap();
+        assert_eq!(c.events[0].class, EventClass::Syslog);
+        let back = Event::from_json(c.json(&c.events[0])).unwrap();
         assert_eq!(back.weir.sequence, Some(0));
         assert_eq!(back.message, old.message);
         assert_eq!(stats.decode_errors.get(), 0);

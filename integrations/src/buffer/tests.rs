@@ -300,3 +300,122 @@ fn random_appends_reads_acks_rewinds_and_reopens_match_a_model() {
     );
     assert!(from_file > 1000, "the file served {from_file}");
 }
+
+/// A reader that keeps up takes the tail's buffer itself: the batch's records lie where they
+/// were framed (no copy), the batch's old buffer becomes the tail, and what a full batch leaves
+/// is read next, in order, then from the file after a reopen all the same.
+#[test]
+fn a_reader_that_keeps_up_takes_the_tail_buffer_not_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(1 << 30, 1 << 20, Overflow::DropNewest);
+    let mut q = DiskQueue::open(dir.path(), config.clone()).unwrap();
+    let mut spare = ReadBatch::default();
+    spare.data.reserve(1 << 16);
+    let spare_at = spare.data.as_ptr();
+    for i in 0..10 {
+        q.append(&rec(i), i as u64).unwrap();
+    }
+    q.flush().unwrap();
+    let tail_at = q.pending.as_ptr();
+    q.read_batch_into(&mut spare, 100, 1 << 20).unwrap();
+    assert_eq!(spare.len(), 10);
+    assert_eq!(
+        spare.data.as_ptr(),
+        tail_at,
+        "the batch holds the tail's buffer"
+    );
+    assert_eq!(
+        q.pending.as_ptr(),
+        spare_at,
+        "the tail holds the batch's old buffer"
+    );
+    assert!(q.pending.is_empty());
+    for (k, data) in spare.iter().enumerate() {
+        assert_eq!(data, rec(k).as_slice());
+        assert_eq!(spare.records[k].written_unix_ms, k as u64);
+    }
+    // A batch smaller than the tail: the rest is moved to the new tail and read next.
+    for i in 10..30 {
+        q.append(&rec(i), i as u64).unwrap();
+    }
+    let first = spare.end().unwrap();
+    q.ack(first).unwrap();
+    let mut read = 10;
+    let mut from = [0usize; 2];
+    for max in [7, 7, 100] {
+        let mut batch = std::mem::take(&mut spare);
+        let before = q.records_from_file;
+        q.read_batch_into(&mut batch, max, 1 << 20).unwrap();
+        assert_eq!(q.records_from_file, before, "served from memory");
+        for data in batch.iter() {
+            assert_eq!(data, rec(read).as_slice());
+            read += 1;
+        }
+        from[usize::from(max == 100)] += batch.len();
+        assert_eq!(q.unread_records(), 30 - read as u64);
+        spare = batch;
+    }
+    assert_eq!((read, from), (30, [14, 6]));
+    // Nothing acknowledged past the first ten: a reopened queue reads the rest from the file,
+    // the same bytes at the same positions.
+    drop(q);
+    let mut q = DiskQueue::open(dir.path(), config).unwrap();
+    let again = read_all(&mut q);
+    assert_eq!(again.len(), 20);
+    for (k, r) in again.iter().enumerate() {
+        assert_eq!(r.data, rec(10 + k));
+        assert_eq!(r.written_unix_ms, (10 + k) as u64);
+    }
+}
+
+/// The ack position survives reopening however many times it was written in place; a slot
+/// torn by a crash leaves the previous position (records sent again, none lost); the text ack
+/// file of earlier versions is still read, then replaced.
+#[test]
+fn the_ack_position_is_written_in_place_and_a_torn_slot_leaves_the_previous_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cfg(1 << 30, 1 << 20, Overflow::DropNewest);
+    let mut q = DiskQueue::open(dir.path(), config.clone()).unwrap();
+    for i in 0..200 {
+        q.append(&rec(i), 0).unwrap();
+    }
+    let mut ends = Vec::new();
+    for _ in 0..200 {
+        let r = q.read(1, 1 << 20).unwrap();
+        ends.push(r[0].end);
+    }
+    for (k, &end) in ends.iter().enumerate().take(150) {
+        q.ack(end).unwrap();
+        assert_eq!(fs::metadata(dir.path().join("ack")).unwrap().len(), 64);
+        if k % 37 == 0 {
+            assert_eq!(read_ack(dir.path()).unwrap(), (end, k as u64 + 1));
+        }
+    }
+    drop(q);
+    let reopened = |dir: &Path| {
+        let mut q = DiskQueue::open(dir, config.clone()).unwrap();
+        let first = q.read(1, 1 << 20).unwrap();
+        (q.records(), first[0].data.clone())
+    };
+    assert_eq!(reopened(dir.path()), (50, rec(150)));
+    // A crash tore the last write (sequence 150, in slot 0): slot 1 (sequence 149) stands.
+    let path = dir.path().join("ack");
+    let mut bytes = fs::read(&path).unwrap();
+    assert_eq!(parse_ack(&bytes), Some((ends[149], 150)));
+    bytes[20] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    assert_eq!(parse_ack(&bytes), Some((ends[148], 149)));
+    assert_eq!(reopened(dir.path()), (51, rec(149)));
+    // Both slots spoilt: no position, so everything still on disk is sent again.
+    bytes[32 + 5] ^= 1;
+    assert_eq!(parse_ack(&bytes), None);
+    // The text form of earlier versions.
+    fs::write(&path, format!("{} {}\n", ends[99].segment, ends[99].offset)).unwrap();
+    assert_eq!(reopened(dir.path()), (100, rec(100)));
+    let mut q = DiskQueue::open(dir.path(), config.clone()).unwrap();
+    let _ = q.read(1, 1 << 20).unwrap();
+    q.ack(ends[100]).unwrap();
+    drop(q);
+    assert!(fs::read(&path).unwrap().starts_with(b"WACK"));
+    assert_eq!(reopened(dir.path()), (99, rec(101)));
+}
