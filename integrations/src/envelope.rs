@@ -574,16 +574,24 @@ const MIRRORED: u8 = 0x80;
 /// The member of `env` the field with `code` mirrors, as it is written (cut to its length
 /// field).
 fn mirror<'a>(env: &EnvelopeRef<'a>, code: u8) -> Option<&'a str> {
-    let m = match *FIELD_NAMES.get(usize::from(code).checked_sub(1)?)? {
-        "weir.class" => Some(cut(env.class, usize::from(u8::MAX))),
-        "weir.agent" => env.agent,
-        "weir.stream" => env.stream,
-        "host.name" => env.host,
-        "network.community_id" => env.community_id,
+    // By code, not by name: this runs for most fields of every event the sinks read.
+    let m = match code {
+        MIRROR_CLASS => Some(cut(env.class, usize::from(u8::MAX))),
+        MIRROR_AGENT => env.agent,
+        MIRROR_STREAM => env.stream,
+        MIRROR_HOST => env.host,
+        MIRROR_COMMUNITY_ID => env.community_id,
         _ => None,
     }?;
     Some(cut(m, usize::from(u16::MAX)))
 }
+
+/// Codes (index in [`FIELD_NAMES`] + 1) of the fields that can mirror a member.
+const MIRROR_HOST: u8 = 6;
+const MIRROR_COMMUNITY_ID: u8 = 10;
+const MIRROR_CLASS: u8 = 12;
+const MIRROR_AGENT: u8 = 13;
+const MIRROR_STREAM: u8 = 14;
 
 /// What the agent sends through the diode for one event: the buffer record without the
 /// receiver's provenance (its envelope length, the envelope, then the canonical JSON), so the
@@ -620,6 +628,71 @@ pub fn routed(record: &[u8]) -> Option<(EnvelopeRef<'_>, EventClass, &[u8])> {
         && env.session.is_none()
         && env.sequence.is_none())
     .then_some((env, class, json))
+}
+
+/// Start the buffer record of an agent record that [`routed`] took: its envelope completed with
+/// the receiver's `session` and `sequence`. The agent's envelope bytes are copied with the two
+/// members spliced in where they belong (after the stream), not decoded and encoded again, so
+/// the result decodes to the agent's envelope with those two set. False (nothing written) if
+/// `record` is not an agent record without provenance.
+pub fn complete_record(out: &mut Vec<u8>, record: &[u8], session: &str, sequence: u64) -> bool {
+    let Some(at) = complete_at(record) else {
+        return false;
+    };
+    let (Some(head), Some(rest), Some(&present)) = (
+        record.get(4..4 + 9),
+        record.get(4 + 10..at.envelope_end),
+        record.get(4 + 9),
+    ) else {
+        return false;
+    };
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(head);
+    out.push(present | 1 << 3 | 1 << 4);
+    let (before, after) = rest.split_at((at.after_stream - (4 + 10)).min(rest.len()));
+    out.extend_from_slice(before);
+    put16(out, session);
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(after);
+    let len = u32::try_from(out.len() - start - 4).unwrap_or(u32::MAX);
+    if let Some(prefix) = out.get_mut(start..start + 4) {
+        prefix.copy_from_slice(&len.to_be_bytes());
+    }
+    true
+}
+
+/// Where in an agent record its envelope ends and where, in it, the stream member ends.
+struct CompleteAt {
+    envelope_end: usize,
+    after_stream: usize,
+}
+
+fn complete_at(record: &[u8]) -> Option<CompleteAt> {
+    let len = u32::from_be_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    let envelope_end = 4usize.checked_add(len)?;
+    let env = record.get(4..envelope_end)?;
+    if !matches!(env.first(), Some(&BINARY_V1 | &BINARY_V2)) {
+        return None;
+    }
+    let present = *env.get(9)?;
+    if present & (1 << 3 | 1 << 4 | 0x80) != 0 {
+        return None; // session or sequence already there, or not an envelope
+    }
+    let mut at = 10;
+    for _ in 0..2 {
+        at += 1 + usize::from(*env.get(at)?); // class, schema version
+    }
+    for bit in 0..3 {
+        if present & (1 << bit) != 0 {
+            // host, agent, stream
+            at += 2 + usize::from(u16::from_le_bytes(env.get(at..at + 2)?.try_into().ok()?));
+        }
+    }
+    (at <= env.len()).then_some(CompleteAt {
+        envelope_end,
+        after_stream: 4 + at,
+    })
 }
 
 /// The event JSON of a diode record: what follows the envelope of an agent record (whatever
@@ -1072,6 +1145,105 @@ mod tests {
         unknown_bit[9] |= 0x80;
         assert_eq!(EnvelopeRef::decode(&unknown_bit), None);
         assert!(split_view(b"\x00\x00\x00\x03{x}").is_none());
+    }
+
+    /// The receiver completes an agent's envelope by splicing in its session and sequence: the
+    /// result decodes to the agent's envelope with those two set and, for a version 2 envelope,
+    /// is byte for byte what encoding the completed envelope writes; whatever is not an agent
+    /// envelope without provenance is refused with nothing written.
+    #[test]
+    fn an_agent_envelope_completed_in_place_equals_the_one_encoded_again() {
+        let full = Envelope {
+            class: "windows".into(),
+            time_us: -1_234_567,
+            host: Some("hmi-2".into()),
+            agent: Some("zone-3".into()),
+            stream: Some("wec".into()),
+            community_id: Some("1:abc=".into()),
+            channel: Some("Security".into()),
+            schema_version: "1.3.0".into(),
+            fields: vec![
+                ("host.name".into(), "hmi-2".into()),
+                ("weir.stream".into(), "wec".into()),
+                ("custom".into(), "välue".into()),
+            ],
+            ..Envelope::default()
+        };
+        let mut shapes = vec![full.clone()];
+        for mask in 0..8u8 {
+            shapes.push(Envelope {
+                host: (mask & 1 != 0).then(|| "ü".repeat(300)),
+                agent: (mask & 2 != 0).then(|| "a".into()),
+                stream: (mask & 4 != 0).then(String::new),
+                community_id: None,
+                channel: None,
+                ..full.clone()
+            });
+        }
+        let json = br#"{"weir":{"class":"windows"}}"#;
+        for env in &shapes {
+            let mut record = Vec::new();
+            env.view().start_record(&mut record);
+            record.extend_from_slice(json);
+            let mut ours = b"before".to_vec();
+            assert!(complete_record(&mut ours, &record, "00000000000000ab", 77));
+            let done = Envelope {
+                session: Some("00000000000000ab".into()),
+                sequence: Some(77),
+                ..env.clone()
+            };
+            let mut again = b"before".to_vec();
+            done.view().start_record(&mut again);
+            assert_eq!(ours, again, "{env:?}");
+            ours.extend_from_slice(json);
+            let (view, body) = split_view(&ours[6..]).unwrap();
+            assert_eq!(
+                (Envelope::from(view.get()), body),
+                (done.clone(), &json[..])
+            );
+            // Already completed, cut short anywhere, or plain JSON: refused, nothing written.
+            let mut out = Vec::new();
+            assert!(!complete_record(&mut out, &again[6..], "s", 1));
+            for n in 0..record.len() - json.len() {
+                assert!(
+                    !complete_record(&mut out, &record[..n], "s", 1),
+                    "cut at {n}"
+                );
+            }
+            assert!(!complete_record(&mut out, json, "s", 1));
+            assert!(out.is_empty());
+        }
+        // A version 1 envelope (fields by name) is completed in its own version.
+        let mut v1 = vec![BINARY_V1];
+        v1.extend_from_slice(&42i64.to_le_bytes());
+        v1.push(0b0000_0101); // host, stream
+        put8(&mut v1, "syslog");
+        put8(&mut v1, "1.3.0");
+        put16(&mut v1, "plc-1");
+        put16(&mut v1, "s1");
+        v1.push(1);
+        put8(&mut v1, "host.name");
+        put16(&mut v1, "plc-1");
+        let mut record = (v1.len() as u32).to_be_bytes().to_vec();
+        record.extend_from_slice(&v1);
+        let mut ours = Vec::new();
+        assert!(complete_record(&mut ours, &record, "s", 9));
+        assert_eq!(ours[4], BINARY_V1);
+        let (view, _) = split_view(&ours).unwrap();
+        let mut want = EnvelopeRef::decode(&v1).unwrap();
+        want.session = Some("s");
+        want.sequence = Some(9);
+        assert_eq!(view.get(), want);
+        // The mirror codes name the fields they say.
+        for (code, name) in [
+            (MIRROR_HOST, "host.name"),
+            (MIRROR_COMMUNITY_ID, "network.community_id"),
+            (MIRROR_CLASS, "weir.class"),
+            (MIRROR_AGENT, "weir.agent"),
+            (MIRROR_STREAM, "weir.stream"),
+        ] {
+            assert_eq!(FIELD_NAMES[usize::from(code) - 1], name);
+        }
     }
 
     /// Buffers written before version 2 (fields by name) are still read.

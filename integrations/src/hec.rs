@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
 use crate::envelope::{split_view, EnvelopeRef};
+use crate::http::Body;
 
 /// Which endpoint events go to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,12 +266,48 @@ impl Sink for HecSink {
     }
 
     fn build(&self, records: &[&[u8]]) -> HecRequest {
-        let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 256).sum());
+        let hint = records.iter().map(|r| r.len() + 256).sum();
+        let mut body = Body::new(self.cfg.gzip, hint);
+        let mut path = self.write_body(records, &mut body);
+        let (body, gzip) = match body.finish() {
+            Some(done) => done,
+            None => {
+                // Compression failed: the same body, not compressed.
+                let mut plain = Body::new(false, hint);
+                path = self.write_body(records, &mut plain);
+                plain.finish().unwrap_or_default()
+            }
+        };
+        HecRequest {
+            path,
+            body: body.into(),
+            gzip,
+        }
+    }
+
+    fn send<'a>(&'a self, request: &'a HecRequest) -> BoxFuture<'a, HecResponse> {
+        Box::pin(self.post(request))
+    }
+
+    fn classify(&self, events: usize, response: &HecResponse) -> Verdict {
+        classify(events, response)
+    }
+}
+
+impl HecSink {
+    /// Write the request body for `records` into `out`, a line per event; returns the path
+    /// (the raw endpoint carries the metadata in its query).
+    fn write_body(&self, records: &[&[u8]], out: &mut Body) -> String {
         let mut raw_meta: Option<(String, Metadata)> = None;
+        let mut ok = true;
         for record in records {
+            if !ok {
+                break;
+            }
             let Some((view, event)) = split_view(record) else {
                 continue; // never written by this version; counted at the buffer
             };
+            let body = out.buf();
             let env = view.get();
             let default_meta = Metadata::default();
             let meta = self.metadata(env.class).unwrap_or(&default_meta);
@@ -279,19 +316,19 @@ impl Sink for HecSink {
                     // Written by hand, straight into the body: `time` keeps its microseconds
                     // exactly (a float would not), and the event's JSON goes in as is.
                     body.extend_from_slice(b"{\"time\":");
-                    epoch_seconds(&mut body, env.time_us);
+                    epoch_seconds(body, env.time_us);
                     let host_field = |body: &mut Vec<u8>, value: &str| {
                         body.extend_from_slice(b",\"host\":");
                         json_str(body, value);
                     };
                     if meta.host.is_empty() {
                         if let Some(h) = env.host.filter(|h| !h.is_empty()) {
-                            host_field(&mut body, h);
+                            host_field(body, h);
                         }
                     } else {
                         let h = template(&meta.host, &env);
                         if !h.is_empty() {
-                            host_field(&mut body, &h);
+                            host_field(body, &h);
                         }
                     }
                     for (k, v) in [
@@ -301,7 +338,7 @@ impl Sink for HecSink {
                     ] {
                         if !v.is_empty() {
                             body.extend_from_slice(k);
-                            template_json(&mut body, v, &env);
+                            template_json(body, v, &env);
                         }
                     }
                     if self.cfg.indexed_fields && !env.fields.is_empty() {
@@ -310,9 +347,9 @@ impl Sink for HecSink {
                             if i > 0 {
                                 body.push(b',');
                             }
-                            json_str(&mut body, k);
+                            json_str(body, k);
                             body.push(b':');
-                            json_str(&mut body, v);
+                            json_str(body, v);
                         }
                         body.push(b'}');
                     }
@@ -322,10 +359,11 @@ impl Sink for HecSink {
                         .then(|| crate::envelope::original(event))
                         .flatten()
                     {
-                        Some(text) => json_str(&mut body, &text),
+                        Some(text) => json_str(body, &text),
                         None => body.extend_from_slice(event),
                     }
                     body.extend_from_slice(b"}\n");
+                    ok = out.piece_done();
                 }
                 Endpoint::Raw => {
                     raw_meta.get_or_insert_with(|| {
@@ -340,10 +378,11 @@ impl Sink for HecSink {
                         None => body.extend_from_slice(event),
                     }
                     body.push(b'\n');
+                    ok = out.piece_done();
                 }
             }
         }
-        let path = match (self.cfg.kind, &raw_meta) {
+        match (self.cfg.kind, &raw_meta) {
             (Endpoint::Raw, Some((host, meta))) => {
                 let mut q = Vec::new();
                 for (k, v) in [
@@ -371,21 +410,7 @@ impl Sink for HecSink {
             }
             (Endpoint::Raw, None) => "/services/collector/raw".to_owned(),
             (Endpoint::Event, _) => "/services/collector/event".to_owned(),
-        };
-        let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
-        HecRequest {
-            path,
-            body: body.into(),
-            gzip,
         }
-    }
-
-    fn send<'a>(&'a self, request: &'a HecRequest) -> BoxFuture<'a, HecResponse> {
-        Box::pin(self.post(request))
-    }
-
-    fn classify(&self, events: usize, response: &HecResponse) -> Verdict {
-        classify(events, response)
     }
 }
 
@@ -459,7 +484,7 @@ pub fn classify(events: usize, response: &HecResponse) -> Verdict {
 
 /// `s` as a JSON string. Most metadata values need no escaping: those are copied as they are.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -517,9 +542,17 @@ fn placeholder<'e>(after: &str, env: &EnvelopeRef<'e>) -> (&'e str, usize) {
     .map_or(("{", 1), |(name, v)| (v.unwrap_or(""), name.len()))
 }
 
+/// `s` holds a byte JSON escapes (a control character, a quote or a backslash). Without an
+/// early exit, so the compiler checks many bytes at a time.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
 /// `s` escaped for inside a JSON string (no quotes).
 fn json_str_inner(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s) {
         out.extend_from_slice(s.as_bytes());
     } else {
         let quoted = serde_json::to_string(s).unwrap_or_default();

@@ -23,7 +23,7 @@ use crate::diode;
 use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
 use weir_integrations::envelope::{
-    record_json, routed, stamp_into, stamp_routed_into, Envelope, Peek,
+    complete_record, record_json, routed, stamp_into, stamp_routed_into, Envelope, Peek,
 };
 
 /// What the diode task hands the sink thread.
@@ -330,18 +330,16 @@ fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: boo
             let ingested = weir_schemas::format_timestamp(&now);
             for (r, mut bytes) in records.records() {
                 let start = out.bytes.len();
-                if let Some((mut env, class, json)) = routed(bytes) {
-                    // The agent's envelope: complete it with the diode provenance and stamp
-                    // the JSON, which is not parsed at all.
-                    env.sequence = Some(r.sequence);
-                    env.session = Some(&session);
-                    if envelopes {
-                        env.start_record(&mut out.bytes);
-                    }
-                    let json_at = out.bytes.len();
-                    if stamp_routed_into(&mut out.bytes, json, r.sequence, &session, &ingested) {
-                        out.push(class, start, json_at);
-                        continue;
+                if let Some((_, class, json)) = routed(bytes) {
+                    // The agent's envelope: complete it with the diode provenance (its bytes
+                    // spliced, not encoded again) and stamp the JSON, which is not parsed at all.
+                    if !envelopes || complete_record(&mut out.bytes, bytes, &session, r.sequence) {
+                        let json_at = out.bytes.len();
+                        if stamp_routed_into(&mut out.bytes, json, r.sequence, &session, &ingested)
+                        {
+                            out.push(class, start, json_at);
+                            continue;
+                        }
                     }
                     out.bytes.truncate(start);
                 }

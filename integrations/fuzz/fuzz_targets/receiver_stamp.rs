@@ -1,21 +1,25 @@
 //! Whatever a diode record holds: the receiver's peek never panics, and when it stamps the
 //! provenance into the text the result is still one JSON object (where the provenance lands in
 //! a document not shaped as this build writes events is not promised; see `stamp`). An agent
-//! record (envelope first) is completed and stamped without a panic, and the buffer record made
-//! from it splits back into the same envelope.
+//! record (envelope first) is completed (its bytes spliced) and stamped without a panic, and the
+//! buffer record made from it splits back into the same envelope.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use weir_integrations::envelope::{
-    record_json, routed, split_view, stamp, stamp_routed_into, Peek,
+    complete_record, record_json, routed, split_view, stamp, stamp_routed_into, Peek,
 };
 
 fuzz_target!(|data: &[u8]| {
     if let Some((mut env, _class, json)) = routed(data) {
         env.sequence = Some(77);
         env.session = Some("0000000000000abc");
+        // The receiver splices the two members into the agent's bytes: the result must read
+        // back as the agent's envelope with them set.
         let mut record = Vec::new();
-        env.start_record(&mut record);
+        assert!(complete_record(&mut record, data, "0000000000000abc", 77));
+        let (spliced, _) = split_view(&record).expect("the completed envelope splits");
+        assert_eq!(spliced.get(), env);
         let at = record.len();
         if stamp_routed_into(&mut record, json, 77, "0000000000000abc", "2026-01-01T00:00:00Z") {
             let (back, body) = split_view(&record).expect("the record splits");
