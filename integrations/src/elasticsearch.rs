@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
 use crate::envelope::{split_view, Envelope, EnvelopeRef};
+use crate::http::Body;
 
 /// Where documents go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -378,23 +379,15 @@ impl Sink for EsSink {
     }
 
     fn build(&self, records: &[&[u8]]) -> EsRequest {
-        let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 128).sum());
-        for record in records {
-            let Some((view, event)) = split_view(record) else {
-                continue;
-            };
-            let env = view.get();
-            let index = target_of(&self.cfg.target, env.class);
-            let id = document_id_of(&env, event);
-            body.extend_from_slice(b"{\"create\":{\"_index\":");
-            body.extend_from_slice(serde_json::to_string(&index).unwrap_or_default().as_bytes());
-            body.extend_from_slice(b",\"_id\":\"");
-            body.extend_from_slice(id.as_bytes());
-            body.extend_from_slice(b"\"}}\n");
-            body.extend_from_slice(event);
-            body.push(b'\n');
-        }
-        let (body, gzip) = crate::http::maybe_gzip(body, self.cfg.gzip);
+        let hint = records.iter().map(|r| r.len() + 128).sum();
+        let mut body = Body::new(self.cfg.gzip, hint);
+        self.write_body(records, &mut body);
+        let (body, gzip) = body.finish().unwrap_or_else(|| {
+            // Compression failed: the same body, not compressed.
+            let mut plain = Body::new(false, hint);
+            self.write_body(records, &mut plain);
+            plain.finish().unwrap_or_default()
+        });
         EsRequest {
             body: body.into(),
             gzip,
@@ -407,6 +400,32 @@ impl Sink for EsSink {
 
     fn classify(&self, events: usize, response: &EsResponse) -> Verdict {
         classify(events, response)
+    }
+}
+
+impl EsSink {
+    /// Write the `_bulk` body for `records` into `out`: a `create` action and the document per
+    /// event.
+    fn write_body(&self, records: &[&[u8]], out: &mut Body) {
+        for record in records {
+            let Some((view, event)) = split_view(record) else {
+                continue;
+            };
+            let env = view.get();
+            let index = target_of(&self.cfg.target, env.class);
+            let id = document_id_of(&env, event);
+            let body = out.buf();
+            body.extend_from_slice(b"{\"create\":{\"_index\":");
+            body.extend_from_slice(serde_json::to_string(&index).unwrap_or_default().as_bytes());
+            body.extend_from_slice(b",\"_id\":\"");
+            body.extend_from_slice(id.as_bytes());
+            body.extend_from_slice(b"\"}}\n");
+            body.extend_from_slice(event);
+            body.push(b'\n');
+            if !out.piece_done() {
+                return;
+            }
+        }
     }
 }
 

@@ -19,43 +19,14 @@ pub fn client(timeout: Duration, ca_file: Option<&Path>) -> Result<reqwest::Clie
     builder.build().map_err(|e| e.to_string())
 }
 
-/// Gzip `body` (RFC 1952; fast level: the link to the SIEM is rarely the bottleneck, the CPU
-/// is). The deflate state (about 300 KiB of tables) is kept per thread and reset between
-/// bodies: allocating it per request cost more than compressing a small batch. The compressor
-/// writes the gzip header and trailer itself and sums the CRC-32 over each piece of input as
-/// it enters its window (a separate pass over a large body read it back from memory). If
-/// compression fails the body goes as it is... which the caller must then not label gzip, so
-/// failure returns None.
-pub fn gzip(body: &[u8]) -> Option<Vec<u8>> {
-    thread_local! {
-        static DEFLATE: std::cell::RefCell<flate2::Compress> =
-            std::cell::RefCell::new(flate2::Compress::new_gzip(flate2::Compression::fast(), 15));
-    }
-    let mut out = Vec::with_capacity(body.len() / 4 + 64);
-    DEFLATE.with(|d| {
-        let mut d = d.try_borrow_mut().ok()?;
-        d.reset();
-        loop {
-            let consumed = usize::try_from(d.total_in()).ok()?;
-            let rest = body.get(consumed..)?;
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.len().max(4096));
-            }
-            match d.compress_vec(rest, &mut out, flate2::FlushCompress::Finish) {
-                Ok(flate2::Status::StreamEnd) => return Some(()),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-    })?;
-    Some(out)
-}
-
 /// A request body written piece by piece and, when gzipped, compressed as it grows: once the
 /// uncompressed bytes pass [`Body::PIECE`] they are deflated while still in the cache and
 /// dropped, so a large batch is never held whole before compression (writing a few MiB and
-/// reading them back for deflate cost the HEC sink more than the copy itself). The deflate
-/// state is the thread's (see [`gzip`]).
+/// reading them back for deflate cost the HEC sink more than the copy itself). Gzip as RFC 1952
+/// has it, at the fast level: the link to the SIEM is rarely the bottleneck, the CPU is. The
+/// compressor writes the header and trailer and sums the CRC-32 as input enters its window. Its
+/// state (about 300 KiB of tables) is kept per thread and reset between bodies: allocating it
+/// per request cost more than compressing a small batch.
 pub struct Body {
     raw: Vec<u8>,
     gz: Option<(flate2::Compress, Vec<u8>)>,
@@ -152,14 +123,6 @@ impl Body {
     }
 }
 
-/// `body` gzipped when `on` (and compression worked), with whether it is.
-pub fn maybe_gzip(body: Vec<u8>, on: bool) -> (Vec<u8>, bool) {
-    match on.then(|| gzip(&body)).flatten() {
-        Some(gz) => (gz, true),
-        None => (body, false),
-    }
-}
-
 /// `Retry-After` in whole seconds, if the response has one.
 pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
@@ -173,8 +136,17 @@ pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
 mod gzip_tests {
     use std::io::Read;
 
+    /// One piece each: the body round-trips byte for byte, and the kept state starts afresh.
     #[test]
     fn gzip_round_trips_byte_for_byte_and_the_kept_state_resets_between_bodies() {
+        let gzip = |body: &[u8]| {
+            let mut b = super::Body::new(true, 0);
+            b.buf().extend_from_slice(body);
+            assert!(b.piece_done());
+            let (gz, on) = b.finish().unwrap();
+            assert!(on);
+            gz
+        };
         let text: Vec<u8> = (0..200_000u32)
             .flat_map(|i| format!("{{\"n\":{i},\"msg\":\"pump {} ok\"}}\n", i % 7).into_bytes())
             .collect();
@@ -182,7 +154,7 @@ mod gzip_tests {
             .map(|i| (i.wrapping_mul(6_364_136_223_846_793_005) >> 33) as u8)
             .collect();
         for body in [&b""[..], b"x", &text, &noise, &text[..1000]] {
-            let gz = super::gzip(body).unwrap();
+            let gz = gzip(body);
             let mut back = Vec::new();
             flate2::read::GzDecoder::new(&gz[..])
                 .read_to_end(&mut back)
@@ -191,7 +163,7 @@ mod gzip_tests {
             // One member: the trailer's length field is the body's.
             assert_eq!(&gz[gz.len() - 4..], &(body.len() as u32).to_le_bytes());
         }
-        assert!(super::gzip(&text).unwrap().len() < text.len() / 4);
+        assert!(gzip(&text).len() < text.len() / 4);
     }
 
     /// A body written in pieces and deflated as it grows reads back as the pieces joined, byte
