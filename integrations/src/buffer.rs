@@ -601,59 +601,50 @@ impl DiskQueue {
             {
                 // The tail this queue wrote and still holds: no file read, no CRC pass.
                 let first = (self.read.offset - self.pending_at) as usize;
-                if out.is_empty() {
-                    // The batch takes the tail's buffer itself, not a copy of it: the records
-                    // stay where they were framed, and the batch's old buffer (as empty as the
-                    // records are many) becomes the tail. What the batch leaves is moved over.
-                    let mut tail = std::mem::take(&mut out.data);
-                    std::mem::swap(&mut tail, &mut self.pending);
-                    out.data = tail;
-                    let mut at = first;
-                    while at < self.written && out.len() < max_records && taken < max_bytes {
-                        let Some((end, time, len)) = own_record_at(&out.data, at) else {
-                            break;
-                        };
-                        let end_at = Position {
-                            segment: self.read.segment,
-                            offset: self.pending_at + end as u64,
-                        };
-                        taken += len;
-                        out.records.push(BatchRecord {
-                            start: at + RECORD_HEADER,
-                            len,
-                            end: end_at,
-                            written_unix_ms: time,
-                        });
-                        self.inflight.push_back(end_at);
-                        at = end;
-                    }
-                    self.pending
-                        .extend_from_slice(out.data.get(at..self.written).unwrap_or_default());
-                    self.written = self.pending.len();
-                    self.pending_at += at as u64;
-                    self.read.offset = self.pending_at;
-                    if at == first {
-                        break;
-                    }
-                    continue;
-                }
+                let taken_before = out.len();
                 let mut at = first;
                 while at < self.written && out.len() < max_records && taken < max_bytes {
-                    let Some((end, time, data)) = own_record(&self.pending, at) else {
+                    let Some((end, time, len)) = own_record_at(&self.pending, at) else {
                         break;
                     };
                     let end_at = Position {
                         segment: self.read.segment,
                         offset: self.pending_at + end as u64,
                     };
-                    taken += data.len();
-                    out.push(data, time, end_at);
+                    taken += len;
+                    // Where the data lies in the tail for now.
+                    out.records.push(BatchRecord {
+                        start: at + RECORD_HEADER,
+                        len,
+                        end: end_at,
+                        written_unix_ms: time,
+                    });
                     self.inflight.push_back(end_at);
                     at = end;
                 }
                 self.read.offset = self.pending_at + at as u64;
-                if at == self.written {
-                    self.forget_tail();
+                let leftover = self.written - at;
+                if taken_before == 0 && out.data.is_empty() && leftover <= at - first {
+                    // The batch takes the tail's buffer itself, not a copy of it: the records
+                    // stay where they were framed, and the batch's old buffer becomes the tail.
+                    // What the batch leaves (less than it takes) is moved over.
+                    let mut tail = std::mem::take(&mut out.data);
+                    std::mem::swap(&mut tail, &mut self.pending);
+                    out.data = tail;
+                    self.pending
+                        .extend_from_slice(out.data.get(at..self.written).unwrap_or_default());
+                    self.written = self.pending.len();
+                    self.pending_at += at as u64;
+                } else {
+                    // A reader far behind (or a batch begun from the file): copy the records out.
+                    for r in out.records.iter_mut().skip(taken_before) {
+                        let data = self.pending.get(r.start..r.start + r.len);
+                        r.start = out.data.len();
+                        out.data.extend_from_slice(data.unwrap_or_default());
+                    }
+                    if at == self.written {
+                        self.forget_tail();
+                    }
                 }
                 if at == first {
                     break;

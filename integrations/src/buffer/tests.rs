@@ -356,12 +356,24 @@ fn a_reader_that_keeps_up_takes_the_tail_buffer_not_a_copy() {
         spare = batch;
     }
     assert_eq!((read, from), (30, [14, 6]));
+    // A reader far behind: a small batch of a large tail is copied out, the tail stays put.
+    for i in 30..130 {
+        q.append(&rec(i), i as u64).unwrap();
+    }
+    q.flush().unwrap();
+    let tail_at = q.pending.as_ptr();
+    let mut batch = std::mem::take(&mut spare);
+    q.read_batch_into(&mut batch, 10, 1 << 20).unwrap();
+    assert_eq!(q.pending.as_ptr(), tail_at);
+    let got: Vec<&[u8]> = batch.iter().collect();
+    let want: Vec<Vec<u8>> = (30..40).map(rec).collect();
+    assert_eq!(got, want);
     // Nothing acknowledged past the first ten: a reopened queue reads the rest from the file,
     // the same bytes at the same positions.
     drop(q);
     let mut q = DiskQueue::open(dir.path(), config).unwrap();
     let again = read_all(&mut q);
-    assert_eq!(again.len(), 20);
+    assert_eq!(again.len(), 120);
     for (k, r) in again.iter().enumerate() {
         assert_eq!(r.data, rec(10 + k));
         assert_eq!(r.written_unix_ms, (10 + k) as u64);
