@@ -36,7 +36,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
-use crate::envelope::{split_view, Envelope, EnvelopeRef};
+use crate::envelope::{split_into, Envelope, EnvelopeRef};
 use crate::http::Body;
 
 /// Where documents go.
@@ -407,13 +407,15 @@ impl EsSink {
     /// Write the `_bulk` body for `records` into `out`: a `create` action and the document per
     /// event.
     fn write_body(&self, records: &[&[u8]], out: &mut Body) {
+        let mut decoded = EnvelopeRef::default();
         for record in records {
-            let Some((view, event)) = split_view(record) else {
+            let Some((legacy, event)) = split_into(record, &mut decoded) else {
                 continue;
             };
-            let env = view.get();
+            let legacy = legacy.as_deref().map(Envelope::view);
+            let env = legacy.as_ref().unwrap_or(&decoded);
             let index = target_of(&self.cfg.target, env.class);
-            let id = document_id_of(&env, event);
+            let id = document_id_of(env, event);
             let body = out.buf();
             body.extend_from_slice(b"{\"create\":{\"_index\":");
             body.extend_from_slice(serde_json::to_string(&index).unwrap_or_default().as_bytes());

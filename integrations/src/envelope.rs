@@ -490,8 +490,9 @@ impl From<EnvelopeRef<'_>> for Envelope {
 /// The most indexed fields an envelope carries ([`Peek`] makes at most 14).
 pub const MAX_FIELDS: usize = 16;
 
-/// An envelope's indexed fields, in order, without allocating.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// An envelope's indexed fields, in order, without allocating. Slots past `len` are not part of
+/// it (a reused envelope may hold an earlier record's there), so equality looks at `len` only.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Fields<'a> {
     len: u8,
     items: [(&'a str, &'a str); MAX_FIELDS],
@@ -525,6 +526,14 @@ impl<'a> Fields<'a> {
         self.len == 0
     }
 }
+
+impl PartialEq for Fields<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Fields<'_> {}
 
 /// An [`Envelope`] whose strings are borrowed (from a buffer record, a [`Peek`] or an
 /// [`Envelope`]).
@@ -836,6 +845,13 @@ impl EnvelopeRef<'_> {
 
     /// Read a binary envelope (all of `bytes`); `None` if it is not one.
     pub fn decode<'a>(bytes: &'a [u8]) -> Option<EnvelopeRef<'a>> {
+        let mut env = EnvelopeRef::default();
+        EnvelopeRef::decode_into(bytes, &mut env).map(|()| env)
+    }
+
+    /// [`decode`](Self::decode) into `env` (a sink reuses one for every record: the envelope is
+    /// not copied on its way out). On `None`, `env` holds whatever was read before the fault.
+    pub fn decode_into<'a>(bytes: &'a [u8], env: &mut EnvelopeRef<'a>) -> Option<()> {
         let mut r = Cursor(bytes);
         let version = r.u8()?;
         if version != BINARY_V1 && version != BINARY_V2 {
@@ -847,8 +863,6 @@ impl EnvelopeRef<'_> {
             return None;
         }
         let bit = |b: u8| present & (1 << b) != 0;
-        let class = r.str8()?;
-        let schema_version = r.str8()?;
         let opt = |b: u8, r: &mut Cursor<'a>| -> Option<Option<&'a str>> {
             if bit(b) {
                 r.str16().map(Some)
@@ -856,30 +870,21 @@ impl EnvelopeRef<'_> {
                 Some(None)
             }
         };
-        let host = opt(0, &mut r)?;
-        let agent = opt(1, &mut r)?;
-        let stream = opt(2, &mut r)?;
-        let session = opt(3, &mut r)?;
-        let sequence = match bit(4) {
+        env.time_us = time_us;
+        env.class = r.str8()?;
+        env.schema_version = r.str8()?;
+        env.host = opt(0, &mut r)?;
+        env.agent = opt(1, &mut r)?;
+        env.stream = opt(2, &mut r)?;
+        env.session = opt(3, &mut r)?;
+        env.sequence = match bit(4) {
             true => Some(u64::from_le_bytes(r.take(8)?.try_into().ok()?)),
             false => None,
         };
-        let community_id = opt(5, &mut r)?;
-        let channel = opt(6, &mut r)?;
+        env.community_id = opt(5, &mut r)?;
+        env.channel = opt(6, &mut r)?;
         let count = r.u8()?;
-        let mut env = EnvelopeRef {
-            class,
-            time_us,
-            host,
-            agent,
-            stream,
-            session,
-            sequence,
-            community_id,
-            channel,
-            schema_version,
-            fields: Fields::default(),
-        };
+        env.fields.len = 0;
         for _ in 0..count {
             let (k, v) = if version == BINARY_V1 {
                 (r.str8()?, r.str16()?)
@@ -891,7 +896,7 @@ impl EnvelopeRef<'_> {
                     (c, mirrored) => {
                         let name = *FIELD_NAMES.get(usize::from(c) - 1)?;
                         let value = if mirrored {
-                            mirror(&env, c)?
+                            mirror(env, c)?
                         } else {
                             r.str16()?
                         };
@@ -903,7 +908,7 @@ impl EnvelopeRef<'_> {
                 return None;
             }
         }
-        r.0.is_empty().then_some(env)
+        r.0.is_empty().then_some(())
     }
 }
 
@@ -970,6 +975,23 @@ impl EnvelopeView<'_> {
             EnvelopeView::Json(e) => e.view(),
         }
     }
+}
+
+/// [`split_view`] for a sink's loop over a batch: a binary envelope is decoded into `env` (one
+/// reused for every record, so the envelope is not copied on its way out), a JSON one (buffers
+/// of earlier versions) comes back owned. The event JSON bytes either way.
+pub fn split_into<'a>(
+    record: &'a [u8],
+    env: &mut EnvelopeRef<'a>,
+) -> Option<(Option<Box<Envelope>>, &'a [u8])> {
+    let len = u32::from_be_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    let bytes = record.get(4..4usize.checked_add(len)?)?;
+    let json = record.get(4 + len..)?;
+    if bytes.first() == Some(&b'{') {
+        return Some((Some(Box::new(serde_json::from_slice(bytes).ok()?)), json));
+    }
+    EnvelopeRef::decode_into(bytes, env)?;
+    Some((None, json))
 }
 
 /// Split a buffer record into its envelope and the event JSON bytes, borrowing both.
@@ -1045,6 +1067,25 @@ mod tests {
         assert!(matches!(view, EnvelopeView::Binary(_)));
         assert_eq!(Envelope::from(view.get()), env);
         assert_eq!(rest, json.as_slice());
+        // A sink's reused envelope reads each record as split_view does, whatever the record
+        // before it left in its slots (a record with more fields first, then fewer).
+        let few = Envelope {
+            fields: vec![("event.kind".into(), "event".into())],
+            ..env.clone()
+        };
+        let few_record = Envelope::record_of(&few, &json);
+        let mut reused = EnvelopeRef::default();
+        for record in [&binary, &few_record, &legacy, &binary, &few_record] {
+            let (legacy_env, rest) = split_into(record, &mut reused).unwrap();
+            let (view, want_rest) = split_view(record).unwrap();
+            let got = match &legacy_env {
+                Some(owned) => owned.view(),
+                None => reused,
+            };
+            assert_eq!(got, view.get());
+            assert_eq!(rest, want_rest);
+        }
+        assert!(split_into(&binary[..binary.len() - json.len() - 1], &mut reused).is_none());
     }
 
     /// Every field survives the binary form exactly, absent ones stay absent, and a damaged

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use tracing::{info, warn};
 
 use crate::driver::{BoxFuture, Item, Sink, Verdict};
-use crate::envelope::{split_view, EnvelopeRef};
+use crate::envelope::{split_into, Envelope, EnvelopeRef};
 use crate::http::Body;
 
 /// Which endpoint events go to.
@@ -300,15 +300,17 @@ impl HecSink {
     fn write_body(&self, records: &[&[u8]], out: &mut Body) -> String {
         let mut raw_meta: Option<(String, Metadata)> = None;
         let mut ok = true;
+        let mut decoded = EnvelopeRef::default();
         for record in records {
             if !ok {
                 break;
             }
-            let Some((view, event)) = split_view(record) else {
+            let Some((legacy, event)) = split_into(record, &mut decoded) else {
                 continue; // never written by this version; counted at the buffer
             };
+            let legacy = legacy.as_deref().map(Envelope::view);
+            let env = legacy.as_ref().unwrap_or(&decoded);
             let body = out.buf();
-            let env = view.get();
             let default_meta = Metadata::default();
             let meta = self.metadata(env.class).unwrap_or(&default_meta);
             match self.cfg.kind {
