@@ -328,7 +328,7 @@ impl HecSink {
                             host_field(body, h);
                         }
                     } else {
-                        let h = template(&meta.host, &env);
+                        let h = template(&meta.host, env);
                         if !h.is_empty() {
                             host_field(body, &h);
                         }
@@ -340,7 +340,7 @@ impl HecSink {
                     ] {
                         if !v.is_empty() {
                             body.extend_from_slice(k);
-                            template_json(body, v, &env);
+                            template_json(body, v, env);
                         }
                     }
                     if self.cfg.indexed_fields && !env.fields.is_empty() {
