@@ -181,6 +181,11 @@ pub struct DiskQueue {
     pending: Vec<u8>,
     /// Offset in the writer segment of `pending[0]`.
     pending_at: u64,
+    /// Where each record in `pending` starts, its data's length and time, in order: a reader
+    /// that keeps up finds its records here without touching their headers (which the writer's
+    /// core wrote: each a cache miss the reader would wait for, where its later pass over the
+    /// data streams).
+    pending_records: Vec<TailRecord>,
     /// How much of `pending` is written.
     written: usize,
     /// Records read back from the file rather than from `pending` (for tests).
@@ -261,6 +266,7 @@ impl DiskQueue {
             writer: None,
             pending: Vec::new(),
             pending_at: 0,
+            pending_records: Vec::new(),
             written: 0,
             records_from_file: 0,
             read: Position::default(),
@@ -390,6 +396,11 @@ impl DiskQueue {
         let mut crc = crc32c::crc32c(&len.to_le_bytes());
         crc = crc32c::crc32c_append(crc, &now_unix_ms.to_le_bytes());
         crc = crc32c::crc32c_append(crc, data);
+        self.pending_records.push(TailRecord {
+            at: self.pending.len(),
+            len: data.len(),
+            time: now_unix_ms,
+        });
         self.pending.extend_from_slice(&MAGIC);
         self.pending.extend_from_slice(&len.to_le_bytes());
         self.pending.extend_from_slice(&now_unix_ms.to_le_bytes());
@@ -446,6 +457,11 @@ impl DiskQueue {
         if reading_here && self.pending.len() - read <= MAX_TAIL / 4 {
             self.pending.drain(..read);
             self.pending_at += read as u64;
+            let gone = self.pending_records.partition_point(|r| r.at < read);
+            self.pending_records.drain(..gone);
+            for r in &mut self.pending_records {
+                r.at -= read;
+            }
             self.written -= read;
         } else {
             self.forget_tail();
@@ -456,6 +472,7 @@ impl DiskQueue {
     fn forget_tail(&mut self) {
         self.pending_at += self.pending.len() as u64;
         self.pending.clear();
+        self.pending_records.clear();
         self.written = 0;
     }
 
@@ -482,6 +499,7 @@ impl DiskQueue {
         self.segments.insert(next, Segment::default());
         self.writer = Some((next, file));
         self.pending.clear();
+        self.pending_records.clear();
         self.pending_at = 0;
         self.written = 0;
         Ok(())
@@ -603,24 +621,28 @@ impl DiskQueue {
                 let first = (self.read.offset - self.pending_at) as usize;
                 let taken_before = out.len();
                 let mut at = first;
-                while at < self.written && out.len() < max_records && taken < max_bytes {
-                    let Some((end, time, len)) = own_record_at(&self.pending, at) else {
+                let from = self.pending_records.partition_point(|r| r.at < first);
+                let mut upto = from;
+                for r in self.pending_records.get(from..).unwrap_or_default() {
+                    let end = r.at + RECORD_HEADER + r.len;
+                    if end > self.written || out.len() >= max_records || taken >= max_bytes {
                         break;
-                    };
+                    }
                     let end_at = Position {
                         segment: self.read.segment,
                         offset: self.pending_at + end as u64,
                     };
-                    taken += len;
+                    taken += r.len;
                     // Where the data lies in the tail for now.
                     out.records.push(BatchRecord {
-                        start: at + RECORD_HEADER,
-                        len,
+                        start: r.at + RECORD_HEADER,
+                        len: r.len,
                         end: end_at,
-                        written_unix_ms: time,
+                        written_unix_ms: r.time,
                     });
                     self.inflight.push_back(end_at);
                     at = end;
+                    upto += 1;
                 }
                 self.read.offset = self.pending_at + at as u64;
                 let leftover = self.written - at;
@@ -635,6 +657,10 @@ impl DiskQueue {
                         .extend_from_slice(out.data.get(at..self.written).unwrap_or_default());
                     self.written = self.pending.len();
                     self.pending_at += at as u64;
+                    self.pending_records.drain(..upto);
+                    for r in &mut self.pending_records {
+                        r.at -= at;
+                    }
                 } else {
                     // A reader far behind (or a batch begun from the file): copy the records out.
                     for r in out.records.iter_mut().skip(taken_before) {
@@ -877,18 +903,13 @@ enum Parsed<'a> {
     Corrupt { skip_to: Option<usize> },
 }
 
-/// A record this queue framed itself (its tail in memory): end, time and data, unchecked.
-fn own_record(buf: &[u8], at: usize) -> Option<(usize, u64, &[u8])> {
-    let h = buf.get(at..at + RECORD_HEADER)?;
-    let len = u32::from_le_bytes(h.get(4..8)?.try_into().ok()?) as usize;
-    let time = u64::from_le_bytes(h.get(8..16)?.try_into().ok()?);
-    let end = at + RECORD_HEADER + len;
-    Some((end, time, buf.get(at + RECORD_HEADER..end)?))
-}
-
-/// [`own_record`], giving the data's length (it starts [`RECORD_HEADER`] bytes past `at`).
-fn own_record_at(buf: &[u8], at: usize) -> Option<(usize, u64, usize)> {
-    own_record(buf, at).map(|(end, time, data)| (end, time, data.len()))
+/// A record of the in-memory tail: where its header starts in the tail, its data's length and
+/// its append time.
+#[derive(Clone, Copy, Debug)]
+struct TailRecord {
+    at: usize,
+    len: usize,
+    time: u64,
 }
 
 fn record_len(buf: &[u8], at: usize) -> Option<usize> {

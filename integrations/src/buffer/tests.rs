@@ -431,3 +431,49 @@ fn the_ack_position_is_written_in_place_and_a_torn_slot_leaves_the_previous_one(
     assert!(fs::read(&path).unwrap().starts_with(b"WACK"));
     assert_eq!(reopened(dir.path()), (99, rec(101)));
 }
+
+/// The in-memory tail past its bound: trimmed (the part read dropped) while the reader keeps
+/// close, dropped whole when it falls far behind; either way every record reads back in order,
+/// from memory while the tail holds it, then from the file.
+#[test]
+fn a_tail_past_its_bound_is_trimmed_and_reads_stay_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = DiskQueue::open(dir.path(), cfg(1 << 34, 1 << 34, Overflow::DropNewest)).unwrap();
+    let big = |i: usize| {
+        let mut r = rec(i);
+        r.resize(48 * 1024 + i % 1000, b'0' + (i % 10) as u8);
+        r
+    };
+    let (mut appended, mut read) = (0usize, 0usize);
+    let check = |q: &mut DiskQueue, n: usize, read: &mut usize| {
+        let batch = q.read_batch(n, 1 << 30).unwrap();
+        for data in batch.iter() {
+            assert_eq!(data, big(*read).as_slice(), "record {read}");
+            *read += 1;
+        }
+        batch.len()
+    };
+    // A backlog of 120 records (~6 MB), then as many read as appended each round: each batch
+    // takes less than the tail leaves, so it is copied out and the tail grows past its bound,
+    // where the part already read is dropped.
+    for round in 0..30 {
+        for _ in 0..40 {
+            q.append(&big(appended), 0).unwrap();
+            appended += 1;
+        }
+        if round >= 3 {
+            assert_eq!(check(&mut q, 40, &mut read), 40);
+        }
+    }
+    assert!(appended * 48 * 1024 > MAX_TAIL);
+    assert!(q.pending_at > 0, "the tail was trimmed");
+    assert_eq!(q.records_from_file, 0);
+    // Far behind: the tail is dropped whole and the file serves the rest.
+    for _ in 0..800 {
+        q.append(&big(appended), 0).unwrap();
+        appended += 1;
+    }
+    while check(&mut q, 64, &mut read) > 0 {}
+    assert_eq!(read, appended);
+    assert!(q.records_from_file > 0);
+}
