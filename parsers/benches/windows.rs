@@ -7,7 +7,8 @@
 //!   UTF-16: the WEC endpoint's pure work (body decoding and envelope alone, then with every
 //!   event normalised).
 //! * "evtx file": a whole `.evtx` file read by the `evtx` crate (binary XML rendered to XML)
-//!   and normalised as above: the `evtx_directory` source's work per record.
+//!   and normalised as above: the `evtx_directory` source's work per record (and the same
+//!   without the JSON step).
 //!
 //! Records come from the real logs in samples/windows (security.evtx: 2,261 Security events).
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -144,6 +145,18 @@ fn bench(c: &mut Criterion) {
                 buf.clear();
                 normalise_xml(&r.data, &ctx).write_json(&mut buf);
                 black_box(&buf);
+            }
+        })
+    });
+    // The same without the JSON step: the records read and normalised into events.
+    group.bench_function("evtx file -> xml -> event (security.evtx)", |b| {
+        let path = sample("evtx/security.evtx");
+        b.iter(|| {
+            let mut p = evtx::EvtxParser::from_path(&path)
+                .unwrap()
+                .with_configuration(evtx::ParserSettings::new().num_threads(1));
+            for r in p.records().flatten() {
+                black_box(normalise_xml(&r.data, &ctx));
             }
         })
     });
