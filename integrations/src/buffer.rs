@@ -206,6 +206,8 @@ pub struct DiskQueue {
     read_buf: Vec<u8>,
     /// The ack file, once this run has written it (see [`ACK_SLOT`]).
     ack_file: Option<File>,
+    /// The batch [`read`](Self::read) reads into, kept with its memory.
+    read_scratch: ReadBatch,
     /// Sequence of the ack slot written last.
     ack_sequence: u64,
 }
@@ -280,6 +282,7 @@ impl DiskQueue {
             read_buf: Vec::new(),
             ack_file: None,
             ack_sequence: 0,
+            read_scratch: ReadBatch::default(),
         };
         let mut numbers: Vec<u64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
@@ -553,8 +556,11 @@ impl DiskQueue {
     /// Up to `max_records` records (and about `max_bytes`) from the read cursor on; they stay
     /// in the queue until acknowledged.
     pub fn read(&mut self, max_records: usize, max_bytes: usize) -> io::Result<Vec<Record>> {
-        let batch = self.read_batch(max_records, max_bytes)?;
-        Ok(batch
+        // Through a batch kept for this: the tail's buffer and the batch's trade places, so
+        // both keep their memory from one read to the next.
+        let mut batch = std::mem::take(&mut self.read_scratch);
+        let read = self.read_batch_into(&mut batch, max_records, max_bytes);
+        let records = batch
             .records
             .iter()
             .map(|r| Record {
@@ -566,7 +572,9 @@ impl DiskQueue {
                     .unwrap_or_default()
                     .to_vec(),
             })
-            .collect())
+            .collect();
+        self.read_scratch = batch;
+        read.map(|()| records)
     }
 
     /// [`read`](Self::read), with the records' bytes in one buffer (no allocation per record).
