@@ -380,14 +380,8 @@ impl Sink for EsSink {
 
     fn build(&self, records: &[&[u8]]) -> EsRequest {
         let hint = records.iter().map(|r| r.len() + 128).sum();
-        let mut body = Body::new(self.cfg.gzip, hint);
-        self.write_body(records, &mut body);
-        let (body, gzip) = body.finish().unwrap_or_else(|| {
-            // Compression failed: the same body, not compressed.
-            let mut plain = Body::new(false, hint);
-            self.write_body(records, &mut plain);
-            plain.finish().unwrap_or_default()
-        });
+        let ((), body, gzip) =
+            crate::http::write_body(self.cfg.gzip, hint, |b| self.write_body(records, b));
         EsRequest {
             body: body.into(),
             gzip,

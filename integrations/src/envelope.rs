@@ -1090,9 +1090,9 @@ mod tests {
 
     /// Every field survives the binary form exactly, absent ones stay absent, and a damaged
     /// envelope is refused rather than misread.
-    #[test]
-    fn the_binary_envelope_round_trips_and_refuses_damage() {
-        let full = Envelope {
+    /// An envelope with every member set and as many fields as it holds.
+    fn full() -> Envelope {
+        Envelope {
             class: "windows".into(),
             time_us: -1_234_567,
             host: Some("hmi-2".into()),
@@ -1106,7 +1106,12 @@ mod tests {
             fields: (0..MAX_FIELDS)
                 .map(|i| (format!("f{i}"), format!("välue \"{i}\"")))
                 .collect(),
-        };
+        }
+    }
+
+    #[test]
+    fn the_binary_envelope_round_trips_and_refuses_damage() {
+        let full = full();
         let bare = Envelope {
             class: "syslog".into(),
             ..Envelope::default()
@@ -1194,21 +1199,16 @@ mod tests {
     /// envelope without provenance is refused with nothing written.
     #[test]
     fn an_agent_envelope_completed_in_place_equals_the_one_encoded_again() {
+        // As the agent sends it: no session or sequence yet.
         let full = Envelope {
-            class: "windows".into(),
-            time_us: -1_234_567,
-            host: Some("hmi-2".into()),
-            agent: Some("zone-3".into()),
-            stream: Some("wec".into()),
-            community_id: Some("1:abc=".into()),
-            channel: Some("Security".into()),
-            schema_version: "1.3.0".into(),
+            session: None,
+            sequence: None,
             fields: vec![
                 ("host.name".into(), "hmi-2".into()),
                 ("weir.stream".into(), "wec".into()),
                 ("custom".into(), "välue".into()),
             ],
-            ..Envelope::default()
+            ..full()
         };
         let mut shapes = vec![full.clone()];
         for mask in 0..8u8 {

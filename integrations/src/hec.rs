@@ -267,17 +267,8 @@ impl Sink for HecSink {
 
     fn build(&self, records: &[&[u8]]) -> HecRequest {
         let hint = records.iter().map(|r| r.len() + 256).sum();
-        let mut body = Body::new(self.cfg.gzip, hint);
-        let mut path = self.write_body(records, &mut body);
-        let (body, gzip) = match body.finish() {
-            Some(done) => done,
-            None => {
-                // Compression failed: the same body, not compressed.
-                let mut plain = Body::new(false, hint);
-                path = self.write_body(records, &mut plain);
-                plain.finish().unwrap_or_default()
-            }
-        };
+        let (path, body, gzip) =
+            crate::http::write_body(self.cfg.gzip, hint, |b| self.write_body(records, b));
         HecRequest {
             path,
             body: body.into(),

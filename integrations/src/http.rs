@@ -123,6 +123,25 @@ impl Body {
     }
 }
 
+/// A request body written by `write` (gzipped when `gzip`; `hint` is about its uncompressed
+/// size); if compression fails, written again uncompressed. What `write` returned, the body,
+/// and whether it is gzipped.
+pub fn write_body<T>(
+    gzip: bool,
+    hint: usize,
+    mut write: impl FnMut(&mut Body) -> T,
+) -> (T, Vec<u8>, bool) {
+    let mut body = Body::new(gzip, hint);
+    let written = write(&mut body);
+    if let Some((bytes, gzipped)) = body.finish() {
+        return (written, bytes, gzipped);
+    }
+    let mut plain = Body::new(false, hint);
+    let written = write(&mut plain);
+    let (bytes, gzipped) = plain.finish().unwrap_or_default();
+    (written, bytes, gzipped)
+}
+
 /// `Retry-After` in whole seconds, if the response has one.
 pub fn retry_after(resp: &reqwest::Response) -> Option<u64> {
     resp.headers()
