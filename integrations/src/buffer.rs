@@ -461,13 +461,19 @@ impl DiskQueue {
             self.pending.drain(..read);
             self.pending_at += read as u64;
             let gone = self.pending_records.partition_point(|r| r.at < read);
-            self.pending_records.drain(..gone);
-            for r in &mut self.pending_records {
-                r.at -= read;
-            }
+            self.shift_tail_records(gone, read);
             self.written -= read;
         } else {
             self.forget_tail();
+        }
+    }
+
+    /// The first `records` of the tail and its first `bytes` are gone: forget those records,
+    /// and the rest now start `bytes` earlier.
+    fn shift_tail_records(&mut self, records: usize, bytes: usize) {
+        self.pending_records.drain(..records);
+        for r in &mut self.pending_records {
+            r.at -= bytes;
         }
     }
 
@@ -665,10 +671,7 @@ impl DiskQueue {
                         .extend_from_slice(out.data.get(at..self.written).unwrap_or_default());
                     self.written = self.pending.len();
                     self.pending_at += at as u64;
-                    self.pending_records.drain(..upto);
-                    for r in &mut self.pending_records {
-                        r.at -= at;
-                    }
+                    self.shift_tail_records(upto, at);
                 } else {
                     // A reader far behind (or a batch begun from the file): copy the records out.
                     for r in out.records.iter_mut().skip(taken_before) {
@@ -1012,10 +1015,12 @@ fn ack_slot(sequence: u64, p: Position) -> [u8; ACK_SLOT] {
     slot
 }
 
-/// The position in `bytes` (an ack file), and the sequence of the slot it came from. Earlier
-/// versions wrote the position as text, `"SEGMENT OFFSET\n"`: read as sequence 0.
+/// The position in `bytes` (an ack file), and the sequence of the slot it came from. The file
+/// is two slots, always 64 bytes: told apart by its length, not by a magic a torn write may have
+/// spoilt, so the other slot still stands. Earlier versions wrote the position as text,
+/// `"SEGMENT OFFSET\n"` (at most 41 bytes): read as sequence 0.
 fn parse_ack(bytes: &[u8]) -> Option<(Position, u64)> {
-    if !bytes.starts_with(&ACK_MAGIC) {
+    if bytes.len() != 2 * ACK_SLOT {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut it = text.split_whitespace();
         let p = Position {

@@ -477,14 +477,10 @@ pub fn classify(events: usize, response: &HecResponse) -> Verdict {
 
 /// `s` as a JSON string. Most metadata values need no escaping: those are copied as they are.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if !needs_escape(s) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    json_str_inner(out, s);
+    out.push(b'"');
 }
 
 /// `time_us` (microseconds since the epoch) as HEC's `time`: seconds with six decimals, exact

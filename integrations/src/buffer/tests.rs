@@ -418,6 +418,10 @@ fn the_ack_position_is_written_in_place_and_a_torn_slot_leaves_the_previous_one(
     fs::write(&path, &bytes).unwrap();
     assert_eq!(parse_ack(&bytes), Some((ends[148], 149)));
     assert_eq!(reopened(dir.path()), (51, rec(149)));
+    // A write torn so that even the slot's magic is gone: the other slot still stands.
+    let mut no_magic = fs::read(&path).unwrap();
+    no_magic[..4].copy_from_slice(&[0; 4]);
+    assert_eq!(parse_ack(&no_magic), Some((ends[148], 149)));
     // Both slots spoilt: no position, so everything still on disk is sent again.
     bytes[32 + 5] ^= 1;
     assert_eq!(parse_ack(&bytes), None);
