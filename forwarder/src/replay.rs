@@ -169,7 +169,8 @@ pub fn run(file: &Path, output: Output, timezone: Tz) -> Result<ExitCode> {
     match kind {
         Kind::Evtx => {
             let mut parser = evtx::EvtxParser::from_path(file)
-                .with_context(|| format!("{} is not a readable .evtx file", file.display()))?;
+                .with_context(|| format!("{} is not a readable .evtx file", file.display()))?
+                .with_configuration(crate::sources::evtx::settings());
             if print {
                 for record in parser.records() {
                     let Ok(record) = record else {

@@ -163,6 +163,23 @@ pub fn parse(xml: &str) -> Result<WinEvent, WinXmlError> {
     }
 }
 
+/// The document without a leading XML declaration (`<?xml version="1.0" ...?>`) and the
+/// whitespace around it: the event element as Windows renders it (`EvtRender`, WEF), for
+/// `event.original`. A document without one is returned as it is.
+pub fn strip_declaration(xml: &str) -> &str {
+    let rest = xml.trim_start();
+    match rest
+        .strip_prefix("<?xml")
+        .filter(|d| d.starts_with(|c: char| c.is_ascii_whitespace()))
+    {
+        Some(decl) => match decl.find("?>") {
+            Some(end) => decl[end + 2..].trim_start(),
+            None => xml,
+        },
+        None => xml,
+    }
+}
+
 /// The single-pass scanner alone: `Some` exactly when it reads the document itself, and then
 /// the same [`WinEvent`] as [`parse_general`]. For tests and fuzzing.
 pub fn parse_fast(xml: &str) -> Option<WinEvent> {
@@ -294,20 +311,29 @@ impl Builder {
         self.section = section_of(path, self.section);
     }
 
-    /// Element `name` ends; `path` holds its parents' local names.
+    /// Element `name` ends with the text gathered in `self.text`; `path` holds its parents'
+    /// local names.
     fn end<S: Borrow<str>>(&mut self, name: &str, path: &[S]) {
+        let text = std::mem::take(&mut self.text);
+        self.end_with(name, path, &text);
+        self.text = text;
+        self.text.clear();
+    }
+
+    /// Element `name` ends with `text` (a reader that keeps its own text: the scanner borrows
+    /// it from the document when it is one piece).
+    fn end_with<S: Borrow<str>>(&mut self, name: &str, path: &[S], text: &str) {
         close(
             name,
             path,
             self.section,
-            &self.text,
+            text,
             &mut self.ev,
             &mut self.event_id,
             &mut self.data_name,
             &mut self.unnamed,
         );
         self.section = section_of(path, self.section);
-        self.text.clear();
     }
 
     /// The event, if the document gave it an event id.
@@ -528,7 +554,7 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
 /// [`parse_general`] (which text an element keeps, how references resolve, which attributes
 /// count) come from the same functions (`open`, `close`, `push_reference`, `unescape`).
 mod fast {
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
 
     use super::{Builder, WinEvent, MAX_DEPTH};
     use memchr::{memchr, memchr2, memchr3, memmem};
@@ -537,37 +563,36 @@ mod fast {
     /// Attributes an element may have before the scanner leaves it to the general reader.
     const MAX_ATTRS: usize = 16;
 
-    /// The unescaped value of the first attribute of `raw` (what follows an element name)
-    /// whose local name is `name`. `Err` unless all of `raw` is white-space-separated
-    /// `key="value"` or `key='value'` pairs with no key twice: the general reader may read
-    /// those differently, so the scanner leaves such a tag to it. Only the elements the mapping
-    /// reads attributes of are looked at; the general reader looks at no others either.
-    fn attr(raw: &str, name: &str) -> Result<Option<String>, ()> {
-        let mut found = None;
+    /// Read the attributes of one tag (what follows its name) into `attrs`: key and raw value,
+    /// in order. False unless all of `raw` is white-space-separated `key="value"` or
+    /// `key='value'` pairs, at most [`MAX_ATTRS`] of them, with no key twice: the general
+    /// reader may read those differently, so the scanner leaves such a tag to it. Only the
+    /// elements the mapping reads attributes of are read; the general reader looks at no
+    /// others either.
+    fn read_attrs<'a>(raw: &'a str, attrs: &mut Vec<(&'a str, &'a str)>) -> bool {
+        attrs.clear();
         let mut at = 0;
-        let mut count = 0;
-        while let Some((key, value, next)) = pair(raw, at).ok_or(())? {
-            // The duplicate check is quadratic: many attributes go to the general reader.
-            count += 1;
-            if count > MAX_ATTRS {
-                return Err(());
-            }
-            let mut earlier = 0;
-            while earlier < at {
-                let Some((k, _, n)) = pair(raw, earlier).flatten() else {
-                    break;
-                };
-                if k == key {
-                    return Err(());
+        loop {
+            match pair(raw, at) {
+                None => return false,
+                Some(None) => return true,
+                Some(Some((key, value, next))) => {
+                    if attrs.len() == MAX_ATTRS || attrs.iter().any(|(k, _)| *k == key) {
+                        return false;
+                    }
+                    attrs.push((key, value));
+                    at = next;
                 }
-                earlier = n;
             }
-            if found.is_none() && local(key) == name {
-                found = Some(value);
-            }
-            at = next;
         }
-        Ok(found.and_then(|v| quick_xml::escape::unescape(v).ok().map(|v| v.into_owned())))
+    }
+
+    /// The unescaped value of the first attribute whose local name is `name`.
+    fn attr_value(attrs: &[(&str, &str)], name: &str) -> Option<String> {
+        let (_, value) = attrs.iter().find(|(k, _)| local(k) == name)?;
+        quick_xml::escape::unescape(value)
+            .ok()
+            .map(std::borrow::Cow::into_owned)
     }
 
     /// The attribute at or after byte `at` of `raw`: `Some(None)` at the end, `None` if what is
@@ -599,11 +624,12 @@ mod fast {
         }
         let quote = *b.get(i).filter(|q| **q == b'"' || **q == b'\'')?;
         let value_start = i + 1;
-        let value_len = memchr(quote, b.get(value_start..)?)?;
-        let value = raw.get(value_start..value_start + value_len)?;
-        if value.as_bytes().contains(&b'<') {
+        // A `<` in a value is not well-formed.
+        let value_len = find2(quote, b'<', b.get(value_start..)?)?;
+        if b.get(value_start + value_len) != Some(&quote) {
             return None;
         }
+        let value = raw.get(value_start..value_start + value_len)?;
         let next = value_start + value_len + 1;
         // Pairs are separated by white space.
         if b.get(next).is_some_and(|c| !is_space(*c)) {
@@ -633,6 +659,53 @@ mod fast {
         }
     }
 
+    /// Spans shorter than this are searched byte by byte; `memchr` pays for its set-up only
+    /// on longer ones (most tags, names and values in an event are a few dozen bytes).
+    const SHORT: usize = 32;
+
+    /// Where in `b` the first byte `hit` accepts is, searching the first [`SHORT`] bytes
+    /// one at a time and the rest with `long`.
+    #[inline(always)]
+    fn find(
+        b: &[u8],
+        hit: impl Fn(u8) -> bool,
+        long: impl FnOnce(&[u8]) -> Option<usize>,
+    ) -> Option<usize> {
+        let (head, tail) = b.split_at(b.len().min(SHORT));
+        match head.iter().position(|c| hit(*c)) {
+            Some(i) => Some(i),
+            None if tail.is_empty() => None,
+            None => long(tail).map(|i| i + SHORT),
+        }
+    }
+
+    #[inline(always)]
+    fn find1(x: u8, b: &[u8]) -> Option<usize> {
+        find(b, |c| c == x, |t| memchr(x, t))
+    }
+
+    #[inline(always)]
+    fn find2(x: u8, y: u8, b: &[u8]) -> Option<usize> {
+        find(b, |c| c == x || c == y, |t| memchr2(x, y, t))
+    }
+
+    #[inline(always)]
+    fn find3(x: u8, y: u8, z: u8, b: &[u8]) -> Option<usize> {
+        find(b, |c| c == x || c == y || c == z, |t| memchr3(x, y, z, t))
+    }
+
+    /// The open element's text since its start tag or its last child's end tag (what the
+    /// general reader gathers in `Builder::text`): borrowed from the document while it is one
+    /// piece, copied into a buffer once a reference or a second piece joins it.
+    #[derive(Clone, Copy)]
+    enum Text {
+        Empty,
+        /// `xml[start..end]`.
+        Span(usize, usize),
+        /// In the buffer.
+        Buffer,
+    }
+
     pub(super) fn parse(xml: &str) -> Option<WinEvent> {
         let b = xml.as_bytes();
         // The general reader drops a UTF-8 byte order mark.
@@ -641,10 +714,15 @@ mod fast {
         // Open elements, outermost first: full names (for end tags) and local names.
         let mut full: Vec<&str> = Vec::with_capacity(8);
         let mut path: Vec<&str> = Vec::with_capacity(8);
+        let mut text = Text::Empty;
+        // The attributes of the tag being read (see `read_attrs`).
+        let attrs = RefCell::new(Vec::with_capacity(MAX_ATTRS));
+        // The builder's own buffer serves as the scanner's.
+        let mut buffer = std::mem::take(&mut doc.text);
         let mut saw_root = false;
         loop {
             let rest = b.get(pos..)?;
-            let Some(i) = memchr2(b'<', b'&', rest) else {
+            let Some(i) = find2(b'<', b'&', rest) else {
                 // Only white space may follow the root.
                 if !path.is_empty() || !rest.iter().all(|c| is_space(*c)) {
                     return None;
@@ -652,24 +730,44 @@ mod fast {
                 break;
             };
             if i > 0 {
-                let t = xml.get(pos..pos + i)?;
                 if path.is_empty() {
-                    if !t.bytes().all(is_space) {
+                    if !rest.get(..i)?.iter().all(|c| is_space(*c)) {
                         return None;
                     }
                 } else {
-                    doc.text.push_str(t);
+                    text = match text {
+                        Text::Empty => Text::Span(pos, pos + i),
+                        Text::Span(s, e) => {
+                            buffer.clear();
+                            buffer.push_str(xml.get(s..e)?);
+                            buffer.push_str(xml.get(pos..pos + i)?);
+                            Text::Buffer
+                        }
+                        Text::Buffer => {
+                            buffer.push_str(xml.get(pos..pos + i)?);
+                            Text::Buffer
+                        }
+                    };
                 }
             }
             pos += i;
             if rest.get(i) == Some(&b'&') {
                 let after = b.get(pos + 1..)?;
-                let end = memchr3(b';', b'&', b'<', after)?;
+                let end = find3(b';', b'&', b'<', after)?;
                 if end == 0 || after.get(end) != Some(&b';') || path.is_empty() {
                     return None;
                 }
                 let name = xml.get(pos + 1..pos + 1 + end)?;
-                super::push_reference(&mut doc.text, &BytesRef::new(name));
+                match text {
+                    Text::Empty => buffer.clear(),
+                    Text::Span(s, e) => {
+                        buffer.clear();
+                        buffer.push_str(xml.get(s..e)?);
+                    }
+                    Text::Buffer => {}
+                }
+                super::push_reference(&mut buffer, &BytesRef::new(name));
+                text = Text::Buffer;
                 pos += end + 2;
                 continue;
             }
@@ -685,7 +783,7 @@ mod fast {
                 }
                 Some(b'/') => {
                     let after = b.get(pos + 2..)?;
-                    let gt = memchr(b'>', after)?;
+                    let gt = find1(b'>', after)?;
                     // Trailing white space in an end tag is allowed, as the general reader allows.
                     let name = xml
                         .get(pos + 2..pos + 2 + gt)?
@@ -695,7 +793,13 @@ mod fast {
                     }
                     full.pop();
                     let local_name = path.pop()?;
-                    doc.end(local_name, &path);
+                    let t = match text {
+                        Text::Empty => "",
+                        Text::Span(s, e) => xml.get(s..e)?,
+                        Text::Buffer => buffer.as_str(),
+                    };
+                    doc.end_with(local_name, &path, t);
+                    text = Text::Empty;
                     pos += 2 + gt + 1;
                 }
                 Some(c) if is_name_byte(*c) => {
@@ -703,12 +807,12 @@ mod fast {
                     let start = pos + 1;
                     let mut at = start;
                     let gt = loop {
-                        let k = at + memchr3(b'>', b'"', b'\'', b.get(at..)?)?;
+                        let k = at + find3(b'>', b'"', b'\'', b.get(at..)?)?;
                         let q = *b.get(k)?;
                         if q == b'>' {
                             break k;
                         }
-                        at = k + 1 + memchr(q, b.get(k + 1..)?)? + 1;
+                        at = k + 1 + find1(q, b.get(k + 1..)?)? + 1;
                     };
                     let mut content = xml.get(start..gt)?;
                     let empty = content.ends_with('/');
@@ -723,12 +827,18 @@ mod fast {
                     if raw_attrs.bytes().next().is_some_and(|c| !is_space(c)) {
                         return None;
                     }
-                    let odd_attrs = Cell::new(false);
+                    // Read on the first lookup (most elements have none looked up).
+                    let read = Cell::new(None);
                     let get = |n: &str| {
-                        attr(raw_attrs, n).unwrap_or_else(|()| {
-                            odd_attrs.set(true);
-                            None
-                        })
+                        let ok = match read.get() {
+                            Some(ok) => ok,
+                            None => {
+                                let ok = read_attrs(raw_attrs, &mut attrs.borrow_mut());
+                                read.set(Some(ok));
+                                ok
+                            }
+                        };
+                        ok.then(|| attr_value(&attrs.borrow(), n)).flatten()
                     };
                     let local_name = local(name);
                     if path.is_empty() {
@@ -744,10 +854,11 @@ mod fast {
                         doc.empty(&get, local_name, &path);
                     } else {
                         doc.start(&get, local_name, &path);
+                        text = Text::Empty;
                         full.push(name);
                         path.push(local_name);
                     }
-                    if odd_attrs.get() {
+                    if read.get() == Some(false) {
                         return None;
                     }
                     pos = gt + 1;

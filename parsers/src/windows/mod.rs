@@ -142,25 +142,59 @@ pub fn raw_event(text: &str, code: &'static str, detail: &str, ctx: &WinContext)
     event
 }
 
-/// Map a Windows event record. `original` goes to `event.original` when given. The record's
-/// `EventData` and `UserData` move into `winlog.*` uncopied.
+/// Map a Windows event record. `original` goes to `event.original` when given. What the
+/// record says moves into the event uncopied where the event keeps it once (`winlog.*`,
+/// `EventData` and `UserData` among it).
 pub fn to_event(mut rec: WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
-    let mut event = map(&rec, original, ctx);
+    let mut event = map(&mut rec, original, ctx);
     if let Some(winlog) = event.winlog.as_mut() {
         let mut user_data = Vec::with_capacity(rec.user_data.len() + 1);
         if let Some(name) = rec.user_data_name.take() {
             user_data.push(("xml_name".to_owned(), name));
         }
         user_data.append(&mut rec.user_data);
+        winlog.provider_name = rec.provider_name.take();
         winlog.event_data = Pairs::owned(std::mem::take(&mut rec.event_data));
         winlog.user_data = Pairs::owned(user_data);
     }
     event
 }
 
-/// Everything but `winlog.event_data` and `winlog.user_data` (which the channel modules do not
-/// read back).
-fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
+/// Which module reads the event's semantics.
+#[derive(Clone, Copy)]
+enum Module {
+    Security,
+    Sysmon,
+    PowerShell,
+    System,
+    Other,
+}
+
+impl Module {
+    fn of(rec: &WinEvent, security_provider: bool) -> Module {
+        let channel = rec.channel.as_deref().unwrap_or_default();
+        let provider = rec.provider_name.as_deref().unwrap_or_default();
+        if channel.eq_ignore_ascii_case("Security") && security_provider {
+            Module::Security
+        } else if channel.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational") {
+            Module::Sysmon
+        } else if channel.eq_ignore_ascii_case("Microsoft-Windows-PowerShell/Operational")
+            || channel.eq_ignore_ascii_case("Windows PowerShell")
+            || provider == "Microsoft-Windows-PowerShell"
+        {
+            Module::PowerShell
+        } else if channel.eq_ignore_ascii_case("System") {
+            Module::System
+        } else {
+            Module::Other
+        }
+    }
+}
+
+/// Everything but `winlog.provider_name`, `winlog.event_data` and `winlog.user_data` (which
+/// the channel modules read from the record, not the event). Fields only the event keeps are
+/// taken from `rec`.
+fn map(rec: &mut WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
     let mut event = Event::new(
         EventClass::Windows,
         rec.time_created.unwrap_or(ctx.received_at),
@@ -168,12 +202,10 @@ fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
     let id = rec.event_id.to_string();
     event.event.code = Some(id.clone());
     event.event.provider = rec.provider_name.clone();
-    let rendering = rec.rendering.as_ref();
-    event.message = rendering
-        .and_then(|r| r.message.clone())
-        .filter(|m| !m.is_empty());
+    let rendering = rec.rendering.take().unwrap_or_default();
+    event.message = rendering.message.filter(|m| !m.is_empty());
 
-    let level = match rendering.and_then(|r| r.level.as_deref()) {
+    let level = match rendering.level.as_deref() {
         Some(name) if !name.is_empty() => Word::Owned(name.to_lowercase()),
         _ => Word::Borrowed(tables::level(rec.level.unwrap_or(0))),
     };
@@ -182,19 +214,21 @@ fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
         ..Log::default()
     });
 
-    if let Some(computer) = rec.computer.as_deref().filter(|c| !c.is_empty()) {
-        event.host = Some(windows_host(Some(computer)));
-        event.relate_host(computer);
+    let computer = rec.computer.take();
+    if let Some(name) = computer.as_deref().filter(|c| !c.is_empty()) {
+        event.host = Some(windows_host(Some(name)));
+        event.relate_host(name);
     } else {
         event.host = Some(windows_host(None));
     }
 
-    let keywords: Vec<String> = match rendering {
-        Some(r) if !r.keywords.is_empty() => r.keywords.clone(),
-        _ => tables::keywords(rec.keywords.unwrap_or(0))
+    let keywords: Vec<String> = if rendering.keywords.is_empty() {
+        tables::keywords(rec.keywords.unwrap_or(0))
             .into_iter()
             .map(str::to_owned)
-            .collect(),
+            .collect()
+    } else {
+        rendering.keywords
     };
     if keywords.iter().any(|k| k == "Audit Success") {
         event.event.outcome = Some(Cow::Borrowed("success"));
@@ -206,10 +240,7 @@ fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
         rec.provider_name.as_deref(),
         Some("Microsoft-Windows-Security-Auditing" | "Microsoft-Windows-Eventlog")
     );
-    let task = match rendering
-        .and_then(|r| r.task.clone())
-        .filter(|t| !t.is_empty())
-    {
+    let task = match rendering.task.filter(|t| !t.is_empty()) {
         Some(name) => Some(name),
         None => rec.task.map(|t| {
             let known = if security_provider {
@@ -220,29 +251,27 @@ fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
             known.map_or_else(|| t.to_string(), str::to_owned)
         }),
     };
-    let opcode = match rendering
-        .and_then(|r| r.opcode.clone())
-        .filter(|o| !o.is_empty())
-    {
+    let opcode = match rendering.opcode.filter(|o| !o.is_empty()) {
         Some(name) => Some(name),
         None => rec
             .opcode
             .map(|o| tables::opcode(o).map_or_else(|| o.to_string(), str::to_owned)),
     };
 
+    let module = Module::of(rec, security_provider);
     event.winlog = Some(Box::new(Winlog {
-        channel: rec.channel.clone(),
+        channel: rec.channel.take(),
         event_id: id,
-        provider_name: rec.provider_name.clone(),
-        provider_guid: rec.provider_guid.clone(),
+        provider_name: None,
+        provider_guid: rec.provider_guid.take(),
         record_id: rec.record_id.map(|r| r.to_string()),
-        computer_name: rec.computer.clone(),
+        computer_name: computer,
         version: rec.version,
         task,
         opcode,
         keywords,
-        activity_id: rec.activity_id.clone(),
-        related_activity_id: rec.related_activity_id.clone(),
+        activity_id: rec.activity_id.take(),
+        related_activity_id: rec.related_activity_id.take(),
         process: (rec.process_id.is_some() || rec.thread_id.is_some()).then(|| WinlogProcess {
             pid: rec.process_id,
             thread: rec.thread_id.map(|id| weir_schemas::Thread { id }),
@@ -255,24 +284,21 @@ fn map(rec: &WinEvent, original: Option<&str>, ctx: &WinContext) -> Event {
         user_data: Pairs::default(),
     }));
 
-    let channel = rec.channel.as_deref().unwrap_or_default();
-    let provider = rec.provider_name.as_deref().unwrap_or_default();
-    let handled = if channel.eq_ignore_ascii_case("Security") && security_provider {
-        event.event.module = Some(Cow::Borrowed("security"));
-        security::apply(&mut event, rec)
-    } else if channel.eq_ignore_ascii_case("Microsoft-Windows-Sysmon/Operational") {
-        event.event.module = Some(Cow::Borrowed("sysmon"));
-        sysmon::apply(&mut event, rec)
-    } else if channel.eq_ignore_ascii_case("Microsoft-Windows-PowerShell/Operational")
-        || channel.eq_ignore_ascii_case("Windows PowerShell")
-        || provider == "Microsoft-Windows-PowerShell"
-    {
-        event.event.module = Some(Cow::Borrowed("powershell"));
-        powershell::apply(&mut event, rec)
-    } else if channel.eq_ignore_ascii_case("System") {
-        system::apply(&mut event, rec)
-    } else {
-        false
+    let handled = match module {
+        Module::Security => {
+            event.event.module = Some(Cow::Borrowed("security"));
+            security::apply(&mut event, rec)
+        }
+        Module::Sysmon => {
+            event.event.module = Some(Cow::Borrowed("sysmon"));
+            sysmon::apply(&mut event, rec)
+        }
+        Module::PowerShell => {
+            event.event.module = Some(Cow::Borrowed("powershell"));
+            powershell::apply(&mut event, rec)
+        }
+        Module::System => system::apply(&mut event, rec),
+        Module::Other => false,
     };
     if !handled {
         // As Winlogbeat does: the task's name says what happened (a bare number does not).

@@ -238,3 +238,31 @@ fn the_scanner_and_the_general_reader_agree() {
         assert_eq!(parse_fast(doc).is_some(), read, "{i}: {doc}");
     }
 }
+
+#[test]
+fn the_xml_declaration_is_stripped_and_nothing_else() {
+    let event =
+        "<Event xmlns='http://schemas.microsoft.com/win/2004/08/events/event'><System/></Event>";
+    let cases = [
+        (
+            format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{event}"),
+            event.to_owned(),
+        ),
+        (
+            format!("  <?xml version='1.0'?>{event}\n"),
+            format!("{event}\n"),
+        ),
+        (event.to_owned(), event.to_owned()),
+    ];
+    for (input, want) in &cases {
+        assert_eq!(strip_declaration(input), want, "{input}");
+    }
+    // Not a declaration, or an unterminated one: left as it is.
+    for input in [
+        "<?xml-stylesheet href='a'?><Event/>",
+        "<?xml version='1.0'",
+        "",
+    ] {
+        assert_eq!(strip_declaration(input), input);
+    }
+}
