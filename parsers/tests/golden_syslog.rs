@@ -52,6 +52,8 @@ fn every_sample_line_matches_its_golden_event() {
         for line in input.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let event = normalise(line, &ctx);
             let json = String::from_utf8(event.to_json()).expect("utf-8");
+            // Weir's JSON writer is serde_json's output byte for byte.
+            assert_eq!(json.as_bytes(), serde_json::to_vec(&event).expect("json"));
             let value: serde_json::Value = serde_json::from_str(&json).expect("json");
             let violations = schema.check(&value);
             assert!(

@@ -29,20 +29,19 @@ fn run_bytes(bytes: &[u8], cfg: SensorConfig) -> (Vec<Value>, SensorStats) {
         at += n;
         if let Item::Packet(p) = item {
             sensor.packet(p.ts_nanos, p.link, p.data);
-            events.extend(
-                sensor
-                    .drain()
-                    .map(|e| serde_json::from_slice::<Value>(&e.to_json()).expect("json")),
-            );
+            events.extend(sensor.drain().map(|e| json_of(&e)));
         }
     }
     sensor.flush();
-    events.extend(
-        sensor
-            .drain()
-            .map(|e| serde_json::from_slice::<Value>(&e.to_json()).expect("json")),
-    );
+    events.extend(sensor.drain().map(|e| json_of(&e)));
     (events, sensor.stats().clone())
+}
+
+/// The event's JSON, checked to be serde_json's output byte for byte.
+fn json_of(e: &weir_schemas::Event) -> Value {
+    let bytes = e.to_json();
+    assert_eq!(bytes, serde_json::to_vec(e).expect("json"));
+    serde_json::from_slice(&bytes).expect("json")
 }
 
 fn run(path: &str, cfg: SensorConfig) -> (Vec<Value>, SensorStats) {

@@ -39,7 +39,15 @@ fn read(name: &str) -> Sample {
         };
         let event = windows::parse_xml(&record.data, &ctx)
             .unwrap_or_else(|e| panic!("{name}: {e}\n{}", record.data));
-        let json: Value = serde_json::from_slice(&event.to_json()).unwrap();
+        let bytes = event.to_json();
+        // Weir's JSON writer is serde_json's output byte for byte.
+        assert_eq!(
+            bytes,
+            serde_json::to_vec(&event).unwrap(),
+            "{name}: record {}",
+            record.event_record_id
+        );
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
         let truth = oracle
             .get(&record.event_record_id)
             .unwrap_or_else(|| panic!("{name}: the oracle lacks {}", record.event_record_id));

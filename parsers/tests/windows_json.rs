@@ -17,7 +17,10 @@ fn ctx() -> WinContext {
 }
 
 fn as_json(e: &weir_schemas::Event) -> Value {
-    serde_json::from_slice(&e.to_json()).unwrap()
+    // Weir's JSON writer is serde_json's output byte for byte.
+    let bytes = e.to_json();
+    assert_eq!(bytes, serde_json::to_vec(e).unwrap());
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[test]

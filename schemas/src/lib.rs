@@ -21,6 +21,7 @@ field with its Elasticsearch type (the index templates are built from it).
 pub mod ecs;
 mod event;
 pub mod fields;
+pub mod json;
 
 pub use event::*;
 

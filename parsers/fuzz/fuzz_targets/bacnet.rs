@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::BacnetSession;
 use weir_parsers::ot::bacnet;
+use weir_parsers::ot::session::BacnetSession;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

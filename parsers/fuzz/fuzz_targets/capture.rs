@@ -9,10 +9,17 @@ use weir_schemas::Event;
 
 fuzz_target!(|data: &[u8]| {
     let mut reader = CaptureReader::new();
-    let mut sensor = Sensor::new(SensorConfig { baseline_learning: 1, ..SensorConfig::default() });
+    let mut sensor = Sensor::new(SensorConfig {
+        baseline_learning: 1,
+        ..SensorConfig::default()
+    });
     let mut at = 0usize;
     while let Ok(Some((n, item))) = reader.next(&data[at..]) {
-        assert!(n > 0 && at + n <= data.len(), "consumed {n} at {at} of {}", data.len());
+        assert!(
+            n > 0 && at + n <= data.len(),
+            "consumed {n} at {at} of {}",
+            data.len()
+        );
         at += n;
         assert_eq!(reader.offset(), at as u64);
         if let Item::Packet(p) = item {

@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::Dnp3Session;
 use weir_parsers::ot::dnp3;
+use weir_parsers::ot::session::Dnp3Session;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::EnipSession;
 use weir_parsers::ot::enip;
+use weir_parsers::ot::session::EnipSession;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
@@ -21,7 +21,15 @@ fuzz_target!(|data: &[u8]| {
     let mut s = EnipSession::default();
     let mut out = Vec::new();
     for (ts, dir, gap, seg) in common::segments(data) {
-        s.data(ts, dir, seg, gap, ts % 2_000_000 == 0, &mut out, &mut common::ignore);
+        s.data(
+            ts,
+            dir,
+            seg,
+            gap,
+            ts % 2_000_000 == 0,
+            &mut out,
+            &mut common::ignore,
+        );
     }
     s.end(&mut out);
     assert!(out.iter().all(|t| !t.function.is_empty()));

@@ -10,7 +10,9 @@ use weir_parsers::sensor::{Sensor, SensorConfig};
 const LINKS: [u32; 9] = [1, 113, 276, 0, 108, 101, 228, 229, 147];
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, frame)) = data.split_first() else { return };
+    let Some((&pick, frame)) = data.split_first() else {
+        return;
+    };
     let link = LinkType::from_code(LINKS[usize::from(pick) % LINKS.len()]);
     if let Ok(f) = decode(link, frame) {
         if let Net::Ip(ip) = f.net {

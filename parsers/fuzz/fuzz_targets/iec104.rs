@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::Iec104Session;
 use weir_parsers::ot::iec104;
+use weir_parsers::ot::session::Iec104Session;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::ModbusSession;
 use weir_parsers::ot::modbus;
+use weir_parsers::ot::session::ModbusSession;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::MqttSession;
 use weir_parsers::ot::mqtt;
+use weir_parsers::ot::session::MqttSession;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

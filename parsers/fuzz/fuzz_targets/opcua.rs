@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::OpcuaSession;
 use weir_parsers::ot::opcua;
+use weir_parsers::ot::session::OpcuaSession;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

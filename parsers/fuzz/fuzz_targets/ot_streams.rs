@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use weir_parsers::ot::session::{
-    BacnetSession, Dnp3Session, EnipSession, Iec104Session, ModbusSession, MqttSession, OpcuaSession, S7Session,
+    BacnetSession, Dnp3Session, EnipSession, Iec104Session, ModbusSession, MqttSession,
+    OpcuaSession, S7Session,
 };
 use weir_parsers::ot::{dnp3, enip, iec104, modbus, mqtt, opcua, s7comm};
 

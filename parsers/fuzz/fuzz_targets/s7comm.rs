@@ -6,8 +6,8 @@
 mod common;
 
 use libfuzzer_sys::fuzz_target;
-use weir_parsers::ot::session::S7Session;
 use weir_parsers::ot::s7comm;
+use weir_parsers::ot::session::S7Session;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -28,13 +28,24 @@ fuzz_target!(|data: &[u8]| {
         assert!(out.len() <= LIMIT);
     }
     let _ = cert::client_cert(data);
-    for declared in [None, Some(Charset::Utf8), Some(Charset::Utf16Le), Some(Charset::Utf16Be)] {
+    for declared in [
+        None,
+        Some(Charset::Utf8),
+        Some(Charset::Utf16Le),
+        Some(Charset::Utf16Be),
+    ] {
         let Ok((xml, cs)) = text::decode(data, declared) else {
             continue;
         };
         // Re-encoding what was decoded gives the same text back (a text that itself starts
         // with U+FEFF would lose it as a byte-order mark, by design).
-        assert!(xml.starts_with('\u{feff}') || text::decode(&text::encode(&xml, cs), None).ok().map(|(t, _)| t) == Some(xml.clone()));
+        assert!(
+            xml.starts_with('\u{feff}')
+                || text::decode(&text::encode(&xml, cs), None)
+                    .ok()
+                    .map(|(t, _)| t)
+                    == Some(xml.clone())
+        );
         if let Ok(env) = envelope::parse(&xml) {
             let ack = reply::ack(&env, "uuid:A");
             well_formed(&ack);
@@ -45,7 +56,8 @@ fuzz_target!(|data: &[u8]| {
                 name: &env.action,
                 identifier: "I",
                 address: env.to.as_deref().unwrap_or("https://x/"),
-                query: "<QueryList><Query Id=\"0\"><Select Path=\"S\">*</Select></Query></QueryList>",
+                query:
+                    "<QueryList><Query Id=\"0\"><Select Path=\"S\">*</Select></Query></QueryList>",
                 heartbeat_seconds: 1,
                 max_time_seconds: 1,
                 max_envelope_bytes: 512_000,
@@ -59,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
                 message_id: &env.message_id,
             };
             well_formed(&reply::enumerate_response(&env, "uuid:B", &[offer]));
-            well_formed(&reply::fault(Some(&env), "uuid:C", reply::Fault::EncodingLimit, &env.message_id));
+            well_formed(&reply::fault(
+                Some(&env),
+                "uuid:C",
+                reply::Fault::EncodingLimit,
+                &env.message_id,
+            ));
         }
     }
 });
