@@ -336,6 +336,12 @@ impl Builder {
         self.section = section_of(path, self.section);
     }
 
+    /// `<Data Name="name">value</Data>` directly under `EventData`, read whole by the
+    /// scanner: what `start`, the text and `end` would have made of it.
+    fn data(&mut self, name: &str, value: &str) {
+        self.ev.event_data.push((name.to_owned(), value.to_owned()));
+    }
+
     /// The event, if the document gave it an event id.
     fn finish(self) -> Option<WinEvent> {
         let mut ev = self.ev;
@@ -556,7 +562,7 @@ fn parse_time(t: &str) -> Option<DateTime<Utc>> {
 mod fast {
     use std::cell::{Cell, RefCell};
 
-    use super::{Builder, WinEvent, MAX_DEPTH};
+    use super::{Builder, Section, WinEvent, MAX_DEPTH};
     use memchr::{memchr, memchr2, memchr3, memmem};
     use quick_xml::events::BytesRef;
 
@@ -659,39 +665,73 @@ mod fast {
         }
     }
 
-    /// Spans shorter than this are searched byte by byte; `memchr` pays for its set-up only
-    /// on longer ones (most tags, names and values in an event are a few dozen bytes).
+    /// The first this many bytes of a span are searched a word (eight bytes) at a time;
+    /// `memchr` pays for its set-up only on longer spans (most tags, names and values in an
+    /// event are a few dozen bytes). A multiple of eight.
     const SHORT: usize = 32;
 
-    /// Where in `b` the first byte `hit` accepts is, searching the first [`SHORT`] bytes
-    /// one at a time and the rest with `long`.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+
+    /// The bytes of `w` equal to `x` have their high bit set in the result; the lowest set bit
+    /// is exact (bits above it may be a borrow's).
+    #[inline(always)]
+    fn equal(w: u64, x: u8) -> u64 {
+        let v = w ^ (LO * u64::from(x));
+        v.wrapping_sub(LO) & !v & HI
+    }
+
+    /// Where in `b` the first byte `hit` accepts is: the first [`SHORT`] bytes a word at a time
+    /// (`word` marks the bytes `hit` accepts, as [`equal`] does), the rest with `long`.
     #[inline(always)]
     fn find(
         b: &[u8],
+        word: impl Fn(u64) -> u64,
         hit: impl Fn(u8) -> bool,
         long: impl FnOnce(&[u8]) -> Option<usize>,
     ) -> Option<usize> {
         let (head, tail) = b.split_at(b.len().min(SHORT));
-        match head.iter().position(|c| hit(*c)) {
-            Some(i) => Some(i),
-            None if tail.is_empty() => None,
-            None => long(tail).map(|i| i + SHORT),
+        let mut words = head.chunks_exact(8);
+        let mut at = 0;
+        for w in &mut words {
+            let m = word(u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
+            if m != 0 {
+                return Some(at + (m.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
         }
+        if let Some(i) = words.remainder().iter().position(|c| hit(*c)) {
+            return Some(at + i);
+        }
+        if tail.is_empty() {
+            return None;
+        }
+        long(tail).map(|i| i + SHORT)
     }
 
     #[inline(always)]
     fn find1(x: u8, b: &[u8]) -> Option<usize> {
-        find(b, |c| c == x, |t| memchr(x, t))
+        find(b, |w| equal(w, x), |c| c == x, |t| memchr(x, t))
     }
 
     #[inline(always)]
     fn find2(x: u8, y: u8, b: &[u8]) -> Option<usize> {
-        find(b, |c| c == x || c == y, |t| memchr2(x, y, t))
+        find(
+            b,
+            |w| equal(w, x) | equal(w, y),
+            |c| c == x || c == y,
+            |t| memchr2(x, y, t),
+        )
     }
 
     #[inline(always)]
     fn find3(x: u8, y: u8, z: u8, b: &[u8]) -> Option<usize> {
-        find(b, |c| c == x || c == y || c == z, |t| memchr3(x, y, z, t))
+        find(
+            b,
+            |w| equal(w, x) | equal(w, y) | equal(w, z),
+            |c| c == x || c == y || c == z,
+            |t| memchr3(x, y, z, t),
+        )
     }
 
     /// The open element's text since its start tag or its last child's end tag (what the
@@ -704,6 +744,33 @@ mod fast {
         Span(usize, usize),
         /// In the buffer.
         Buffer,
+    }
+
+    /// `<Data Name="name">value</Data>` at `pos`, exactly: one attribute in double quotes, no
+    /// reference in the name or the value, the end tag right after the value. The name, the
+    /// value and where the element ends; `None` for anything else (read as any element).
+    fn data_element(xml: &str, pos: usize) -> Option<(&str, &str, usize)> {
+        const OPEN: &[u8] = b"<Data Name=\"";
+        const CLOSE: &[u8] = b"</Data>";
+        let b = xml.as_bytes();
+        if !b.get(pos..)?.starts_with(OPEN) {
+            return None;
+        }
+        let name_start = pos + OPEN.len();
+        let name_end = name_start + find3(b'"', b'<', b'&', b.get(name_start..)?)?;
+        if b.get(name_end..name_end + 2)? != b"\">" {
+            return None;
+        }
+        let value_start = name_end + 2;
+        let value_end = value_start + find2(b'<', b'&', b.get(value_start..)?)?;
+        if !b.get(value_end..)?.starts_with(CLOSE) {
+            return None;
+        }
+        Some((
+            xml.get(name_start..name_end)?,
+            xml.get(value_start..value_end)?,
+            value_end + CLOSE.len(),
+        ))
     }
 
     pub(super) fn parse(xml: &str) -> Option<WinEvent> {
@@ -770,6 +837,16 @@ mod fast {
                 text = Text::Buffer;
                 pos += end + 2;
                 continue;
+            }
+            // Most of an event: `<Data Name="x">value</Data>` under `EventData`, read whole
+            // when it is exactly that (else as any element, below).
+            if doc.section == Section::EventData && path.len() == 2 {
+                if let Some((name, value, next)) = data_element(xml, pos) {
+                    doc.data(name, value);
+                    text = Text::Empty;
+                    pos = next;
+                    continue;
+                }
             }
             match b.get(pos + 1) {
                 Some(b'?') => {

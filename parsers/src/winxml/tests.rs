@@ -239,6 +239,51 @@ fn the_scanner_and_the_general_reader_agree() {
     }
 }
 
+/// `<Data Name="x">value</Data>` under `EventData` is read whole; its near misses are read as
+/// any element is (or left to the general reader), and every one, cut anywhere, agrees with the
+/// general reader.
+#[test]
+fn the_whole_data_element_and_its_near_misses_agree_with_the_general_reader() {
+    let min = "<Event><System><EventID>7</EventID></System><EventData>";
+    for (body, read) in [
+        // Read whole (empty name and value included), then as any element.
+        (
+            "<Data Name=\"a\"> x </Data><Data Name=\"\"></Data><Data>w</Data>",
+            true,
+        ),
+        ("<Data Name=\"a\">x&amp;y</Data>", true),
+        ("<Data Name=\"a&lt;b\">x</Data>", true),
+        ("<Data Name=\"a\" >x</Data>", true),
+        ("<Data Name=\"a\">x</Data >", true),
+        ("<Data Name=\"a\"/><Data Name=\"b\">y</Data>", true),
+        ("<Data Name=\"a\">x<b/>y</Data>", true),
+        ("<Data Name=\"a>b\">x</Data>", true),
+        ("<DataX Name=\"a\">v</DataX>", true),
+        (
+            "<Data Name=\"a\">v</Data>\n  <Data Name=\"b\">w</Data>\n",
+            true,
+        ),
+        // Not well-formed, or not a shape the scanner reads.
+        ("<Data Name=\"a\">x</Datum>", false),
+        ("<Data Name=\"a\">v</DataX>", false),
+        ("<Data Name=\"a\">x</Data", false),
+        ("<Data Name=\"a\" Name=\"b\">x</Data>", false),
+        ("<Data Name=\"a\"x>v</Data>", false),
+        ("<Data Name=\"a<\">v</Data>", false),
+    ] {
+        let doc = format!("{min}{body}</EventData></Event>");
+        for end in (0..=doc.len()).filter(|e| doc.is_char_boundary(*e)) {
+            let part = &doc[..end];
+            let general = parse_general(part);
+            assert_eq!(parse(part), general, "{part:?}");
+            if let Some(fast) = parse_fast(part) {
+                assert_eq!(Ok(&fast), general.as_ref(), "{part:?}");
+            }
+        }
+        assert_eq!(parse_fast(&doc).is_some(), read, "{doc}");
+    }
+}
+
 #[test]
 fn the_xml_declaration_is_stripped_and_nothing_else() {
     let event =
