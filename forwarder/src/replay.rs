@@ -177,7 +177,7 @@ pub fn run(file: &Path, output: Output, timezone: Tz) -> Result<ExitCode> {
                         progress.damaged += 1;
                         continue;
                     };
-                    let event = crate::sources::evtx::record_event(&record, &wctx);
+                    let event = crate::sources::evtx::record_event(record, &wctx);
                     buf.clear();
                     event.write_json(&mut buf);
                     buf.push(b'\n');

@@ -43,6 +43,18 @@ fn replay_prints_what_the_agent_would_send_for_each_kind_of_file() {
     assert!(evs.iter().all(|e| e["weir"]["class"] == "windows"));
     assert!(err.contains("2261 records"), "{err}");
     assert_ecs(&evs);
+    // event.original as Windows renders it (what WEF would carry, what the Splunk add-on reads
+    // as XmlWinEventLog): the event element alone, no declaration, no indentation between
+    // elements (values keep their own line breaks).
+    for e in &evs {
+        let xml = e["event"]["original"].as_str().unwrap();
+        assert!(
+            xml.starts_with("<Event xmlns=\"http://schemas.microsoft.com/win/2004/08/events/event\"><System><Provider ")
+                && xml.ends_with("</Event>")
+                && !xml.contains(">\n  <"),
+            "{xml}"
+        );
+    }
 
     // The damaged file: every readable record, the damage reported.
     let (code, out, err) = replay(&[&sample("windows/evtx/sample_with_a_bad_chunk_magic.evtx")]);

@@ -43,7 +43,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use weir_diode_proto::StreamId;
 use weir_parsers::windows::{self, WinContext};
-use weir_parsers::winxml;
 use weir_schemas::{Event, EventClass};
 
 use super::{Record, Taken};
@@ -143,29 +142,15 @@ pub fn settings() -> evtx::ParserSettings {
     evtx::ParserSettings::default().indent(false)
 }
 
-/// Map one record the `evtx` crate rendered. A record whose template is damaged may render
-/// without its record id or time; its header still has them. `event.original` is the event
-/// element alone, without the crate's `<?xml?>` declaration.
-pub fn record_event(record: &evtx::SerializedEvtxRecord<String>, wctx: &WinContext) -> Event {
-    let xml = winxml::strip_declaration(&record.data);
-    match winxml::parse(xml) {
-        Ok(mut rec) => {
-            rec.record_id.get_or_insert(record.event_record_id);
-            if rec.time_created.is_none() {
-                rec.time_created = chrono::DateTime::from_timestamp(
-                    record.timestamp.as_second(),
-                    u32::try_from(record.timestamp.subsec_nanosecond()).unwrap_or(0),
-                );
-            }
-            windows::to_event(rec, Some(xml), wctx)
-        }
-        Err(error) => windows::raw_event(
-            xml,
-            windows::xml_error_code(&error),
-            &error.to_string(),
-            wctx,
-        ),
-    }
+/// Map one record the `evtx` crate rendered (`windows::rendered_record_event`: the record
+/// header's id and time fill in for a damaged template's, `event.original` is the event element
+/// without the crate's `<?xml?>` declaration).
+pub fn record_event(record: evtx::SerializedEvtxRecord<String>, wctx: &WinContext) -> Event {
+    let time = chrono::DateTime::from_timestamp(
+        record.timestamp.as_second(),
+        u32::try_from(record.timestamp.subsec_nanosecond()).unwrap_or(0),
+    );
+    windows::rendered_record_event(record.data, record.event_record_id, time, wctx)
 }
 
 struct Watcher {
@@ -360,7 +345,7 @@ impl Watcher {
                     self.send(self.missed_event(name, expected, id - 1, missed), None)?;
                 }
                 expected = id + 1;
-                let event = record_event(&record, &wctx);
+                let event = record_event(record, &wctx);
                 self.send(event, Some((name, id)))?;
             }
         }

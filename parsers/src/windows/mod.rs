@@ -94,6 +94,35 @@ pub fn normalise_xml(xml: &str, ctx: &WinContext) -> Event {
     }
 }
 
+/// A record an `.evtx` reader rendered to XML (the `evtx` crate, for the `evtx_directory`
+/// source and `weir replay`), mapped as [`normalise_xml`] maps a document: the XML declaration
+/// dropped and the document moved, not copied, into `event.original`. A record whose template
+/// is damaged may render without its record id or time; its header's (`record_id`, `time`)
+/// fill them in.
+pub fn rendered_record_event(
+    mut xml: String,
+    record_id: u64,
+    time: Option<DateTime<Utc>>,
+    ctx: &WinContext,
+) -> Event {
+    let declaration = xml.len() - winxml::strip_declaration(&xml).len();
+    xml.drain(..declaration);
+    match winxml::parse(&xml) {
+        Ok(mut rec) => {
+            rec.record_id.get_or_insert(record_id);
+            if rec.time_created.is_none() {
+                rec.time_created = time;
+            }
+            let mut event = to_event(rec, None, ctx);
+            if ctx.keep_original {
+                event.event.original = Some(xml);
+            }
+            event
+        }
+        Err(error) => raw_event(&xml, xml_error_code(&error), &error.to_string(), ctx),
+    }
+}
+
 /// Read one JSON record (NXLog, Winlogbeat or OpenWEC shape, see [`json`]) and map it; the
 /// shape found is returned with the event.
 pub fn parse_json(bytes: &[u8], ctx: &WinContext) -> Result<(Event, json::Shape), json::JsonError> {
