@@ -1604,18 +1604,21 @@ fn the_same_failed_logon_as_xml_nxlog_winlogbeat_and_snare_maps_the_same() {
 /// `event.original`; the header's id and time fill in for a template that lost them.
 #[test]
 fn a_rendered_evtx_record_keeps_its_event_element_and_header_facts() {
-    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
+    let at = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a time");
     let header_time = Utc
         .with_ymd_and_hms(2016, 7, 8, 18, 12, 51)
         .single()
-        .unwrap();
+        .expect("a time");
     let ctx = WinContext::new(at, "evtx");
     let element = "<Event xmlns=\"http://schemas.microsoft.com/win/2004/08/events/event\"><System><Provider Name=\"P\"/><EventID>7036</EventID><Channel>System</Channel></System></Event>";
     let rendered = format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n{element}");
 
     let e = rendered_record_event(rendered.clone(), 42, Some(header_time), &ctx);
     assert_eq!(e.event.original.as_deref(), Some(element));
-    let w = e.winlog.as_deref().unwrap();
+    let w = e.winlog.as_deref().expect("winlog");
     assert_eq!(w.record_id.as_deref(), Some("42"));
     assert_eq!(e.timestamp, header_time);
 
@@ -1625,7 +1628,10 @@ fn a_rendered_evtx_record_keeps_its_event_element_and_header_facts() {
         "</EventID><TimeCreated SystemTime=\"2020-01-02T03:04:05Z\"/><EventRecordID>9</EventRecordID>",
     );
     let e = rendered_record_event(own, 42, Some(header_time), &ctx);
-    assert_eq!(e.winlog.as_deref().unwrap().record_id.as_deref(), Some("9"));
+    assert_eq!(
+        e.winlog.as_deref().expect("winlog").record_id.as_deref(),
+        Some("9")
+    );
     assert_eq!(e.timestamp.to_rfc3339(), "2020-01-02T03:04:05+00:00");
 
     // Not kept when configured off; a document that is no event becomes a tagged raw event.
