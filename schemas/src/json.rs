@@ -135,6 +135,21 @@ fn write_escape(out: &mut Vec<u8>, c: u8) {
     out.extend_from_slice(&[b'\\', short]);
 }
 
+/// The ten integer methods of a `Serializer`, each `body(self, v)`.
+macro_rules! integers {
+    (|$s:ident: Self, $v:ident| $body:expr) => {
+        integers!(@ $s $v $body; serialize_i8 i8, serialize_i16 i16, serialize_i32 i32,
+            serialize_i64 i64, serialize_i128 i128, serialize_u8 u8, serialize_u16 u16,
+            serialize_u32 u32, serialize_u64 u64, serialize_u128 u128);
+    };
+    (@ $s:ident $v:ident $body:expr; $($method:ident $ty:ty),*) => {$(
+        fn $method(self, $v: $ty) -> Result<(), Error> {
+            let $s = self;
+            $body
+        }
+    )*};
+}
+
 struct Writer<'a> {
     out: &'a mut Vec<u8>,
 }
@@ -226,46 +241,10 @@ impl<'w, 'a> ser::Serializer for &'w mut Writer<'a> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.int(v);
+    integers!(|w: Self, v| {
+        w.int(v);
         Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.int(v);
-        Ok(())
-    }
+    });
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.delegate(v)
     }
@@ -385,41 +364,29 @@ impl ser::SerializeSeq for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self);
-        Ok(())
-    }
+/// Tuples, tuple structs and tuple variants are written as sequences (the variant's wrapping
+/// object is closed by `Compound::end`).
+macro_rules! as_sequence {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                ser::SerializeSeq::serialize_element(self, value)
+            }
+            fn end(self) -> Result<(), Error> {
+                Compound::end(self);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self);
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        ser::SerializeSeq::serialize_element(self, value)
-    }
-    fn end(self) -> Result<(), Error> {
-        Compound::end(self);
-        Ok(())
-    }
-}
+as_sequence!(
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -530,36 +497,7 @@ impl<'w, 'a> ser::Serializer for Key<'w, 'a> {
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
         self.quoted(if v { "true" } else { "false" })
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.int(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.int(v)
-    }
+    integers!(|k: Self, v| k.int(v));
     fn serialize_f32(self, v: f32) -> Result<(), Error> {
         self.float(v, v.is_finite())
     }
