@@ -210,6 +210,10 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
         metrics_listen: None,
         reorder_timeout: Duration::from_millis(500),
         max_pending_bytes: 64 << 20,
+        max_pending_blocks: 65_536,
+        agents: None,
+        max_sessions: 256,
+        state_dir: dir.join("state").join("rx"),
         queue_blocks: 4096,
         queue_max_bytes: 256 << 20,
         additional_keys: Vec::new(),
@@ -226,6 +230,7 @@ pub async fn run(dir: &Path, repeat: usize) -> Result<ExitCode> {
     .await?;
     let tx = pipeline::tx::start(TxConfig {
         agent_name: "weir-demo".into(),
+        state_dir: dir.join("state").join("tx"),
         diode,
         destination: rx.local_addr,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),

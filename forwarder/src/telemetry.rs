@@ -234,7 +234,29 @@ pub struct RxStats {
     /// Datagrams longer than the receiver's MTU (cut by the kernel, never decoded).
     pub datagrams_truncated: Counter,
     /// Datagrams rejected, by reason (see `weir_diode_proto::Reject::ALL`).
-    pub datagrams_rejected: [Counter; 7],
+    pub datagrams_rejected: [Counter; 9],
+    /// Datagrams the kernel dropped because the socket's receive buffer was full (the
+    /// `drops` of this socket in `/proc/net/udp`).
+    pub datagrams_dropped_kernel: Counter,
+    /// Sessions refused (stale, agent not accepted, never attributed).
+    pub sessions_refused: Counter,
+    /// Gauge: incomplete diode blocks held.
+    pub pending_blocks: Counter,
+    /// Gauge: what they cost, bytes.
+    pub pending_bytes: Counter,
+    /// Incomplete blocks given up at the pending bound.
+    pub blocks_shed: Counter,
+    /// Records that were not exactly one JSON object without raw control characters (kept
+    /// as `record-undecodable` events, never spliced into a SIEM body).
+    pub records_invalid: Counter,
+    /// Events written again after a restart because the receiver stopped while writing
+    /// them (the only duplicates a restart makes).
+    pub events_redelivered: Counter,
+    /// Times the diode loop waited for the sink stage (the socket buffer absorbs the wait;
+    /// what it cannot hold is dropped by the kernel, counted, and becomes gap records).
+    pub sink_waits: Counter,
+    /// Failed writes of the receiver's state journal or snapshot.
+    pub journal_errors: Counter,
     /// Records reported lost in gap records.
     pub records_lost: Counter,
     /// Gap records emitted.
@@ -295,6 +317,15 @@ impl RxStats {
             "diode_sessions_total": self.sessions.get(),
             "diode_heartbeats_total": self.heartbeats.get(),
             "diode_settings_mismatches_total": self.settings_mismatches.get(),
+            "diode_datagrams_dropped_kernel_total": self.datagrams_dropped_kernel.get(),
+            "diode_sessions_refused_total": self.sessions_refused.get(),
+            "diode_pending_blocks": self.pending_blocks.get(),
+            "diode_pending_bytes": self.pending_bytes.get(),
+            "diode_blocks_shed_total": self.blocks_shed.get(),
+            "records_invalid_total": self.records_invalid.get(),
+            "events_redelivered_total": self.events_redelivered.get(),
+            "sink_waits_total": self.sink_waits.get(),
+            "state_journal_errors_total": self.journal_errors.get(),
             "decode_errors_total": self.decode_errors.get(),
             "events_dropped_total": { "queue_full": self.dropped_queue_full.get() },
             "sink_errors_total": self.sink_errors.get(),

@@ -527,6 +527,7 @@ fn forged_flipped_and_replayed_datagrams_are_rejected_by_a_running_receiver() {
                 repair_percent: 0,
                 expected_loss_percent: 0.0,
                 interleave_blocks: 1,
+                identity: None,
             },
             Instant::now(),
         )

@@ -34,6 +34,7 @@ fn sender(mtu: usize, codec: Codec, repair: u32) -> Sender {
             // The percentage alone, so the figures are for exactly that much repair.
             expected_loss_percent: 0.0,
             interleave_blocks: 1,
+            identity: None,
         },
         Instant::now(),
     )
@@ -47,6 +48,7 @@ fn receiver() -> Receiver {
         max_block_bytes: 256 * 1024,
         reorder_timeout: Duration::from_millis(100),
         max_pending_bytes: 256 << 20,
+        ..ReceiverConfig::default()
     })
 }
 

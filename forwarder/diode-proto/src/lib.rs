@@ -26,12 +26,14 @@ pub mod heartbeat;
 pub mod reader;
 pub mod receiver;
 pub mod sender;
+pub mod state;
 
 pub use block::{Codec, DecodedBlock, RecordRef};
 pub use crypto::{Cipher, KEY_LEN};
-pub use heartbeat::{Heartbeat, StreamPosition};
+pub use heartbeat::{Heartbeat, Identity, StreamPosition};
 pub use receiver::{Gap, GapReason, Output, Receiver, ReceiverConfig, ReceiverStats, Reject};
 pub use sender::{PushError, SealedSymbol, Sender, SenderConfig, SenderStats, StreamId, Transmit};
+pub use state::ReceiverState;
 
 /// A fingerprint of the settings both sides must agree on, for heartbeats: the first 8 bytes of
 /// SHA-256 over a canonical `key=value` rendering, so both sides compute it identically from

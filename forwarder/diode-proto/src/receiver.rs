@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use crate::block::{self, DecodedBlock};
 use crate::crypto::{SessionKey, KEY_LEN};
 use crate::frame::{DatagramType, FrameError, Header, HEADER_LEN, TAG_LEN};
-use crate::heartbeat::Heartbeat;
+use crate::heartbeat::{Heartbeat, StreamPosition};
+use crate::state::ReceiverState;
 
 /// A first block below this number starts a session "from the start": earlier blocks that never
 /// arrive are gaps. A higher first block means the receiver joined a running session.
 pub const JOIN_SLACK_BLOCKS: u64 = 64;
 /// Retired sessions remembered, so that their datagrams cannot be replayed as a new session.
-pub const RETIRED_SESSIONS: usize = 64;
+pub const RETIRED_SESSIONS: usize = crate::state::MAX_RETIRED;
 
 /// Everything a receiver needs.
 #[derive(Clone, Debug)]
@@ -41,9 +42,39 @@ pub struct ReceiverConfig {
     pub max_block_bytes: usize,
     /// How long a missing block is waited for once later data shows it was sent.
     pub reorder_timeout: Duration,
-    /// Bytes of incomplete blocks held at most; past it the oldest are declared lost.
+    /// What incomplete blocks may cost at most, all sessions together (their symbols and
+    /// [`PENDING_BLOCK_OVERHEAD`] each); past it the oldest are declared lost.
     pub max_pending_bytes: usize,
+    /// Incomplete blocks held at most, all sessions together.
+    pub max_pending_blocks: usize,
+    /// Agents accepted by name; `None` accepts any agent holding a key.
+    pub agents: Option<Vec<String>>,
+    /// How long a new session's blocks are held for a heartbeat that names its agent; then
+    /// they are discarded and the epoch refused.
+    pub attribution_timeout: Duration,
+    /// Sessions held at once (one per agent, and new ones waiting for their heartbeat).
+    pub max_sessions: usize,
 }
+
+impl Default for ReceiverConfig {
+    fn default() -> ReceiverConfig {
+        ReceiverConfig {
+            keys: Vec::new(),
+            fingerprint: 0,
+            max_block_bytes: 256 * 1024,
+            reorder_timeout: Duration::from_millis(500),
+            max_pending_bytes: 64 * 1024 * 1024,
+            max_pending_blocks: 65_536,
+            agents: None,
+            attribution_timeout: Duration::from_secs(10),
+            max_sessions: 256,
+        }
+    }
+}
+
+/// What an incomplete block is charged besides its symbols: its bookkeeping and the
+/// allocator's share of its two buffers, so that a flood of tiny blocks is bounded too.
+pub const PENDING_BLOCK_OVERHEAD: usize = 256;
 
 /// Why a datagram was rejected. Every rejection is counted; nothing from a rejected datagram
 /// is used.
@@ -72,11 +103,17 @@ pub enum Reject {
     /// Authentic but inconsistent with the rest of its block, too large, or undecodable.
     #[error("inconsistent datagram")]
     Inconsistent,
+    /// The heartbeat names an agent that is not in `[rx] agents`.
+    #[error("agent not accepted")]
+    UnknownAgent,
+    /// The session never named its agent in time, or no session could be held for it.
+    #[error("session not attributed to an agent")]
+    Unattributed,
 }
 
 impl Reject {
     /// Every reason, for metrics.
-    pub const ALL: [&'static str; 7] = [
+    pub const ALL: [&'static str; 9] = [
         "bad_frame",
         "unknown_key",
         "auth_failed",
@@ -84,6 +121,8 @@ impl Reject {
         "replayed",
         "duplicate",
         "inconsistent",
+        "unknown_agent",
+        "unattributed",
     ];
 
     /// A short stable code for metrics labels.
@@ -96,6 +135,8 @@ impl Reject {
             Reject::Replayed => "replayed",
             Reject::Duplicate => "duplicate",
             Reject::Inconsistent => "inconsistent",
+            Reject::UnknownAgent => "unknown_agent",
+            Reject::Unattributed => "unattributed",
         }
     }
 
@@ -153,14 +194,54 @@ impl Gap {
 /// What the receiver produces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// A new session began (first contact, or the sender restarted).
+    /// A session was attributed to its agent (first contact, or the agent restarted); its
+    /// blocks follow. Carries what a persisted state needs to follow it.
     SessionStarted {
         /// New epoch.
         session: u64,
-        /// The epoch it replaces.
+        /// Its agent ("" for an agent that does not name itself).
+        agent: String,
+        /// Its rank among the agent's sessions.
+        boot: u64,
+        /// The agent's session it replaces (ended just before, see [`Output::SessionEnded`]).
         previous: Option<u64>,
         /// The receiver joined a session already under way (its history is unknown).
         joined: bool,
+        /// Key id.
+        key_id: u16,
+        /// Cipher id.
+        cipher: u8,
+        /// The first block it will deliver or declare lost.
+        next_block: u64,
+        /// Stream positions it starts from (a joined session's, from its heartbeat).
+        streams: Vec<StreamPosition>,
+    },
+    /// A session was replaced by a newer one of its agent; everything it will ever produce
+    /// has been produced. Its epoch is refused from now on.
+    SessionEnded {
+        /// Epoch.
+        session: u64,
+        /// Its agent.
+        agent: String,
+        /// The session that replaced it.
+        replaced_by: u64,
+    },
+    /// A session was refused: not newer than its agent's newest ([`Reject::StaleSession`]),
+    /// its agent not accepted ([`Reject::UnknownAgent`]), or never attributed
+    /// ([`Reject::Unattributed`]). Nothing of it was delivered; its epoch is refused from now on.
+    SessionRefused {
+        /// Epoch.
+        session: u64,
+        /// The agent it named, if any.
+        agent: Option<String>,
+        /// The boot it claimed.
+        boot: u64,
+        /// The agent's newest boot.
+        newest_boot: u64,
+        /// Why.
+        reason: Reject,
+        /// Datagrams of it that had been held and were discarded.
+        discarded: u64,
     },
     /// A block's records, in order, duplicates removed.
     Block {
@@ -186,6 +267,8 @@ pub enum Output {
     Heartbeat {
         /// Session epoch.
         session: u64,
+        /// Its counter (the header's block field).
+        counter: u64,
         /// Its contents.
         heartbeat: Heartbeat,
     },
@@ -206,7 +289,7 @@ pub struct ReceiverStats {
     /// Datagrams that verified and were used.
     pub datagrams_accepted: u64,
     /// Rejected datagrams by [`Reject::ALL`] reason.
-    pub rejected: [u64; 7],
+    pub rejected: [u64; 9],
     /// Blocks delivered.
     pub blocks_delivered: u64,
     /// Blocks declared lost.
@@ -228,6 +311,14 @@ pub struct ReceiverStats {
     pub heartbeats: u64,
     /// Heartbeats whose settings fingerprint differed from ours.
     pub settings_mismatches: u64,
+    /// Sessions refused (stale, agent not accepted, never attributed).
+    pub sessions_refused: u64,
+    /// Incomplete blocks held now, all sessions.
+    pub pending_blocks: u64,
+    /// What they cost now (see [`ReceiverConfig::max_pending_bytes`]).
+    pub pending_bytes: u64,
+    /// Incomplete blocks given up because the pending bound was reached.
+    pub blocks_shed: u64,
 }
 
 impl ReceiverStats {
@@ -296,6 +387,13 @@ struct Session {
     epoch: u64,
     key_id: u16,
     key: SessionKey,
+    /// The agent, once a heartbeat named it; until then nothing is delivered.
+    agent: Option<String>,
+    boot: u64,
+    /// When the session was first seen (its attribution deadline runs from here).
+    created: Instant,
+    /// Datagrams used while it waited for attribution (discarded if it never comes).
+    held: u64,
     next_emit: u64,
     /// One past the highest block known to have been sent.
     known_end: u64,
@@ -310,6 +408,28 @@ struct Session {
 }
 
 impl Session {
+    fn new(epoch: u64, key_id: u16, key: SessionKey, now: Instant) -> Session {
+        Session {
+            epoch,
+            key_id,
+            key,
+            agent: None,
+            boot: 0,
+            created: now,
+            held: 0,
+            next_emit: 0,
+            known_end: 0,
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
+            stall_since: None,
+            last_heartbeat: None,
+            held_heartbeat: None,
+            streams: HashMap::new(),
+            from_start: true,
+            mismatch_reported: false,
+        }
+    }
+
     /// Since when block `block` has been overdue: its latest symbol's arrival, or, if none of
     /// it arrived, the arrival of the first later block (which proves it was sent), or when the
     /// receiver noticed it missing. Each block waits its own reorder timeout from there, so
@@ -330,13 +450,54 @@ impl Session {
             }
         }
     }
+
+    /// When the timer next has work for this session.
+    fn deadline(&self, cfg: &ReceiverConfig) -> Option<Instant> {
+        if self.agent.is_none() {
+            return Some(self.created + cfg.attribution_timeout);
+        }
+        // Only while delivery is stalled on a block known to have been sent.
+        self.stall_since?;
+        Some(self.waiting_since(self.next_emit)? + cfg.reorder_timeout)
+    }
+
+    fn positions(&self) -> Vec<StreamPosition> {
+        let mut v: Vec<StreamPosition> = self
+            .streams
+            .iter()
+            .filter_map(|(id, st)| {
+                Some(StreamPosition {
+                    id: *id,
+                    next_sequence: st.expected?,
+                    name: st.name.clone(),
+                })
+            })
+            .collect();
+        v.sort_by_key(|p| p.id);
+        v
+    }
+}
+
+/// What the receiver knows of one agent.
+#[derive(Clone, Debug, Default)]
+struct AgentState {
+    /// The newest boot a heartbeat proved.
+    boot: u64,
+    /// Its live session.
+    current: Option<u64>,
+    newest_heartbeat_unix_ms: u64,
 }
 
 /// The receiving state machine.
 pub struct Receiver {
     cfg: ReceiverConfig,
-    session: Option<Session>,
+    sessions: Vec<Session>,
+    agents: HashMap<String, AgentState>,
     retired: VecDeque<u64>,
+    retired_set: std::collections::HashSet<u64>,
+    /// What all sessions' incomplete blocks cost, and how many there are.
+    pending_bytes: usize,
+    pending_blocks: usize,
     scratch: Vec<u8>,
     zstd: Option<zstd::bulk::Decompressor<'static>>,
     fec: Option<reed_solomon_simd::ReedSolomonDecoder>,
@@ -349,8 +510,12 @@ impl Receiver {
     pub fn new(cfg: ReceiverConfig) -> Receiver {
         Receiver {
             cfg,
-            session: None,
+            sessions: Vec::new(),
+            agents: HashMap::new(),
             retired: VecDeque::new(),
+            retired_set: std::collections::HashSet::new(),
+            pending_bytes: 0,
+            pending_blocks: 0,
             scratch: Vec::new(),
             zstd: zstd::bulk::Decompressor::new().ok(),
             fec: None,
@@ -359,14 +524,76 @@ impl Receiver {
         }
     }
 
+    /// A receiver that goes on from a persisted state: its agents' newest boots, the refused
+    /// epochs, and each live session from the positions its outputs had reached. Sessions
+    /// under a key id no longer configured are left out (their agent must start anew).
+    pub fn restore(cfg: ReceiverConfig, state: &ReceiverState, now: Instant) -> Receiver {
+        let mut rx = Receiver::new(cfg);
+        for a in &state.agents {
+            rx.agents.insert(
+                a.name.clone(),
+                AgentState {
+                    boot: a.boot,
+                    current: None,
+                    newest_heartbeat_unix_ms: a.newest_heartbeat_unix_ms,
+                },
+            );
+        }
+        for e in &state.retired {
+            rx.retire(*e);
+        }
+        for rec in &state.sessions {
+            let Some(psk) = rx.psk(rec.key_id) else {
+                continue;
+            };
+            let Some(cipher) = crate::crypto::Cipher::from_u8(rec.cipher) else {
+                continue;
+            };
+            if rx.retired_set.contains(&rec.epoch) || rx.sessions.len() >= rx.cfg.max_sessions {
+                continue;
+            }
+            let mut s = Session::new(
+                rec.epoch,
+                rec.key_id,
+                SessionKey::derive(&psk, rec.epoch, cipher),
+                now,
+            );
+            s.agent = Some(rec.agent.clone());
+            s.boot = rec.boot;
+            s.next_emit = rec.next_block;
+            s.known_end = rec.next_block;
+            s.last_heartbeat = rec.last_heartbeat;
+            s.from_start = !rec.joined;
+            for st in &rec.streams {
+                s.streams.insert(
+                    st.id,
+                    StreamState {
+                        name: st.name.clone(),
+                        expected: Some(st.next_sequence),
+                    },
+                );
+            }
+            let agent = rx.agents.entry(rec.agent.clone()).or_default();
+            agent.boot = agent.boot.max(rec.boot);
+            agent.current = Some(rec.epoch);
+            rx.sessions.push(s);
+        }
+        rx
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &ReceiverStats {
         &self.stats
     }
 
-    /// The current session epoch.
-    pub fn session(&self) -> Option<u64> {
-        self.session.as_ref().map(|s| s.epoch)
+    /// The live sessions' epochs (attributed or waiting for their heartbeat).
+    pub fn sessions(&self) -> Vec<u64> {
+        self.sessions.iter().map(|s| s.epoch).collect()
+    }
+
+    /// The session of `agent`, if it has a live one.
+    pub fn session_of(&self, agent: &str) -> Option<u64> {
+        self.agents.get(agent)?.current
     }
 
     /// The next output, if any. Drain after every call to `handle_*`.
@@ -376,16 +603,27 @@ impl Receiver {
 
     /// When [`Receiver::handle_timeout`] next has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let s = self.session.as_ref()?;
-        // Only while delivery is stalled on a block known to have been sent.
-        s.stall_since?;
-        Some(s.waiting_since(s.next_emit)? + self.cfg.reorder_timeout)
+        self.sessions
+            .iter()
+            .filter_map(|s| s.deadline(&self.cfg))
+            .min()
     }
 
-    /// Advance timers: declare overdue blocks lost. Call it only once every datagram already
-    /// received has been handled.
+    /// Advance timers: declare overdue blocks lost, refuse sessions never attributed. Call it
+    /// only once every datagram already received has been handled.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.advance_until(now, Advance::Timeout);
+        let mut i = 0;
+        while i < self.sessions.len() {
+            let expired = self.sessions.get(i).is_some_and(|s| {
+                s.agent.is_none() && now >= s.created + self.cfg.attribution_timeout
+            });
+            if expired {
+                self.refuse(i, None, 0, Reject::Unattributed);
+                continue;
+            }
+            self.advance_until(now, i, Advance::Timeout);
+            i += 1;
+        }
     }
 
     /// Take one datagram. Rejections are counted in [`Receiver::stats`] and returned.
@@ -393,33 +631,51 @@ impl Receiver {
         let result = self.handle_inner(now, datagram);
         match &result {
             Ok(()) => self.stats.datagrams_accepted += 1,
-            Err(reject) => {
-                if let Some(slot) = self.stats.rejected.get_mut(reject.index()) {
-                    *slot += 1;
-                }
+            Err(reject) => self.count_reject(*reject, 1),
+        }
+        self.stats.pending_blocks = self.pending_blocks as u64;
+        self.stats.pending_bytes = self.pending_bytes as u64;
+        result
+    }
+
+    fn count_reject(&mut self, reject: Reject, n: u64) {
+        if let Some(slot) = self.stats.rejected.get_mut(reject.index()) {
+            *slot += n;
+        }
+    }
+
+    fn psk(&self, key_id: u16) -> Option<[u8; KEY_LEN]> {
+        self.cfg
+            .keys
+            .iter()
+            .find(|(id, _)| *id == key_id)
+            .map(|(_, k)| *k)
+    }
+
+    fn retire(&mut self, epoch: u64) {
+        if self.retired_set.insert(epoch) {
+            self.retired.push_back(epoch);
+        }
+        while self.retired.len() > RETIRED_SESSIONS {
+            if let Some(old) = self.retired.pop_front() {
+                self.retired_set.remove(&old);
             }
         }
-        result
     }
 
     fn handle_inner(&mut self, now: Instant, datagram: &[u8]) -> Result<(), Reject> {
         let h = Header::decode(datagram)?;
-        let psk = self
-            .cfg
-            .keys
-            .iter()
-            .find(|(id, _)| *id == h.key_id)
-            .map(|(_, k)| *k)
-            .ok_or(Reject::UnknownKey(h.key_id))?;
-        let current = self
-            .session
-            .as_ref()
-            .filter(|s| s.epoch == h.session && s.key_id == h.key_id && s.key.cipher() == h.cipher);
+        let psk = self.psk(h.key_id).ok_or(Reject::UnknownKey(h.key_id))?;
+        let found = self.sessions.iter().position(|s| s.epoch == h.session);
+        let current = found.filter(|i| {
+            self.sessions
+                .get(*i)
+                .is_some_and(|s| s.key_id == h.key_id && s.key.cipher() == h.cipher)
+        });
         let fresh_key = match current {
             Some(_) => None,
             None => {
-                let same_epoch = self.session.as_ref().is_some_and(|s| s.epoch == h.session);
-                if !same_epoch && self.retired.contains(&h.session) {
+                if found.is_none() && self.retired_set.contains(&h.session) {
                     return Err(Reject::StaleSession);
                 }
                 Some(SessionKey::derive(&psk, h.session, h.cipher))
@@ -434,15 +690,15 @@ impl Receiver {
         let tag = datagram
             .get(payload_end..payload_end + TAG_LEN)
             .ok_or(Reject::Inconsistent)?;
-        if fresh_key.is_none() {
-            if let Some(result) = self.symbol_in_place(now, &h, header_bytes, payload, tag) {
+        if let Some(si) = current {
+            if let Some(result) = self.symbol_in_place(now, si, &h, header_bytes, payload, tag) {
                 return result;
             }
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend_from_slice(payload);
-        let key = match (&fresh_key, &self.session) {
+        let key = match (&fresh_key, current.and_then(|i| self.sessions.get(i))) {
             (Some(k), _) => k,
             (None, Some(s)) => &s.key,
             (None, None) => return Err(Reject::Inconsistent),
@@ -451,13 +707,34 @@ impl Receiver {
         let result = match verified {
             Err(_) => Err(Reject::Auth),
             Ok(()) => {
-                if let Some(key) = fresh_key {
-                    self.enter_session(now, &h, key, &scratch);
-                }
-                match h.kind {
-                    DatagramType::Heartbeat => self.on_heartbeat(now, &h, &scratch),
-                    DatagramType::Source | DatagramType::Repair => {
-                        self.on_symbol(now, &h, &scratch)
+                let si = match (fresh_key, found) {
+                    (None, Some(si)) => Ok(si),
+                    // The same epoch under another key id or cipher only swaps the key.
+                    (Some(key), Some(si)) => match self.sessions.get_mut(si) {
+                        Some(s) => {
+                            s.key = key;
+                            s.key_id = h.key_id;
+                            Ok(si)
+                        }
+                        None => Err(Reject::Inconsistent),
+                    },
+                    (Some(key), None) => self.new_session(now, &h, key, &scratch),
+                    (None, None) => Err(Reject::Inconsistent),
+                };
+                match si {
+                    Err(e) => Err(e),
+                    Ok(si) => {
+                        if let Some(s) = self.sessions.get_mut(si) {
+                            if s.agent.is_none() {
+                                s.held += 1;
+                            }
+                        }
+                        match h.kind {
+                            DatagramType::Heartbeat => self.on_heartbeat(now, si, &h, &scratch),
+                            DatagramType::Source | DatagramType::Repair => {
+                                self.on_symbol(now, si, &h, &scratch)
+                            }
+                        }
                     }
                 }
             }
@@ -466,33 +743,31 @@ impl Receiver {
         result
     }
 
-    /// A datagram of an unknown epoch authenticated: a sender (re)started, or this receiver
-    /// did. The same epoch under another key id or cipher only swaps the key.
-    fn enter_session(&mut self, now: Instant, h: &Header, key: SessionKey, payload: &[u8]) {
-        if let Some(s) = self.session.as_mut().filter(|s| s.epoch == h.session) {
-            s.key = key;
-            s.key_id = h.key_id;
-            return;
+    /// A datagram of an unknown epoch authenticated: an agent (re)started, a new agent, or a
+    /// replay of a session this receiver never saw. It is held, undelivered, until a heartbeat
+    /// names its agent and proves it newer than that agent's live session.
+    fn new_session(
+        &mut self,
+        now: Instant,
+        h: &Header,
+        key: SessionKey,
+        payload: &[u8],
+    ) -> Result<usize, Reject> {
+        if self.sessions.len() >= self.cfg.max_sessions {
+            // Make room by refusing the oldest session still waiting for its agent.
+            let oldest = self
+                .sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.agent.is_none())
+                .min_by_key(|(_, s)| s.created)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => self.refuse(i, None, 0, Reject::Unattributed),
+                None => return Err(Reject::Unattributed),
+            }
         }
-        let previous = self.session.as_ref().map(|s| s.epoch);
-        if previous.is_some() {
-            self.finish_session(now);
-        }
-        let mut session = Session {
-            epoch: h.session,
-            key_id: h.key_id,
-            key,
-            next_emit: 0,
-            known_end: 0,
-            pending: BTreeMap::new(),
-            pending_bytes: 0,
-            stall_since: None,
-            last_heartbeat: None,
-            held_heartbeat: None,
-            streams: HashMap::new(),
-            from_start: true,
-            mismatch_reported: false,
-        };
+        let mut session = Session::new(h.session, h.key_id, key, now);
         match h.kind {
             DatagramType::Heartbeat => {
                 // Resynchronise on the sender's own account of where it is.
@@ -519,19 +794,109 @@ impl Receiver {
                 }
             }
         }
-        self.stats.sessions += 1;
-        self.out.push_back(Output::SessionStarted {
-            session: h.session,
-            previous,
-            joined: !session.from_start,
-        });
-        self.session = Some(session);
+        self.sessions.push(session);
+        Ok(self.sessions.len() - 1)
     }
 
-    /// The session is being replaced: deliver what can be delivered, declare the rest lost,
-    /// settle the last heartbeat's account, and retire the epoch.
-    fn finish_session(&mut self, now: Instant) {
-        if let Some(s) = self.session.as_mut() {
+    /// Drop session `si` without delivering anything of it, refuse its epoch from now on, and
+    /// count the datagrams it had held as rejected for `reason`.
+    fn refuse(&mut self, si: usize, agent: Option<String>, boot: u64, reason: Reject) {
+        if si >= self.sessions.len() {
+            return;
+        }
+        let s = self.sessions.swap_remove(si);
+        self.pending_bytes -= s.pending_bytes;
+        self.pending_blocks -= s.pending.len();
+        self.retire(s.epoch);
+        self.stats.sessions_refused += 1;
+        self.stats.datagrams_accepted = self.stats.datagrams_accepted.saturating_sub(s.held);
+        self.count_reject(reason, s.held);
+        let newest_boot = agent
+            .as_deref()
+            .and_then(|a| self.agents.get(a))
+            .map_or(0, |a| a.boot);
+        self.out.push_back(Output::SessionRefused {
+            session: s.epoch,
+            agent,
+            boot,
+            newest_boot,
+            reason,
+            discarded: s.held,
+        });
+    }
+
+    /// A heartbeat named session `si`'s agent: accept the session if it is newer than the
+    /// agent's live one (which then ends), refuse it otherwise. Returns the session's index
+    /// afterwards, or the reason it was refused.
+    fn attribute(&mut self, now: Instant, si: usize, hb: &Heartbeat) -> Result<usize, Reject> {
+        let (name, boot, legacy) = match &hb.identity {
+            Some(id) => (id.agent.clone(), id.boot, false),
+            // An agent from before identities: its sessions replace each other as they
+            // appear (the rule of protocol 1 as first written).
+            None => (String::new(), 0, true),
+        };
+        if let Some(allowed) = &self.cfg.agents {
+            if !allowed.iter().any(|a| *a == name) {
+                self.refuse(si, Some(name), boot, Reject::UnknownAgent);
+                return Err(Reject::UnknownAgent);
+            }
+        }
+        let epoch = self
+            .sessions
+            .get(si)
+            .map(|s| s.epoch)
+            .ok_or(Reject::Inconsistent)?;
+        let agent = self.agents.get(&name).cloned().unwrap_or_default();
+        let known = agent.current.is_some() || self.agents.contains_key(&name);
+        if known && !legacy && boot <= agent.boot {
+            self.refuse(si, Some(name), boot, Reject::StaleSession);
+            return Err(Reject::StaleSession);
+        }
+        let mut si = si;
+        let previous = agent.current.filter(|c| *c != epoch);
+        if let Some(prev) = previous {
+            if let Some(pi) = self.sessions.iter().position(|s| s.epoch == prev) {
+                self.finish_session(now, pi);
+                self.sessions.swap_remove(pi);
+                si = self
+                    .sessions
+                    .iter()
+                    .position(|s| s.epoch == epoch)
+                    .ok_or(Reject::Inconsistent)?;
+            }
+            self.retire(prev);
+            self.out.push_back(Output::SessionEnded {
+                session: prev,
+                agent: name.clone(),
+                replaced_by: epoch,
+            });
+        }
+        let entry = self.agents.entry(name.clone()).or_default();
+        entry.boot = entry.boot.max(boot);
+        entry.current = Some(epoch);
+        let s = self.sessions.get_mut(si).ok_or(Reject::Inconsistent)?;
+        s.agent = Some(name.clone());
+        s.boot = boot;
+        s.held = 0;
+        self.stats.sessions += 1;
+        self.out.push_back(Output::SessionStarted {
+            session: epoch,
+            agent: name,
+            boot,
+            previous,
+            joined: !s.from_start,
+            key_id: s.key_id,
+            cipher: s.key.cipher() as u8,
+            next_block: s.next_emit,
+            streams: s.positions(),
+        });
+        Ok(si)
+    }
+
+    /// Session `si` is being replaced: deliver what can be delivered, declare the rest lost,
+    /// settle the last heartbeat's account. The caller removes it.
+    fn finish_session(&mut self, now: Instant, si: usize) {
+        if let Some(s) = self.sessions.get_mut(si) {
             let end = s
                 .pending
                 .keys()
@@ -545,23 +910,40 @@ impl Receiver {
                 p.last_seen = p.first_seen;
             }
         }
-        self.advance_until(now, Advance::Drain);
-        if let Some(s) = self.session.take() {
-            self.retired.push_back(s.epoch);
-            if self.retired.len() > RETIRED_SESSIONS {
-                self.retired.pop_front();
-            }
-        }
+        self.advance_until(now, si, Advance::Drain);
     }
 
-    fn on_heartbeat(&mut self, now: Instant, h: &Header, payload: &[u8]) -> Result<(), Reject> {
+    fn on_heartbeat(
+        &mut self,
+        now: Instant,
+        si: usize,
+        h: &Header,
+        payload: &[u8],
+    ) -> Result<(), Reject> {
         let hb = Heartbeat::decode(payload).ok_or(Reject::Inconsistent)?;
         let ours = self.cfg.fingerprint;
-        let s = self.session.as_mut().ok_or(Reject::Inconsistent)?;
+        let s = self.sessions.get(si).ok_or(Reject::Inconsistent)?;
         if s.last_heartbeat.is_some_and(|last| h.block <= last) {
             return Err(Reject::Replayed);
         }
+        let si = match &s.agent {
+            None => self.attribute(now, si, &hb)?,
+            Some(agent) => {
+                let same = match &hb.identity {
+                    Some(id) => id.agent == *agent && id.boot == s.boot,
+                    None => agent.is_empty(),
+                };
+                if !same {
+                    return Err(Reject::Inconsistent);
+                }
+                si
+            }
+        };
+        let s = self.sessions.get_mut(si).ok_or(Reject::Inconsistent)?;
         s.last_heartbeat = Some(h.block);
+        if let Some(a) = s.agent.as_ref().and_then(|a| self.agents.get_mut(a)) {
+            a.newest_heartbeat_unix_ms = a.newest_heartbeat_unix_ms.max(hb.sent_at_unix_ms);
+        }
         for pos in &hb.streams {
             // Same defaults as for a stream first seen in a record: a session followed from its
             // start expects sequence 0, so records lost before the first one delivered are a
@@ -590,15 +972,23 @@ impl Receiver {
         self.stats.heartbeats += 1;
         self.out.push_back(Output::Heartbeat {
             session: s.epoch,
+            counter: h.block,
             heartbeat: hb,
         });
-        self.advance(now);
+        self.advance(now, si);
         Ok(())
     }
 
-    fn on_symbol(&mut self, now: Instant, h: &Header, payload: &[u8]) -> Result<(), Reject> {
+    fn on_symbol(
+        &mut self,
+        now: Instant,
+        si: usize,
+        h: &Header,
+        payload: &[u8],
+    ) -> Result<(), Reject> {
         let max_block = self.cfg.max_block_bytes + 4096;
-        let s = self.session.as_mut().ok_or(Reject::Inconsistent)?;
+        let max_pending = self.cfg.max_pending_bytes;
+        let s = self.sessions.get_mut(si).ok_or(Reject::Inconsistent)?;
         let repair = h.kind == DatagramType::Repair;
         if h.block < s.next_emit {
             if repair {
@@ -613,24 +1003,28 @@ impl Receiver {
         }
         let total = usize::from(h.source_count) + usize::from(h.repair_count);
         let symbol_size = usize::from(h.payload_len);
+        let mut added = false;
         let p = match s.pending.get_mut(&h.block) {
             Some(p) => p,
             None => {
                 if usize::from(h.source_count) * symbol_size > max_block {
                     return Err(Reject::Inconsistent);
                 }
-                let size = total * symbol_size;
-                if size > self.cfg.max_pending_bytes {
+                let size = total * symbol_size + total + PENDING_BLOCK_OVERHEAD;
+                if size > max_pending {
                     return Err(Reject::Inconsistent);
                 }
                 s.pending_bytes += size;
+                self.pending_bytes += size;
+                self.pending_blocks += 1;
+                added = true;
                 s.pending.entry(h.block).or_insert(Pending {
                     source_count: h.source_count,
                     repair_count: h.repair_count,
                     symbol_size,
                     // Filled as symbols arrive (in order, the common case, without zeroing
                     // first); holes are zeroed only when a later symbol skips past them.
-                    data: Vec::with_capacity(size),
+                    data: Vec::with_capacity(total * symbol_size),
                     size,
                     have: vec![false; total],
                     sources: 0,
@@ -654,13 +1048,58 @@ impl Receiver {
             None => return Err(Reject::Inconsistent),
         }
         place(&mut p.data, index * symbol_size, payload);
-        self.symbol_placed(now, h)
+        let result = self.symbol_placed(now, si, h);
+        if added {
+            self.shed(now);
+        }
+        result
+    }
+
+    /// Over the pending bound (bytes or blocks): give up the oldest incomplete blocks of the
+    /// session holding the most until under it. An attributed session declares them lost at
+    /// once (gap records follow); one still waiting for its agent just forgets them, and they
+    /// are declared lost once it is attributed.
+    fn shed(&mut self, now: Instant) {
+        while self.pending_bytes > self.cfg.max_pending_bytes
+            || self.pending_blocks > self.cfg.max_pending_blocks
+        {
+            let Some(victim) = self
+                .sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.pending.is_empty())
+                .max_by_key(|(_, s)| s.pending_bytes)
+                .map(|(i, _)| i)
+            else {
+                return;
+            };
+            let Some(s) = self.sessions.get_mut(victim) else {
+                return;
+            };
+            if s.agent.is_some() {
+                let before = self.pending_blocks;
+                self.advance_until(now, victim, Advance::Shed);
+                if self.pending_blocks == before {
+                    return;
+                }
+                continue;
+            }
+            if let Some((&b, _)) = s.pending.iter().next() {
+                if let Some(p) = s.pending.remove(&b) {
+                    s.pending_bytes -= p.size;
+                    self.pending_bytes -= p.size;
+                    self.pending_blocks -= 1;
+                    self.stats.blocks_shed += 1;
+                    s.known_end = s.known_end.max(b.saturating_add(1));
+                }
+            }
+        }
     }
 
     /// A verified symbol is in its place in its pending block: count it, rebuild the block if
     /// it can be, deliver what is complete.
-    fn symbol_placed(&mut self, now: Instant, h: &Header) -> Result<(), Reject> {
-        let s = self.session.as_mut().ok_or(Reject::Inconsistent)?;
+    fn symbol_placed(&mut self, now: Instant, si: usize, h: &Header) -> Result<(), Reject> {
+        let s = self.sessions.get_mut(si).ok_or(Reject::Inconsistent)?;
         let p = s.pending.get_mut(&h.block).ok_or(Reject::Inconsistent)?;
         if let Some(slot) = p.have.get_mut(usize::from(h.symbol)) {
             *slot = true;
@@ -678,11 +1117,11 @@ impl Receiver {
             }
         }
         s.known_end = s.known_end.max(h.block.saturating_add(1));
-        self.advance(now);
+        self.advance(now, si);
         Ok(())
     }
 
-    /// The common case, a symbol of a block already pending in the current session, handled
+    /// The common case, a symbol of a block already pending in a known session, handled
     /// with one copy instead of two: the ciphertext goes straight to its place in the block and
     /// is verified and decrypted there. If it does not verify, the block is left as it was
     /// (the place is not marked held and an appended one is cut off again), so a forged or
@@ -692,6 +1131,7 @@ impl Receiver {
     fn symbol_in_place(
         &mut self,
         now: Instant,
+        si: usize,
         h: &Header,
         header_bytes: &[u8],
         ciphertext: &[u8],
@@ -700,7 +1140,7 @@ impl Receiver {
         if !matches!(h.kind, DatagramType::Source | DatagramType::Repair) {
             return None;
         }
-        let s = self.session.as_mut()?;
+        let s = self.sessions.get_mut(si)?;
         let p = s.pending.get_mut(&h.block)?;
         let symbol_size = usize::from(h.payload_len);
         let index = usize::from(h.symbol);
@@ -725,33 +1165,43 @@ impl Receiver {
             }
             return Some(Err(Reject::Auth));
         }
-        Some(self.symbol_placed(now, h))
+        if s.agent.is_none() {
+            s.held += 1;
+        }
+        Some(self.symbol_placed(now, si, h))
     }
 
     /// After a datagram: deliver what is complete. Never declares loss by time: the datagrams
     /// right behind this one may be the missing ones (a receiver that fell behind must not
     /// mistake its own backlog for loss). Only [`Receiver::handle_timeout`] does that.
-    fn advance(&mut self, now: Instant) {
-        self.advance_until(now, Advance::Deliver);
+    fn advance(&mut self, now: Instant, si: usize) {
+        self.advance_until(now, si, Advance::Deliver);
     }
 
-    /// Deliver complete blocks in order; declare lost the blocks that have waited too long
-    /// (`Timeout`) or all missing ones (`Drain`); enforce the pending-bytes bound; settle a held
-    /// heartbeat.
-    fn advance_until(&mut self, now: Instant, mode: Advance) {
+    /// Deliver complete blocks of session `si` in order; declare lost the blocks that have
+    /// waited too long (`Timeout`), all missing ones (`Drain`) or the oldest while over the
+    /// pending bound (`Shed`); settle a held heartbeat. Nothing of a session not yet attributed
+    /// to its agent is delivered.
+    fn advance_until(&mut self, now: Instant, si: usize, mode: Advance) {
         let timeout = self.cfg.reorder_timeout;
         let max_pending = self.cfg.max_pending_bytes;
+        let max_blocks = self.cfg.max_pending_blocks;
         let max_block = self.cfg.max_block_bytes;
-        let Some(s) = self.session.as_mut() else {
+        let Some(s) = self.sessions.get_mut(si) else {
             return;
         };
+        if s.agent.is_none() {
+            return;
+        }
         let mut lost_run: Option<(u64, u64)> = None;
         loop {
             let next = s.next_emit;
             if s.pending.get(&next).is_some_and(Pending::complete) {
                 if let Some(p) = s.pending.remove(&next) {
                     s.pending_bytes -= p.size;
-                    flush_lost(&mut lost_run, s.epoch, &mut self.out, &mut self.stats);
+                    self.pending_bytes -= p.size;
+                    self.pending_blocks -= 1;
+                    flush_lost(&mut lost_run, s.epoch, &mut self.out);
                     s.next_emit = s.next_emit.saturating_add(1);
                     s.stall_since = None;
                     let decoded = match self.zstd.as_mut() {
@@ -772,15 +1222,21 @@ impl Receiver {
             // Block `next` was sent (later data or a heartbeat says so) but is not complete.
             s.stall_since.get_or_insert(now);
             let waited_from = s.waiting_since(next).unwrap_or(now);
-            let over_budget = s.pending_bytes > max_pending;
+            let over_budget = self.pending_bytes > max_pending || self.pending_blocks > max_blocks;
             let overdue =
                 mode == Advance::Timeout && now.saturating_duration_since(waited_from) >= timeout;
-            if mode == Advance::Drain || over_budget || overdue {
+            let shed = mode == Advance::Shed && over_budget && !s.pending.is_empty();
+            if mode == Advance::Drain || shed || overdue {
                 // Give up on `next`, and in the same step on every following block of which
                 // nothing at all arrived: a long outage is one range, not one step per block.
                 let stop = match s.pending.remove(&next) {
                     Some(p) => {
                         s.pending_bytes -= p.size;
+                        self.pending_bytes -= p.size;
+                        self.pending_blocks -= 1;
+                        if shed {
+                            self.stats.blocks_shed += 1;
+                        }
                         next.saturating_add(1)
                     }
                     None => s
@@ -797,7 +1253,7 @@ impl Receiver {
             }
             break;
         }
-        flush_lost(&mut lost_run, s.epoch, &mut self.out, &mut self.stats);
+        flush_lost(&mut lost_run, s.epoch, &mut self.out);
         if s.held_heartbeat
             .as_ref()
             .is_some_and(|hb| hb.next_block <= s.next_emit)
@@ -861,6 +1317,7 @@ enum Advance {
     Deliver,
     Timeout,
     Drain,
+    Shed,
 }
 
 fn note_lost(run: &mut Option<(u64, u64)>, first: u64, last: u64, stats: &mut ReceiverStats) {
@@ -873,12 +1330,7 @@ fn note_lost(run: &mut Option<(u64, u64)>, first: u64, last: u64, stats: &mut Re
     };
 }
 
-fn flush_lost(
-    run: &mut Option<(u64, u64)>,
-    session: u64,
-    out: &mut VecDeque<Output>,
-    _stats: &mut ReceiverStats,
-) {
+fn flush_lost(run: &mut Option<(u64, u64)>, session: u64, out: &mut VecDeque<Output>) {
     if let Some((first, last)) = run.take() {
         out.push_back(Output::BlocksLost {
             session,

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::block::{BlockBuilder, Codec, BLOCK_PREFIX, RECORD_OVERHEAD};
 use crate::crypto::{Cipher, SessionKey, KEY_LEN};
 use crate::frame::{DatagramType, Header, HEADER_LEN, OVERHEAD, TAG_LEN};
-use crate::heartbeat::{Heartbeat, StreamPosition};
+use crate::heartbeat::{Heartbeat, Identity, StreamPosition};
 
 /// The IP version of the diode link: it decides how much of the MTU the IP and UDP headers
 /// take (28 bytes for IPv4, 48 for IPv6), and so how large a symbol fits.
@@ -106,6 +106,11 @@ pub struct SenderConfig {
     /// lost datagrams is spread over several blocks' repair budgets. It only engages when
     /// blocks queue up (a busy link); it never delays a block to wait for others.
     pub interleave_blocks: usize,
+    /// The agent and the rank of this session among its sessions, sent in every heartbeat.
+    /// A receiver delivers a session's blocks only once a heartbeat has attributed it, and
+    /// retires an agent's session only for a newer one of the same agent. `None` sends
+    /// heartbeats as agents before 2026-12-08 did (see `docs/diode-protocol.md`).
+    pub identity: Option<Identity>,
 }
 
 /// The fewest repair symbols a block gets when FEC is on: small blocks (a few events at low
@@ -803,6 +808,7 @@ impl Sender {
                     name: s.name.clone(),
                 })
                 .collect(),
+            identity: self.cfg.identity.clone(),
         };
         let mut payload = std::mem::take(&mut self.heartbeat_buf);
         self.heartbeat_cursor =
@@ -902,6 +908,7 @@ mod tests {
                 repair_percent: 0,
                 expected_loss_percent: 0.0,
                 interleave_blocks: 1,
+                identity: None,
             },
             now,
         )

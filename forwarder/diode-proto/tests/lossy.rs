@@ -185,6 +185,7 @@ fn run_opts(
             repair_percent,
             expected_loss_percent,
             interleave_blocks,
+            identity: None,
         },
         now,
     )
@@ -196,6 +197,7 @@ fn run_opts(
         max_block_bytes: 256 * 1024,
         reorder_timeout: Duration::from_millis(50),
         max_pending_bytes: 64 << 20,
+        ..ReceiverConfig::default()
     });
     let mut link = Link::new(seed, imp);
     let mut wire = VecDeque::new();

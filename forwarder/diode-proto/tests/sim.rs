@@ -29,6 +29,7 @@ fn sender_cfg(session: u64) -> SenderConfig {
         repair_percent: 0,
         expected_loss_percent: 0.0,
         interleave_blocks: 1,
+        identity: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn receiver() -> Receiver {
         max_block_bytes: 1 << 20,
         reorder_timeout: REORDER,
         max_pending_bytes: 64 << 20,
+        ..ReceiverConfig::default()
     })
 }
 
@@ -74,6 +76,8 @@ struct Seen {
     sessions: Vec<(u64, Option<u64>, bool)>,
     mismatches: usize,
     heartbeats: usize,
+    ended: Vec<u64>,
+    refused: Vec<(u64, Reject)>,
 }
 
 fn collect(rx: &mut Receiver, seen: &mut Seen) {
@@ -92,9 +96,14 @@ fn collect(rx: &mut Receiver, seen: &mut Seen) {
                 session,
                 previous,
                 joined,
+                ..
             } => seen.sessions.push((session, previous, joined)),
             Output::SettingsMismatch { .. } => seen.mismatches += 1,
             Output::Heartbeat { .. } => seen.heartbeats += 1,
+            Output::SessionEnded { session, .. } => seen.ended.push(session),
+            Output::SessionRefused {
+                session, reason, ..
+            } => seen.refused.push((session, reason)),
         }
     }
 }
@@ -406,6 +415,7 @@ fn pending_memory_is_bounded() {
             max_block_bytes: 1 << 20,
             reorder_timeout: Duration::from_secs(3600),
             max_pending_bytes: 0,
+            ..ReceiverConfig::default()
         }
     });
     let mut seen = Seen::default();
@@ -500,6 +510,7 @@ fn during_a_key_rotation_both_key_ids_are_accepted() {
         max_block_bytes: 1 << 20,
         reorder_timeout: REORDER,
         max_pending_bytes: 64 << 20,
+        ..ReceiverConfig::default()
     });
     let mut seen = Seen::default();
     for (session, key_id, key) in [(0x7001, 1, KEY), (0x7002, 2, [8; 32])] {

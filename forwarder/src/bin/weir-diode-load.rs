@@ -415,6 +415,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
             repair_percent: o.fec_percent,
             expected_loss_percent: o.expected_loss,
             interleave_blocks: 1,
+            identity: None,
         },
         Instant::now(),
     )
@@ -483,6 +484,7 @@ async fn weir_recv(o: &Opts, key: &DiodeKey) -> Result<Value> {
         max_block_bytes: o.max_block_bytes,
         reorder_timeout: Duration::from_millis(500),
         max_pending_bytes: 64 << 20,
+        ..ReceiverConfig::default()
     });
     let socket = diode::udp::bind_udp(([127, 0, 0, 1], 0).into(), Some(32 << 20), None)?;
     announce(socket.local_addr()?)?;

@@ -215,6 +215,8 @@ pub enum Transport {
 pub struct TxConfig {
     /// `weir.agent`.
     pub agent_name: String,
+    /// Where the agent keeps its boot counter.
+    pub state_dir: PathBuf,
     /// Shared diode settings.
     pub diode: DiodeConfig,
     /// Where datagrams go.
@@ -334,6 +336,14 @@ pub struct RxConfig {
     pub reorder_timeout: Duration,
     /// Bytes of incomplete blocks held at most.
     pub max_pending_bytes: usize,
+    /// Incomplete blocks held at most.
+    pub max_pending_blocks: usize,
+    /// Agents accepted by name (`None`: any).
+    pub agents: Option<Vec<String>>,
+    /// Agent sessions held at once.
+    pub max_sessions: usize,
+    /// Where the receiver keeps its state (sessions, positions) and its buffers.
+    pub state_dir: PathBuf,
     /// Blocks queued between the diode and the sinks; overflow is dropped and counted.
     pub queue_blocks: usize,
     /// Bytes of decoded records queued for the sinks at most; overflow is dropped and counted.
@@ -771,7 +781,15 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
     if t.queue_events == 0 {
         bail!("tx.queue_events must be at least 1");
     }
+    let name_len = raw.agent.name.len();
+    if name_len == 0 || name_len > weir_diode_proto::heartbeat::MAX_AGENT_NAME {
+        bail!(
+            "agent.name must be 1 to {} bytes (it names the agent's sessions on the diode)",
+            weir_diode_proto::heartbeat::MAX_AGENT_NAME
+        );
+    }
     Ok(TxConfig {
+        state_dir: resolve(base, t.state_dir.as_deref().unwrap_or("state")),
         agent_name: raw.agent.name,
         diode,
         destination: address("tx.destination", &t.destination)?,
@@ -1148,6 +1166,10 @@ fn rx(raw: raw::RxFile, base: &Path) -> Result<RxConfig> {
         metrics_listen: metrics_listen(raw.metrics.as_ref())?,
         reorder_timeout: Duration::from_millis(r.reorder_timeout_milliseconds),
         max_pending_bytes: r.max_pending_bytes,
+        max_pending_blocks: r.max_pending_blocks.max(1),
+        agents: r.agents.clone(),
+        max_sessions: r.max_sessions.max(1),
+        state_dir: state_dir.clone(),
         queue_blocks: r.queue_blocks,
         queue_max_bytes: r.queue_max_bytes,
         sinks,

@@ -114,6 +114,8 @@ pub struct Diode {
 pub struct Tx {
     /// Receiver (diode input) address.
     pub destination: String,
+    /// Where the agent keeps its boot counter (default `state` beside the config file).
+    pub state_dir: Option<String>,
     /// Local address.
     #[serde(default = "default_bind")]
     pub bind: String,
@@ -179,6 +181,14 @@ pub struct Rx {
     /// More key files accepted besides `diode.key_file` (key rotation).
     #[serde(default)]
     pub additional_key_files: Vec<String>,
+    /// Agents accepted by name; absent: any agent holding a key.
+    pub agents: Option<Vec<String>>,
+    /// Incomplete diode blocks held at most, all agents together.
+    #[serde(default = "default_pending_blocks")]
+    pub max_pending_blocks: usize,
+    /// Agent sessions held at once.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
 }
 
 /// `[[sources]]`, tagged by `type`.
@@ -746,6 +756,12 @@ fn default_reorder() -> u64 {
 }
 fn default_pending() -> usize {
     64 * 1024 * 1024
+}
+fn default_pending_blocks() -> usize {
+    65_536
+}
+fn default_max_sessions() -> usize {
+    256
 }
 fn default_queue_blocks() -> usize {
     4096

@@ -373,11 +373,12 @@ impl RecvBatch {
             .enumerate()
             .flat_map(move |(i, &(len, truncated, segment))| {
                 let start = i * self.slot_len;
-                self.buf
-                    .get(start..start + len)
-                    .unwrap_or_default()
-                    .chunks(segment)
+                let d = self.buf.get(start..start + len).unwrap_or_default();
+                // A zero-length datagram is one datagram too (counted, then rejected).
+                let empty = d.is_empty().then_some((d, truncated));
+                d.chunks(segment.max(1))
                     .map(move |d| (d, truncated))
+                    .chain(empty)
             })
     }
 }
@@ -527,6 +528,7 @@ mod tests {
                 repair_percent: 10,
                 expected_loss_percent: 1.0,
                 interleave_blocks: 1,
+                identity: None,
             };
             let (mut copying, mut lending) = (
                 Sender::new(cfg.clone(), now).map_err(io::Error::other)?,

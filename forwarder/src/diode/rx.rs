@@ -32,6 +32,8 @@ pub async fn run(
     // With GRO a slot holds a whole coalesced run (up to 64 KiB): fewer slots, same reach.
     let slots = if slot_len > 16_384 { 16 } else { MAX_BATCH };
     let mut batch = RecvBatch::new(slot_len, slots);
+    let inode = socket_inode(&socket);
+    let mut last_drops_check = Instant::now();
     loop {
         let timeout = receiver.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -62,7 +64,7 @@ pub async fn run(
                                 // Rejections are counted by the receiver and mirrored below.
                                 let _ = receiver.handle_datagram(now, d);
                                 while let Some(output) = receiver.poll_output() {
-                                    forward(output, &work, &budget, &stats);
+                                    forward(output, &work, &budget, &stats, &cancel).await;
                                 }
                             }
                         }
@@ -77,9 +79,15 @@ pub async fn run(
             _ = sleep_until(timeout), if timeout.is_some() => receiver.handle_timeout(Instant::now()),
         }
         while let Some(output) = receiver.poll_output() {
-            forward(output, &work, &budget, &stats);
+            forward(output, &work, &budget, &stats, &cancel).await;
         }
         mirror(&receiver, &stats);
+        if last_drops_check.elapsed() >= std::time::Duration::from_secs(1) {
+            last_drops_check = Instant::now();
+            if let Some(drops) = kernel_drops(inode) {
+                stats.datagrams_dropped_kernel.set(drops);
+            }
+        }
         stats.sink_queue_bytes.set(budget.used() as u64);
     }
     let _ = work.send(Work::Stop);
@@ -92,31 +100,85 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn forward(output: Output, work: &SyncSender<Work>, budget: &QueueBudget, stats: &RxStats) {
-    let (records, bytes) = match &output {
-        Output::Block { records, .. } => (records.len() as u64, records.byte_len()),
-        // Heartbeats and lost-block notices become no event (they are counters and logs):
-        // they never take queue space, and are never counted as dropped events.
-        Output::Heartbeat { .. } => return,
+/// Hand one output to the sink stage, in order, never dropping it: when the queue is full
+/// the loop waits (the socket buffer absorbs the wait; datagrams the kernel has to drop are
+/// counted and the blocks they belonged to become gap records, so loss stays exactly
+/// accounted). Heartbeats and lost-block notices make no event but move the durable state.
+async fn forward(
+    output: Output,
+    work: &SyncSender<Work>,
+    budget: &QueueBudget,
+    stats: &RxStats,
+    cancel: &CancellationToken,
+) {
+    let bytes = match &output {
+        Output::Block { records, .. } => records.byte_len().min(budget.max()),
+        Output::Heartbeat { .. } => 0,
         Output::BlocksLost { first, last, .. } => {
             warn!(message = "Diode blocks lost.", first, last);
+            0
+        }
+        _ => 512.min(budget.max()),
+    };
+    let mut item = Work::Diode(output, bytes);
+    let mut waited = false;
+    loop {
+        if budget.try_take(bytes) {
+            match work.try_send(item) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    budget.release(bytes);
+                    item = back;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    budget.release(bytes);
+                    return;
+                }
+            }
+        }
+        if !waited {
+            waited = true;
+            stats.sink_waits.inc();
+        }
+        if cancel.is_cancelled() {
+            // Shutting down: wait for the sink stage without the timer (it drains the queue).
+            match work.send(item) {
+                Ok(()) => budget.release(0),
+                Err(_) => return,
+            }
             return;
         }
-        // Gap, session and mismatch notices each become one `weir` event.
-        _ => (1, 512),
-    };
-    if !budget.try_take(bytes) {
-        stats.dropped_queue_full.add(records);
-        return;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    match work.try_send(Work::Diode(output, bytes)) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            budget.release(bytes);
-            stats.dropped_queue_full.add(records);
+}
+
+/// The inode of the socket, to find its line in `/proc/net/udp`.
+fn socket_inode(socket: &UdpSocket) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+    let text = link.to_str()?;
+    text.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Datagrams the kernel dropped for this socket (receive buffer full), from the `drops` column
+/// of `/proc/net/udp` or `/proc/net/udp6`.
+fn kernel_drops(inode: Option<u64>) -> Option<u64> {
+    let inode = inode?.to_string();
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(9) == Some(&inode.as_str()) {
+                return cols.last()?.parse().ok();
+            }
         }
-        Err(TrySendError::Disconnected(_)) => budget.release(bytes),
     }
+    None
 }
 
 fn mirror(receiver: &Receiver, stats: &RxStats) {
@@ -131,4 +193,7 @@ fn mirror(receiver: &Receiver, stats: &RxStats) {
     stats.sessions.set(s.sessions);
     stats.heartbeats.set(s.heartbeats);
     stats.settings_mismatches.set(s.settings_mismatches);
+    stats.pending_blocks.set(s.pending_blocks);
+    stats.pending_bytes.set(s.pending_bytes);
+    stats.blocks_shed.set(s.blocks_shed);
 }

@@ -314,6 +314,7 @@ mod tests {
                 repair_percent: 0,
                 expected_loss_percent: 0.0,
                 interleave_blocks: 1,
+                identity: None,
             },
             Instant::now(),
         )

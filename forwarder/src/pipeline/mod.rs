@@ -16,5 +16,6 @@ pushes back on the sender); the diode receiver never waits on the sinks, it drop
 */
 
 pub mod rx;
+pub mod rx_state;
 pub mod siem;
 pub mod tx;

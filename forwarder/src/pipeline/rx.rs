@@ -20,6 +20,7 @@ use weir_schemas::{Event, EventClass};
 
 use crate::config::{ClassFilter, RxConfig, SinkConfig};
 use crate::diode;
+use crate::pipeline::rx_state::Journal;
 use crate::pipeline::siem::{SiemOutput, Siems};
 use crate::telemetry::RxStats;
 use weir_integrations::envelope::{
@@ -59,6 +60,11 @@ impl QueueBudget {
                 (u + n <= self.max).then_some(u + n)
             })
             .is_ok()
+    }
+
+    /// The bound.
+    pub fn max(&self) -> usize {
+        self.max
     }
 
     /// Bytes reserved now.
@@ -132,16 +138,37 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
         })
         .collect();
     let siems = Siems::start(&siem_cfgs)?;
-    let receiver = Receiver::new(ReceiverConfig {
-        keys: std::iter::once(&cfg.diode.key)
-            .chain(&cfg.additional_keys)
-            .map(|k| (k.id, k.secret))
-            .collect(),
-        fingerprint: cfg.diode.fingerprint(),
-        max_block_bytes: cfg.diode.max_block_bytes,
-        reorder_timeout: cfg.reorder_timeout,
-        max_pending_bytes: cfg.max_pending_bytes,
-    });
+    let (journal, recovered) = Journal::open(&cfg.state_dir)?;
+    if recovered.cut_bytes > 0 {
+        warn!(message = "Receiver journal had a torn tail (a crash while writing it); the entry before it stands.", cut_bytes = recovered.cut_bytes);
+    }
+    let receiver = Receiver::restore(
+        ReceiverConfig {
+            keys: std::iter::once(&cfg.diode.key)
+                .chain(&cfg.additional_keys)
+                .map(|k| (k.id, k.secret))
+                .collect(),
+            fingerprint: cfg.diode.fingerprint(),
+            max_block_bytes: cfg.diode.max_block_bytes,
+            reorder_timeout: cfg.reorder_timeout,
+            max_pending_bytes: cfg.max_pending_bytes,
+            max_pending_blocks: cfg.max_pending_blocks,
+            agents: cfg.agents.clone(),
+            max_sessions: cfg.max_sessions,
+            ..ReceiverConfig::default()
+        },
+        &recovered.state,
+        std::time::Instant::now(),
+    );
+    let restored = receiver.sessions();
+    if !restored.is_empty() || !recovered.state.retired.is_empty() {
+        info!(
+            message = "Receiver state restored.",
+            sessions = restored.len(),
+            agents = recovered.state.agents.len(),
+            refused_epochs = recovered.state.retired.len()
+        );
+    }
     let socket = diode::udp::bind_udp(cfg.listen, Some(cfg.receive_buffer_bytes), None)
         .with_context(|| format!("cannot bind diode socket {}", cfg.listen))?;
     let local_addr = socket.local_addr()?;
@@ -156,9 +183,31 @@ pub async fn start(cfg: RxConfig) -> Result<RxHandle> {
     let sink_stats = stats.clone();
     let sink_budget = budget.clone();
     let outputs = siems.outputs.clone();
+    let mut stage = SinkStage {
+        sinks,
+        siems: outputs,
+        journal,
+        envelopes: !siem_cfgs.is_empty(),
+    };
+    if !recovered.redeliver.is_empty() {
+        // The receiver stopped while writing these: write them again (some sinks may hold
+        // them already; counted as redelivered).
+        let mut batch = Received::default();
+        for r in &recovered.redeliver {
+            let start = batch.bytes.len();
+            batch.bytes.extend_from_slice(&r.record);
+            batch.push(r.class, start, start + r.json_at);
+        }
+        stage.write(&batch, &stats);
+        stats.events_redelivered.add(batch.events.len() as u64);
+        info!(
+            message = "Events the receiver was writing when it stopped written again.",
+            events = batch.events.len()
+        );
+    }
     let sinks = std::thread::Builder::new()
         .name("weir-sinks".into())
-        .spawn(move || sink_stage(work_rx, sinks, &outputs, &sink_stats, &sink_budget))?;
+        .spawn(move || stage.run(work_rx, &sink_stats, &sink_budget))?;
     info!(message = "Receiver started.", listen = %local_addr, key_id = cfg.diode.key.id);
     let diode = tokio::spawn(diode::rx::run(
         receiver,
@@ -240,39 +289,61 @@ impl Received {
     }
 }
 
-fn sink_stage(
-    work: WorkQueue<Work>,
-    mut sinks: Vec<(Box<dyn LocalSink>, ClassFilter)>,
-    siems: &[Arc<SiemOutput>],
-    stats: &RxStats,
-    budget: &QueueBudget,
-) {
-    let mut batch = Received::default();
-    let mut dirty = false;
-    let envelopes = !siems.is_empty();
-    loop {
-        let item = match work.recv_timeout(Duration::from_millis(100)) {
-            Ok(item) => item,
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty {
-                    flush(&mut sinks, stats);
-                    dirty = false;
-                }
-                continue;
+/// The sink thread: receiver outputs in, in order; each one's state and events journaled,
+/// then its events written to every sink that takes their class.
+struct SinkStage {
+    sinks: Vec<(Box<dyn LocalSink>, ClassFilter)>,
+    siems: Vec<Arc<SiemOutput>>,
+    journal: Journal,
+    envelopes: bool,
+}
+
+impl SinkStage {
+    fn run(mut self, work: WorkQueue<Work>, stats: &RxStats, budget: &QueueBudget) {
+        let mut batch = Received::default();
+        loop {
+            let item = match work.recv_timeout(Duration::from_millis(100)) {
+                Ok(item) => item,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => Work::Stop,
+            };
+            let (output, bytes) = match item {
+                Work::Stop => break,
+                Work::Diode(output, bytes) => (output, bytes),
+            };
+            self.journal.apply(&output);
+            batch.clear();
+            events_of(output, &mut batch, stats, self.envelopes);
+            budget.release(bytes);
+            // The state after this output and its events, before any sink has them: a crash
+            // from here on redelivers them at the next start.
+            let committed = self.journal.commit(
+                batch
+                    .events
+                    .iter()
+                    .map(|e| (e.class, batch.record(e), e.json_at - e.start)),
+            );
+            if let Err(error) = committed {
+                stats.journal_errors.inc();
+                error!(message = "Receiver journal write failed; the positions of these events will be written with the next output.", %error);
             }
-            Err(RecvTimeoutError::Disconnected) => Work::Stop,
-        };
-        let (output, bytes) = match item {
-            Work::Stop => break,
-            Work::Diode(output, bytes) => (output, bytes),
-        };
-        batch.clear();
-        events_of(output, &mut batch, stats, envelopes);
-        budget.release(bytes);
-        if batch.is_empty() {
-            continue;
+            if !batch.is_empty() {
+                self.write(&batch, stats);
+            }
+            if let Err(error) = self.journal.compact(false) {
+                stats.journal_errors.inc();
+                error!(message = "Receiver state snapshot failed.", %error);
+            }
         }
-        for (sink, classes) in sinks.iter_mut() {
+        if let Err(error) = self.journal.compact(true) {
+            error!(message = "Receiver state snapshot failed at shutdown.", %error);
+        }
+    }
+
+    /// Hand the events to the sinks: local sinks written and flushed to the OS, SIEM buffers
+    /// appended (both survive a `kill -9` from then on).
+    fn write(&mut self, batch: &Received, stats: &RxStats) {
+        for (sink, classes) in self.sinks.iter_mut() {
             let routed: Vec<&[u8]> = batch
                 .events
                 .iter()
@@ -282,35 +353,24 @@ fn sink_stage(
             if routed.is_empty() {
                 continue;
             }
-            if let Err(err) = sink.write_batch(&routed) {
+            if let Err(err) = sink.write_batch(&routed).and_then(|()| sink.flush()) {
                 stats.sink_errors.add(routed.len() as u64);
                 error!(message = "Sink write failed; batch dropped.", sink = sink.name(), error = %err);
             }
         }
-        if envelopes {
+        if self.envelopes {
             // One envelope record per event, shared by every SIEM that takes its class.
             let view: Vec<(EventClass, &[u8])> = batch
                 .events
                 .iter()
                 .map(|e| (e.class, batch.record(e)))
                 .collect();
-            for siem in siems {
+            for siem in &self.siems {
                 siem.append(&view);
             }
         }
         for e in &batch.events {
             stats.events_sent.of(e.class).inc();
-        }
-        dirty = true;
-    }
-    flush(&mut sinks, stats);
-}
-
-fn flush(sinks: &mut [(Box<dyn LocalSink>, ClassFilter)], stats: &RxStats) {
-    for (sink, _) in sinks.iter_mut() {
-        if let Err(err) = sink.flush() {
-            stats.sink_errors.inc();
-            error!(message = "Sink flush failed.", sink = sink.name(), error = %err);
         }
     }
 }
@@ -331,6 +391,12 @@ fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: boo
             for (r, mut bytes) in records.records() {
                 let start = out.bytes.len();
                 if let Some((_, class, json)) = routed(bytes) {
+                    if let Err(reason) = one_json_object(json) {
+                        invalid(
+                            out, stats, json, reason, r.sequence, &session, now, envelopes,
+                        );
+                        continue;
+                    }
                     // The agent's envelope: complete it with the diode provenance (its bytes
                     // spliced, not encoded again) and stamp the JSON, which is not parsed at all.
                     if !envelopes || complete_record(&mut out.bytes, bytes, &session, r.sequence) {
@@ -344,6 +410,12 @@ fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: boo
                     out.bytes.truncate(start);
                 }
                 bytes = record_json(bytes);
+                if let Err(reason) = one_json_object(bytes) {
+                    invalid(
+                        out, stats, bytes, reason, r.sequence, &session, now, envelopes,
+                    );
+                    continue;
+                }
                 if let Ok(peek) = Peek::of(bytes) {
                     // The buffer record (binary envelope, then the stamped JSON) is written
                     // straight from the borrowed peek.
@@ -385,17 +457,66 @@ fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: boo
         }
         Output::SessionStarted {
             session,
+            agent,
+            boot,
             previous,
             joined,
+            ..
         } => {
+            let who = agent_label(&agent);
             let text = match (previous, joined) {
-                (Some(p), _) => format!("Diode sender restarted: session {p:016x} replaced by {session:016x}."),
-                (None, true) => format!("Diode receiver joined session {session:016x} under way; earlier records are not accounted for."),
-                (None, false) => format!("Diode session {session:016x} started."),
+                (Some(p), _) => format!("Diode agent {who} restarted: session {p:016x} replaced by {session:016x} (boot {boot})."),
+                (None, true) => format!("Diode receiver joined agent {who}'s session {session:016x} under way; earlier records are not accounted for."),
+                (None, false) => format!("Diode session {session:016x} of agent {who} started (boot {boot})."),
             };
             info!(message = %text);
             let mut e = weir_event("diode-session-started", text, session);
             e.event.kind_type = vec!["start".into()];
+            e.weir.agent = Some(agent);
+            out.typed(&e, envelopes);
+        }
+        Output::SessionEnded {
+            session,
+            agent,
+            replaced_by,
+        } => {
+            let text = format!(
+                "Diode session {session:016x} of agent {} ended: replaced by its newer session {replaced_by:016x}.",
+                agent_label(&agent)
+            );
+            info!(message = %text);
+            let mut e = weir_event("diode-session-ended", text, session);
+            e.event.kind_type = vec!["end".into()];
+            e.weir.agent = Some(agent);
+            out.typed(&e, envelopes);
+        }
+        Output::SessionRefused {
+            session,
+            agent,
+            boot,
+            newest_boot,
+            reason,
+            discarded,
+        } => {
+            let text = match reason {
+                weir_diode_proto::Reject::StaleSession => format!(
+                    "Diode session {session:016x} of agent {} refused: its boot {boot} is not newer than the agent's newest {newest_boot} (a replay of an old session, or an agent whose state and clock were both reset). {discarded} datagram(s) discarded.",
+                    agent_label(agent.as_deref().unwrap_or_default())
+                ),
+                weir_diode_proto::Reject::UnknownAgent => format!(
+                    "Diode session {session:016x} refused: agent {} is not in [rx] agents. {discarded} datagram(s) discarded.",
+                    agent_label(agent.as_deref().unwrap_or_default())
+                ),
+                _ => format!(
+                    "Diode session {session:016x} refused: no heartbeat named its agent in time. {discarded} datagram(s) discarded."
+                ),
+            };
+            warn!(message = %text);
+            stats.sessions_refused.inc();
+            let mut e = weir_event("diode-session-refused", text, session);
+            e.event.outcome = Some("failure".into());
+            e.event.reason = Some(reason.code().into());
+            e.weir.agent = agent;
             out.typed(&e, envelopes);
         }
         Output::SettingsMismatch {
@@ -414,6 +535,79 @@ fn events_of(output: Output, out: &mut Received, stats: &RxStats, envelopes: boo
         // Handled (logged, counted) by the diode task; never queued.
         Output::BlocksLost { .. } | Output::Heartbeat { .. } => {}
     }
+}
+
+fn agent_label(agent: &str) -> String {
+    if agent.is_empty() {
+        "(unnamed, an agent before 2026-12-08)".into()
+    } else {
+        format!("\"{agent}\"")
+    }
+}
+
+/// Whether `json` can be spliced into a SIEM body as one event: exactly one JSON object, no
+/// raw control character anywhere (a raw newline would end an Elasticsearch bulk line; a second
+/// value would be a second HEC event or bulk action). One pass over the bytes, not a parse:
+/// brackets outside strings must close exactly at the last byte.
+pub fn one_json_object(json: &[u8]) -> Result<(), &'static str> {
+    if json.first() != Some(&b'{') {
+        return Err("not_an_object");
+    }
+    let mut depth = 0u32;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in json.iter().enumerate() {
+        if b < 0x20 {
+            return Err("control_character");
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1).ok_or("unbalanced")?;
+                if depth == 0 && i + 1 != json.len() {
+                    return Err("trailing_data");
+                }
+            }
+            _ => {}
+        }
+    }
+    if depth != 0 || in_string {
+        return Err("unterminated");
+    }
+    Ok(())
+}
+
+/// A record that cannot be spliced into a SIEM body: kept as a counted `record-undecodable`
+/// event whose `event.original` holds it as an escaped string.
+#[allow(clippy::too_many_arguments)]
+fn invalid(
+    out: &mut Received,
+    stats: &RxStats,
+    bytes: &[u8],
+    reason: &str,
+    sequence: u64,
+    session: &str,
+    now: chrono::DateTime<Utc>,
+    envelopes: bool,
+) {
+    stats.records_invalid.inc();
+    let mut event = undecodable(bytes, &format!("not exactly one JSON object ({reason})"));
+    event.weir.parse_error = Some(format!("invalid_record_{reason}"));
+    event.weir.sequence = Some(sequence);
+    event.weir.session = Some(session.to_owned());
+    event.event.ingested = Some(now);
+    out.typed(&event, envelopes);
 }
 
 fn weir_event(action: &str, message: String, session: u64) -> Event {

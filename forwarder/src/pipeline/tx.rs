@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 use weir_diode_proto::{Sender, SenderConfig, StreamId};
 
 use crate::config::{
@@ -379,9 +379,58 @@ pub fn random_session() -> Result<u64> {
     Ok(u64::from_be_bytes(b).max(1))
 }
 
+/// This start's boot: above every earlier start's (kept in `agent-boot` in the state
+/// directory) and never below the Unix time in seconds, so that it still grows when the state
+/// directory was lost. Written (synced, then renamed into place) before the first datagram;
+/// an unreadable or empty file (what a power loss can leave) or one that cannot be written is
+/// logged and the clock alone decides, never stopping the agent.
+pub fn next_boot(state_dir: &std::path::Path, now_unix_seconds: u64) -> u64 {
+    let path = state_dir.join("agent-boot");
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                warn!(message = "Agent boot file unreadable; going by the clock.", path = %path.display());
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(error) => {
+            warn!(message = "Agent boot file unreadable; going by the clock.", path = %path.display(), %error);
+            None
+        }
+    };
+    let boot = stored
+        .map_or(0, |v| v.saturating_add(1))
+        .max(now_unix_seconds);
+    if let Err(error) = write_synced(&path, format!("{boot}\n").as_bytes()) {
+        warn!(message = "Cannot keep the agent boot counter; a restart within this second may be refused by the receiver.", path = %path.display(), %error);
+    }
+    boot
+}
+
+/// Write `bytes` to `path` so that a crash or power loss leaves either the old or the new
+/// contents: a temporary file, synced, renamed over, the directory synced.
+pub fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// Bind every socket and start the agent.
 pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
     let session = random_session()?;
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let boot = next_boot(&cfg.state_dir, started.as_secs());
     let mut sender = Sender::new(
         SenderConfig {
             key_id: cfg.diode.key.id,
@@ -400,6 +449,11 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
             repair_percent: cfg.fec_repair_percent,
             expected_loss_percent: cfg.fec_expected_loss_percent,
             interleave_blocks: cfg.fec_interleave_blocks,
+            identity: Some(weir_diode_proto::Identity {
+                agent: cfg.agent_name.clone(),
+                boot,
+                started_unix_ms: u64::try_from(started.as_millis()).unwrap_or(u64::MAX),
+            }),
         },
         Instant::now(),
     )

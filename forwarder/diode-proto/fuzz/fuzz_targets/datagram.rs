@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         max_block_bytes: 1 << 20,
         reorder_timeout: Duration::from_millis(100),
         max_pending_bytes: 8 << 20,
+        ..ReceiverConfig::default()
     });
     let _ = rx.handle_datagram(Instant::now(), data);
     while rx.poll_output().is_some() {}

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         max_block_bytes: 1 << 16,
         reorder_timeout: Duration::from_millis(100),
         max_pending_bytes: 1 << 20,
+        ..ReceiverConfig::default()
     });
     let start = Instant::now();
     let mut rest = data;
