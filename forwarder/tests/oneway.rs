@@ -180,7 +180,7 @@ fn a_million_events_cross_a_lossy_one_way_link_and_nothing_goes_back() {
     let rx_cfg = dir.path().join("rx.toml");
     std::fs::write(
         &rx_cfg,
-        format!("{DIODE}\n[rx]\nlisten = \"{IT_IP}:7000\"\nreceive_buffer_bytes = 4194304\nqueue_blocks = 65536\nqueue_max_bytes = 4294967296\n\n[[sinks]]\ntype = \"file\"\npath = \"out/events.ndjson\"\nmax_bytes = 0\n"),
+        format!("{DIODE}\n[rx]\nlisten = \"{IT_IP}:7000\"\nstate_dir = \"rx-state\"\nreceive_buffer_bytes = 4194304\nqueue_blocks = 65536\nqueue_max_bytes = 4294967296\n\n[[sinks]]\ntype = \"file\"\npath = \"out/events.ndjson\"\nmax_bytes = 0\n"),
     )
     .unwrap();
     let tx_cfg = dir.path().join("tx.toml");

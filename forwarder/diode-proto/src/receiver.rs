@@ -624,6 +624,8 @@ impl Receiver {
             self.advance_until(now, i, Advance::Timeout);
             i += 1;
         }
+        self.stats.pending_blocks = self.pending_blocks as u64;
+        self.stats.pending_bytes = self.pending_bytes as u64;
     }
 
     /// Take one datagram. Rejections are counted in [`Receiver::stats`] and returned.
@@ -723,19 +725,17 @@ impl Receiver {
                 };
                 match si {
                     Err(e) => Err(e),
-                    Ok(si) => {
-                        if let Some(s) = self.sessions.get_mut(si) {
-                            if s.agent.is_none() {
-                                s.held += 1;
+                    Ok(si) => match h.kind {
+                        DatagramType::Heartbeat => self.on_heartbeat(now, si, &h, &scratch),
+                        DatagramType::Source | DatagramType::Repair => {
+                            let epoch = h.session;
+                            let r = self.on_symbol(now, si, &h, &scratch);
+                            if r.is_ok() {
+                                self.note_held(epoch);
                             }
+                            r
                         }
-                        match h.kind {
-                            DatagramType::Heartbeat => self.on_heartbeat(now, si, &h, &scratch),
-                            DatagramType::Source | DatagramType::Repair => {
-                                self.on_symbol(now, si, &h, &scratch)
-                            }
-                        }
-                    }
+                    },
                 }
             }
         };
@@ -1165,10 +1165,21 @@ impl Receiver {
             }
             return Some(Err(Reject::Auth));
         }
-        if s.agent.is_none() {
-            s.held += 1;
+        let r = self.symbol_placed(now, si, h);
+        if r.is_ok() {
+            self.note_held(h.session);
         }
-        Some(self.symbol_placed(now, si, h))
+        Some(r)
+    }
+
+    /// A datagram of a session not yet attributed was used: counted, so that it can be
+    /// counted as rejected if the session is refused.
+    fn note_held(&mut self, epoch: u64) {
+        if let Some(s) = self.sessions.iter_mut().find(|s| s.epoch == epoch) {
+            if s.agent.is_none() {
+                s.held += 1;
+            }
+        }
     }
 
     /// After a datagram: deliver what is complete. Never declares loss by time: the datagrams

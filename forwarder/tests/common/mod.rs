@@ -55,6 +55,7 @@ pub fn rx_config(dir: &Path, diode_port: u16) -> PathBuf {
         r#"{DIODE}
 [rx]
 listen = "127.0.0.1:{diode_port}"
+state_dir = "rx-state"
 receive_buffer_bytes = 4194304
 reorder_timeout_milliseconds = 300
 queue_blocks = 65536
@@ -188,6 +189,11 @@ impl Proc {
         }
     }
 
+    /// Take the process's stdout, to read it while it runs ([`Proc::stop`] then reads none).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().unwrap()
+    }
+
     /// Everything written to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -197,10 +203,12 @@ impl Proc {
     pub fn stop(mut self) -> (bool, Value, String) {
         // Drain stdout while the process shuts down: a stdout sink may be blocked on a full
         // pipe (the stalled-output test leaves it unread until now).
-        let mut stdout = self.child.stdout.take().unwrap();
+        let stdout = self.child.stdout.take();
         let out_reader = std::thread::spawn(move || {
             let mut out = String::new();
-            let _ = stdout.read_to_string(&mut out);
+            if let Some(mut stdout) = stdout {
+                let _ = stdout.read_to_string(&mut out);
+            }
             out
         });
         let pid = self.child.id().to_string();
