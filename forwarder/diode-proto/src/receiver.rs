@@ -836,7 +836,7 @@ impl Receiver {
             None => (String::new(), 0, true),
         };
         if let Some(allowed) = &self.cfg.agents {
-            if !allowed.iter().any(|a| *a == name) {
+            if !allowed.contains(&name) {
                 self.refuse(si, Some(name), boot, Reject::UnknownAgent);
                 return Err(Reject::UnknownAgent);
             }
