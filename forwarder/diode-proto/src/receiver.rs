@@ -847,8 +847,7 @@ impl Receiver {
             .map(|s| s.epoch)
             .ok_or(Reject::Inconsistent)?;
         let agent = self.agents.get(&name).cloned().unwrap_or_default();
-        let known = agent.current.is_some() || self.agents.contains_key(&name);
-        if known && !legacy && boot <= agent.boot {
+        if self.agents.contains_key(&name) && !legacy && boot <= agent.boot {
             self.refuse(si, Some(name), boot, Reject::StaleSession);
             return Err(Reject::StaleSession);
         }

@@ -141,10 +141,10 @@ async fn forward(
             stats.sink_waits.inc();
         }
         if cancel.is_cancelled() {
-            // Shutting down: wait for the sink stage without the timer (it drains the queue).
-            match work.send(item) {
-                Ok(()) => budget.release(0),
-                Err(_) => return,
+            // Shutting down: wait for the sink stage without the timer (it drains the queue),
+            // and outside the byte budget, so the item carries no bytes to give back.
+            if let Work::Diode(output, _) = item {
+                let _ = work.send(Work::Diode(output, 0));
             }
             return;
         }
