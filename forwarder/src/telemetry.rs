@@ -257,6 +257,8 @@ pub struct RxStats {
     pub sink_waits: Counter,
     /// Failed writes of the receiver's state journal or snapshot.
     pub journal_errors: Counter,
+    /// Per agent (by `[agent] name`; `""` for agents that do not name themselves).
+    pub agents: std::sync::Mutex<std::collections::BTreeMap<String, AgentStats>>,
     /// Records reported lost in gap records.
     pub records_lost: Counter,
     /// Gap records emitted.
@@ -287,7 +289,34 @@ pub struct RxStats {
     pub siem: std::sync::Mutex<Vec<std::sync::Arc<crate::pipeline::siem::SiemOutput>>>,
 }
 
+/// One agent's counters on the receiver.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AgentStats {
+    /// Records received from its sessions.
+    pub records: u64,
+    /// Gap records about its streams.
+    pub gaps: u64,
+    /// Records in them.
+    pub records_lost: u64,
+    /// Its sessions taken up.
+    pub sessions: u64,
+    /// Its sessions refused (stale, not accepted).
+    pub sessions_refused: u64,
+    /// Datagrams of refused sessions that had been held and were discarded.
+    pub datagrams_discarded: u64,
+}
+
 impl RxStats {
+    /// Count for one agent.
+    pub fn agent(&self, name: &str, f: impl FnOnce(&mut AgentStats)) {
+        if let Ok(mut m) = self.agents.lock() {
+            match m.get_mut(name) {
+                Some(a) => f(a),
+                None => f(m.entry(name.to_owned()).or_default()),
+            }
+        }
+    }
+
     /// Rejected datagrams, all reasons.
     pub fn rejected_total(&self) -> u64 {
         self.datagrams_rejected.iter().map(Counter::get).sum()
@@ -326,6 +355,23 @@ impl RxStats {
             "events_redelivered_total": self.events_redelivered.get(),
             "sink_waits_total": self.sink_waits.get(),
             "state_journal_errors_total": self.journal_errors.get(),
+            "agent": self.agents.lock().map(|m| {
+                m.iter()
+                    .map(|(name, a)| {
+                        (
+                            name.clone(),
+                            json!({
+                                "diode_records_total": a.records,
+                                "diode_gaps_total": a.gaps,
+                                "diode_records_lost_total": a.records_lost,
+                                "diode_sessions_total": a.sessions,
+                                "diode_sessions_refused_total": a.sessions_refused,
+                                "diode_datagrams_discarded_total": a.datagrams_discarded,
+                            }),
+                        )
+                    })
+                    .collect::<Map<String, Value>>()
+            }).unwrap_or_default(),
             "decode_errors_total": self.decode_errors.get(),
             "events_dropped_total": { "queue_full": self.dropped_queue_full.get() },
             "sink_errors_total": self.sink_errors.get(),

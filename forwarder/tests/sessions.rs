@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
 /// An agent config in its own directory under `dir` (its key copied there): agent `name`, one
 /// `syslog_tcp` source named `input` on `tcp`, datagrams to `diode`.
@@ -267,6 +266,15 @@ fn several_agents_on_one_port_each_deliver_every_event_once() {
         }
         for (name, _, _) in &agents {
             assert_eq!(per.get(name).map_or(0, HashSet::len), 300, "{name} of {n}");
+            // Per-agent counters (`weir_agent_diode_*{agent="NAME"}` on /metrics).
+            let a = &summary["agent"][name];
+            assert!(
+                a["diode_records_total"].as_u64().unwrap() >= 300,
+                "{name}: {a}"
+            );
+            assert_eq!(a["diode_gaps_total"], 0, "{name}: {a}");
+            let sessions = if name == "zone-0" { 2 } else { 1 };
+            assert_eq!(a["diode_sessions_total"], sessions, "{name}: {a}");
         }
         assert_eq!(summary["diode_gaps_total"], 0, "{summary}");
         assert_eq!(

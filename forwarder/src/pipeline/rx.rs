@@ -311,6 +311,7 @@ impl SinkStage {
                 Work::Stop => break,
                 Work::Diode(output, bytes) => (output, bytes),
             };
+            count_by_agent(&output, self.journal.state(), stats);
             self.journal.apply(&output);
             batch.clear();
             events_of(output, &mut batch, stats, self.envelopes);
@@ -372,6 +373,45 @@ impl SinkStage {
         for e in &batch.events {
             stats.events_sent.of(e.class).inc();
         }
+    }
+}
+
+/// Per-agent counters of one output (before the state follows it).
+fn count_by_agent(output: &Output, state: &weir_diode_proto::ReceiverState, stats: &RxStats) {
+    let agent_of = |epoch: u64| {
+        state
+            .sessions
+            .iter()
+            .find(|s| s.epoch == epoch)
+            .map(|s| s.agent.as_str())
+    };
+    match output {
+        Output::Block {
+            session, records, ..
+        } => {
+            if let Some(a) = agent_of(*session) {
+                stats.agent(a, |c| c.records += records.len() as u64);
+            }
+        }
+        Output::Gap(g) => {
+            if let Some(a) = agent_of(g.session) {
+                stats.agent(a, |c| {
+                    c.gaps += 1;
+                    c.records_lost += g.count();
+                });
+            }
+        }
+        Output::SessionStarted { agent, .. } => stats.agent(agent, |c| c.sessions += 1),
+        // A session refused before any heartbeat named its agent counts only by reason.
+        Output::SessionRefused {
+            agent: Some(agent),
+            discarded,
+            ..
+        } => stats.agent(agent, |c| {
+            c.sessions_refused += 1;
+            c.datagrams_discarded += discarded;
+        }),
+        _ => {}
     }
 }
 
@@ -553,6 +593,9 @@ pub fn one_json_object(json: &[u8]) -> Result<(), &'static str> {
     if json.first() != Some(&b'{') {
         return Err("not_an_object");
     }
+    // Open brackets as bits, 1 for `{`, 0 for `[`: closing ones must match (an event nests far
+    // less than 128 deep).
+    let mut open: u128 = 0;
     let mut depth = 0u32;
     let mut in_string = false;
     let mut escaped = false;
@@ -572,9 +615,19 @@ pub fn one_json_object(json: &[u8]) -> Result<(), &'static str> {
         }
         match b {
             b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
+            b'{' | b'[' => {
+                if depth == 128 {
+                    return Err("too_deep");
+                }
+                open = (open << 1) | u128::from(b == b'{');
+                depth += 1;
+            }
             b'}' | b']' => {
-                depth = depth.checked_sub(1).ok_or("unbalanced")?;
+                if depth == 0 || (open & 1 == 1) != (b == b'}') {
+                    return Err("unbalanced");
+                }
+                open >>= 1;
+                depth -= 1;
                 if depth == 0 && i + 1 != json.len() {
                     return Err("trailing_data");
                 }
@@ -656,6 +709,49 @@ fn undecodable(bytes: &[u8], error: &str) -> Event {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// What may be spliced into a SIEM body: one object, brackets matched by kind, nothing
+    /// after it, no raw control character anywhere (the fuzzer found `{"a":[1}]`-like shapes
+    /// passing a plain depth count).
+    #[test]
+    fn only_one_json_object_without_control_characters_is_spliced() {
+        for ok in [
+            &br#"{}"#[..],
+            br#"{"a":"}{\"]","b":[1,{"c":[]}],"d":"\u00e9 \\"}"#,
+            "{\"é\":\"ü\"}".as_bytes(),
+        ] {
+            assert_eq!(
+                one_json_object(ok),
+                Ok(()),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
+        }
+        for (bad, why) in [
+            (&b"[1]"[..], "not_an_object"),
+            (b" {}", "not_an_object"),
+            (b"{\"a\":1}\n{\"b\":2}", "trailing_data"),
+            (b"{\"a\":\n1}", "control_character"),
+            (b"{\"a\":\"x\ty\"}", "control_character"),
+            (b"{\"a\":1}{\"b\":2}", "trailing_data"),
+            (b"{\"a\":1} ", "trailing_data"),
+            (b"{\"a\":[1}]", "unbalanced"),
+            (b"{\"a\":[1]]", "unbalanced"),
+            (b"{\"a\":\"}", "unterminated"),
+            (b"{\"a\":{}", "unterminated"),
+        ] {
+            assert_eq!(
+                one_json_object(bad),
+                Err(why),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = format!("{}{}", "{\"a\":[".repeat(65), "]}".repeat(65));
+        assert_eq!(one_json_object(deep.as_bytes()), Err("too_deep"));
+        let fine = format!("{}{}", "{\"a\":[".repeat(64), "]}".repeat(64));
+        assert_eq!(one_json_object(fine.as_bytes()), Ok(()));
+    }
     use weir_diode_proto::block::{decode, BlockBuilder};
     use weir_diode_proto::Codec;
     use weir_integrations::envelope::{agent_record, split_view, EnvelopeRef};
