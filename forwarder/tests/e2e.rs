@@ -611,7 +611,7 @@ fn a_stalled_output_keeps_the_receiver_within_its_memory_bound_and_accounts_for_
     let rx_cfg = dir.path().join("rx.toml");
     std::fs::write(
         &rx_cfg,
-        format!("{DIODE}\n[rx]\nlisten = \"127.0.0.1:{diode}\"\nreceive_buffer_bytes = 4194304\nqueue_blocks = 65536\nqueue_max_bytes = {BOUND}\nmax_pending_bytes = 8388608\nstate_dir = \"rx-state\"\n\n[[sinks]]\ntype = \"stdout\"\n"),
+        format!("{DIODE}\n[rx]\nlisten = \"127.0.0.1:{diode}\"\nreceive_buffer_bytes = 212992\nqueue_blocks = 65536\nqueue_max_bytes = {BOUND}\nmax_pending_bytes = 8388608\nstate_dir = \"rx-state\"\n\n[[sinks]]\ntype = \"stdout\"\n"),
     )
     .unwrap();
     let mut rx = Proc::start(&["rx"], &rx_cfg);

@@ -428,3 +428,105 @@ fn kill_9_of_the_receiver_twice_under_load_loses_nothing_uncounted() {
         gaps.len()
     );
 }
+
+/// A key holder's flood of 1,000,000 one-symbol blocks that never complete (the issue saw
+/// 12 → 283 MB): the receiver's peak RSS stays within `max_pending_bytes` plus the margin
+/// `docs/diode-protocol.md` states (the process itself, 48 MiB), and it still works after.
+#[test]
+fn a_flood_of_never_complete_blocks_keeps_the_receiver_within_its_bound() {
+    use weir_diode_proto::crypto::{Cipher, SessionKey};
+    use weir_diode_proto::frame::{DatagramType, Header, HEADER_LEN, TAG_LEN};
+    use weir_diode_proto::{Identity, Sender, SenderConfig};
+    const PENDING: u64 = 8 << 20;
+    let dir = workdir();
+    let diode = free_udp();
+    let path = dir.path().join("rx.toml");
+    std::fs::write(
+        &path,
+        format!("{DIODE}\n[rx]\nlisten = \"127.0.0.1:{diode}\"\nstate_dir = \"rx-state\"\nreceive_buffer_bytes = 4194304\nmax_pending_bytes = {PENDING}\n\n[[sinks]]\ntype = \"file\"\npath = \"out/events.ndjson\"\n"),
+    )
+    .unwrap();
+    let weir::config::Config::Rx(cfg) = weir::config::load(&path).unwrap() else {
+        panic!("rx config");
+    };
+    let rx = Proc::start(&["rx"], &path);
+    let session = 0xF100D;
+    let mut tx = Sender::new(
+        SenderConfig {
+            key_id: cfg.diode.key.id,
+            key: cfg.diode.key.secret,
+            cipher: Cipher::default(),
+            session,
+            mtu_bytes: 1500,
+            ip_version: weir_diode_proto::sender::IpVersion::V4,
+            codec: weir_diode_proto::Codec::None,
+            max_block_bytes: 262_144,
+            max_record_bytes: 65_536,
+            linger: Duration::from_millis(1),
+            heartbeat_interval: Duration::from_secs(1),
+            fingerprint: cfg.diode.fingerprint(),
+            max_queued_blocks: 16,
+            repair_percent: 0,
+            expected_loss_percent: 0.0,
+            interleave_blocks: 1,
+            identity: Some(Identity {
+                agent: "holder".into(),
+                boot: 1,
+                started_unix_ms: 0,
+            }),
+        },
+        Instant::now(),
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tx.poll_transmit(&mut buf).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(&buf[..n], ("127.0.0.1", diode)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let key = SessionKey::derive(&cfg.diode.key.secret, session, Cipher::default());
+    let mut d = vec![0u8; HEADER_LEN + 2 + TAG_LEN];
+    for block in 0..1_000_000u64 {
+        let h = Header {
+            kind: DatagramType::Source,
+            key_id: cfg.diode.key.id,
+            cipher: Cipher::default(),
+            session,
+            block: block + 10,
+            symbol: 0,
+            source_count: 2,
+            repair_count: 0,
+            payload_len: 2,
+        };
+        let (head, rest) = d.split_at_mut(HEADER_LEN);
+        let head: &mut [u8; HEADER_LEN] = head.try_into().unwrap();
+        h.encode(head);
+        let (body, tag) = rest.split_at_mut(2);
+        body.fill(0);
+        tag.copy_from_slice(&key.seal(head, &h, body));
+        socket.send_to(&d, ("127.0.0.1", diode)).unwrap();
+        if block % 2000 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", rx.pid())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let (ok, summary, log) = rx.stop();
+    assert!(ok, "{log}");
+    let accepted = summary["diode_datagrams_received_total"].as_u64().unwrap();
+    assert!(accepted > 100_000, "{summary}");
+    assert!(
+        summary["diode_blocks_shed_total"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let limit_kib = (PENDING + (48 << 20)) / 1024;
+    assert!(
+        peak_kib < limit_kib,
+        "peak RSS {peak_kib} KiB above {limit_kib} KiB: {summary}"
+    );
+    eprintln!("flood: {accepted} datagrams received, peak RSS {peak_kib} KiB (limit {limit_kib})");
+}

@@ -90,6 +90,9 @@ pub async fn run(
         }
         stats.sink_queue_bytes.set(budget.used() as u64);
     }
+    if let Some(drops) = kernel_drops(inode) {
+        stats.datagrams_dropped_kernel.set(drops);
+    }
     let _ = work.send(Work::Stop);
 }
 
