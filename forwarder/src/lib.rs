@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod diode;
+pub mod durable;
 pub mod health;
 pub mod metrics;
 pub mod pipeline;

@@ -167,7 +167,7 @@ impl Journal {
         self.state.encode(&mut self.state_bytes);
         let mut snap = crc32c::crc32c(&self.state_bytes).to_be_bytes().to_vec();
         snap.extend_from_slice(&self.state_bytes);
-        crate::pipeline::tx::write_synced(&self.dir.join("rx-state"), &snap)?;
+        crate::durable::write_synced(&self.dir.join("rx-state"), &snap)?;
         self.file.set_len(0)?;
         self.len = 0;
         Ok(())

@@ -403,25 +403,10 @@ pub fn next_boot(state_dir: &std::path::Path, now_unix_seconds: u64) -> u64 {
     let boot = stored
         .map_or(0, |v| v.saturating_add(1))
         .max(now_unix_seconds);
-    if let Err(error) = write_synced(&path, format!("{boot}\n").as_bytes()) {
+    if let Err(error) = crate::durable::write_synced(&path, format!("{boot}\n").as_bytes()) {
         warn!(message = "Cannot keep the agent boot counter; a restart within this second may be refused by the receiver.", path = %path.display(), %error);
     }
     boot
-}
-
-/// Write `bytes` to `path` so that a crash or power loss leaves either the old or the new
-/// contents: a temporary file, synced, renamed over, the directory synced.
-pub fn write_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Bind every socket and start the agent.

@@ -71,13 +71,8 @@ struct BaselineSaver {
 impl BaselineSaver {
     fn save(&mut self, b: &Baseline) {
         self.last = Instant::now();
-        let tmp = self.path.with_extension("json.tmp");
-        let written = self
-            .path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(b).unwrap_or_default()))
-            .and_then(|_| std::fs::rename(&tmp, &self.path));
+        let written =
+            crate::durable::write_synced(&self.path, &serde_json::to_vec(b).unwrap_or_default());
         if let Err(error) = written {
             warn!(message = "Cannot save the baseline.", file = %self.path.display(), %error);
         }

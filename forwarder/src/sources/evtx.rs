@@ -94,19 +94,11 @@ fn load(path: &Path) -> Result<BTreeMap<String, Bookmark>> {
 }
 
 fn save(path: &Path, files: &BTreeMap<String, Bookmark>) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
     let body = serde_json::to_vec_pretty(&BookmarkFile {
         files: files.clone(),
     })?;
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    Ok(())
+    crate::durable::write_synced(path, &body)
+        .with_context(|| format!("cannot replace {}", path.display()))
 }
 
 /// Check the directories and the bookmark file before starting.

@@ -256,12 +256,8 @@ impl Bookmarks {
             entry.bookmark = Some(b.to_owned());
         }
         entry.last_batch = Some(message_id.to_owned());
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.map)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        Ok(())
+        crate::durable::write_synced(&self.path, &serde_json::to_vec_pretty(&self.map)?)
+            .with_context(|| format!("cannot replace {}", self.path.display()))
     }
 }
 
