@@ -319,10 +319,11 @@ impl SinkStage {
             // The state after this output and its events, before any sink has them: a crash
             // from here on redelivers them at the next start.
             let committed = self.journal.commit(
+                &batch.bytes,
                 batch
                     .events
                     .iter()
-                    .map(|e| (e.class, batch.record(e), e.json_at - e.start)),
+                    .map(|e| (e.class, e.start, e.json_at, e.end)),
             );
             if let Err(error) = committed {
                 stats.journal_errors.inc();
@@ -597,32 +598,45 @@ pub fn one_json_object(json: &[u8]) -> Result<(), &'static str> {
     // less than 128 deep).
     let mut open: u128 = 0;
     let mut depth = 0u32;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &b) in json.iter().enumerate() {
-        if b < 0x20 {
-            return Err("control_character");
-        }
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    let mut i = 0;
+    // Outside strings: to the next quote, bracket or control character.
+    while let Some(at) = json
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| OUTSIDE[usize::from(b)]))
+    {
+        i += at;
+        match json.get(i).copied().unwrap_or_default() {
+            b'"' => {
+                // Inside a string: to its closing quote, past escapes.
+                loop {
+                    i += 1;
+                    let Some(at) = json
+                        .get(i..)
+                        .and_then(|rest| rest.iter().position(|&b| INSIDE[usize::from(b)]))
+                    else {
+                        return Err("unterminated");
+                    };
+                    i += at;
+                    match json.get(i).copied().unwrap_or_default() {
+                        b'"' => break,
+                        b'\\' => {
+                            i += 1;
+                            if json.get(i).is_some_and(|&b| b < 0x20) {
+                                return Err("control_character");
+                            }
+                        }
+                        _ => return Err("control_character"),
+                    }
+                }
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
+            b @ (b'{' | b'[') => {
                 if depth == 128 {
                     return Err("too_deep");
                 }
                 open = (open << 1) | u128::from(b == b'{');
                 depth += 1;
             }
-            b'}' | b']' => {
+            b @ (b'}' | b']') => {
                 if depth == 0 || (open & 1 == 1) != (b == b'}') {
                     return Err("unbalanced");
                 }
@@ -632,14 +646,44 @@ pub fn one_json_object(json: &[u8]) -> Result<(), &'static str> {
                     return Err("trailing_data");
                 }
             }
-            _ => {}
+            _ => return Err("control_character"),
         }
+        i += 1;
     }
-    if depth != 0 || in_string {
+    if depth != 0 {
         return Err("unterminated");
     }
     Ok(())
 }
+
+/// Bytes that matter outside a string: a quote, a bracket, a control character.
+static OUTSIDE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
+/// Bytes that matter inside a string: a quote, a backslash, a control character.
+static INSIDE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// A record that cannot be spliced into a SIEM body: kept as a counted `record-undecodable`
 /// event whose `event.original` holds it as an escaped string.
@@ -746,6 +790,33 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+        // The eight-byte skip inside strings: a special byte at every offset of a long string.
+        for at in 0..40 {
+            for (special, why) in [
+                (b'\n', Some("control_character")),
+                (b'"', Some("trailing_data")),
+                (b'\\', None),
+            ] {
+                let mut v = b"{\"k\":\"".to_vec();
+                v.extend((0..40).map(|i| if i == at { special } else { b'x' }));
+                v.extend_from_slice(b"\"}");
+                let want = match (special, why) {
+                    // A backslash escapes the next byte: at the end, the closing quote.
+                    (b'\\', _) if at == 39 => Err("unterminated"),
+                    (b'\\', _) => Ok(()),
+                    // A quote ends the string early: what follows is outside it.
+                    (b'"', _) => Err("trailing_data"),
+                    (_, Some(w)) => Err(w),
+                    _ => Ok(()),
+                };
+                let got = one_json_object(&v);
+                if special == b'"' {
+                    assert!(got.is_err(), "{}", String::from_utf8_lossy(&v));
+                } else {
+                    assert_eq!(got, want, "{}", String::from_utf8_lossy(&v));
+                }
+            }
         }
         let deep = format!("{}{}", "{\"a\":[".repeat(65), "]}".repeat(65));
         assert_eq!(one_json_object(deep.as_bytes()), Err("too_deep"));

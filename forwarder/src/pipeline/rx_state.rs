@@ -8,8 +8,9 @@
 //!             crc32c (u32) | state (weir_diode_proto::state)
 //! rx-journal  entries appended by the sink stage, one per receiver output:
 //!             "WRJ1" | body length (u32) | crc32c(body) (u32) | body
-//!             body = state length (u32) | state | record count (u32)
-//!                    | *( class (u8) | JSON offset (u32) | length (u32) | record )
+//!             body = state length (u32) | state | event count (u32)
+//!                    | *( class (u8) | start (u32) | JSON start (u32) | end (u32) )
+//!                    | arena length (u32) | arena (the events' records, back to back)
 //! ```
 //!
 //! The sink stage writes an output's entry (the state *after* it, and the events it makes)
@@ -128,33 +129,37 @@ impl Journal {
         self.state.apply(output);
     }
 
-    /// Write the state and the events the output made, before they go to the sinks.
-    pub fn commit<'a>(
+    /// Write the state and the events the output made, before they go to the sinks: `arena`
+    /// holds their records, each event given as (class, start, JSON start, end) in it. The
+    /// arena is written as it is (no copy), beside a small index.
+    pub fn commit(
         &mut self,
-        events: impl ExactSizeIterator<Item = (EventClass, &'a [u8], usize)>,
+        arena: &[u8],
+        events: impl ExactSizeIterator<Item = (EventClass, usize, usize, usize)>,
     ) -> std::io::Result<()> {
         self.state.encode(&mut self.state_bytes);
-        let body = &mut self.scratch;
-        body.clear();
-        body.extend_from_slice(MAGIC);
-        body.extend_from_slice(&[0; 8]);
-        body.extend_from_slice(&(self.state_bytes.len() as u32).to_be_bytes());
-        body.extend_from_slice(&self.state_bytes);
-        body.extend_from_slice(&(events.len() as u32).to_be_bytes());
-        for (class, record, json_at) in events {
-            body.push(class_code(class));
-            body.extend_from_slice(&(json_at as u32).to_be_bytes());
-            body.extend_from_slice(&(record.len() as u32).to_be_bytes());
-            body.extend_from_slice(record);
+        let head = &mut self.scratch;
+        head.clear();
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&[0; 8]);
+        head.extend_from_slice(&(self.state_bytes.len() as u32).to_be_bytes());
+        head.extend_from_slice(&self.state_bytes);
+        head.extend_from_slice(&(events.len() as u32).to_be_bytes());
+        for (class, start, json_at, end) in events {
+            head.push(class_code(class));
+            for v in [start, json_at, end] {
+                head.extend_from_slice(&(v as u32).to_be_bytes());
+            }
         }
-        let body_len = body.len() - 12;
-        let crc = crc32c::crc32c(body.get(12..).unwrap_or_default());
-        if let Some(h) = body.get_mut(4..12) {
+        head.extend_from_slice(&(arena.len() as u32).to_be_bytes());
+        let body_len = head.len() - 12 + arena.len();
+        let crc = crc32c::crc32c_append(crc32c::crc32c(head.get(12..).unwrap_or_default()), arena);
+        if let Some(h) = head.get_mut(4..12) {
             h[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
             h[4..].copy_from_slice(&crc.to_be_bytes());
         }
-        self.file.write_all(body)?;
-        self.len += body.len() as u64;
+        write_all_vectored(&mut self.file, head, arena)?;
+        self.len += (head.len() + arena.len()) as u64;
         Ok(())
     }
 
@@ -172,6 +177,21 @@ impl Journal {
         self.len = 0;
         Ok(())
     }
+}
+
+/// Both slices, in as few system calls as the kernel allows.
+fn write_all_vectored(file: &mut File, a: &[u8], b: &[u8]) -> std::io::Result<()> {
+    let (mut a, mut b) = (a, b);
+    while !a.is_empty() || !b.is_empty() {
+        let n = file.write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = a.get(from_a..).unwrap_or_default();
+        b = b.get(n - from_a..).unwrap_or_default();
+    }
+    Ok(())
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<ReceiverState> {
@@ -220,19 +240,27 @@ fn entry(bytes: &[u8]) -> Option<(usize, Entry)> {
     let state_len = b.u32().ok()? as usize;
     let state = ReceiverState::decode(b.take(state_len).ok()?)?;
     let n = b.u32().ok()? as usize;
-    let mut events = Vec::new();
+    let mut index = Vec::new();
     for _ in 0..n {
         let class = *EventClass::ALL.get(usize::from(b.u8().ok()?))?;
-        let json_at = b.u32().ok()? as usize;
-        let len = b.u32().ok()? as usize;
-        let record = b.take(len).ok()?.to_vec();
-        if json_at > record.len() {
+        let (start, json_at, end) = (
+            b.u32().ok()? as usize,
+            b.u32().ok()? as usize,
+            b.u32().ok()? as usize,
+        );
+        index.push((class, start, json_at, end));
+    }
+    let arena_len = b.u32().ok()? as usize;
+    let arena = b.take(arena_len).ok()?;
+    let mut events = Vec::with_capacity(index.len());
+    for (class, start, json_at, end) in index {
+        if !(start <= json_at && json_at <= end) {
             return None;
         }
         events.push(Redeliver {
             class,
-            record,
-            json_at,
+            record: arena.get(start..end)?.to_vec(),
+            json_at: json_at - start,
         });
     }
     b.is_empty().then_some((12 + len, (state, events)))
@@ -279,7 +307,7 @@ mod tests {
         for n in 1..=3u64 {
             j.state = state(n);
             let rec = format!("{{\"n\":{n}}}").into_bytes();
-            j.commit([(EventClass::Syslog, rec.as_slice(), 0)].into_iter())
+            j.commit(&rec, [(EventClass::Syslog, 0, 0, rec.len())].into_iter())
                 .unwrap();
         }
         drop(j);
