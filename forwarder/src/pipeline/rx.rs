@@ -325,12 +325,19 @@ impl SinkStage {
                     .iter()
                     .map(|e| (e.class, e.start, e.json_at, e.end)),
             );
+            let journaled = committed.is_ok();
             if let Err(error) = committed {
                 stats.journal_errors.inc();
                 error!(message = "Receiver journal write failed; the positions of these events will be written with the next output.", %error);
             }
             if !batch.is_empty() {
                 self.write(&batch, stats);
+                if journaled {
+                    if let Err(error) = self.journal.done() {
+                        stats.journal_errors.inc();
+                        error!(message = "Receiver journal write failed.", %error);
+                    }
+                }
             }
             if let Err(error) = self.journal.compact(false) {
                 stats.journal_errors.inc();

@@ -11,12 +11,14 @@
 //!             body = state length (u32) | state | event count (u32)
 //!                    | *( class (u8) | start (u32) | JSON start (u32) | end (u32) )
 //!                    | arena length (u32) | arena (the events' records, back to back)
+//!             "WRJD" after an entry: the sinks hold its events
 //! ```
 //!
 //! The sink stage writes an output's entry (the state *after* it, and the events it makes)
-//! before it hands those events to the sinks. After a `kill -9` the last entry is therefore the
-//! truth: its state is restored and its events are written to every sink again (they may be
-//! there already: the only duplicates a restart makes, counted as redelivered). An entry torn
+//! before it hands those events to the sinks, and a done mark once they hold them. After a
+//! `kill -9` the last entry is therefore the truth: its state is restored, and if it has no done
+//! mark its events are written to every sink again (they may be there already: the only
+//! duplicates a restart makes, counted as redelivered). An entry torn
 //! by the crash was never handed to a sink; the state before it stands, and the events it
 //! carried are accounted for as lost by the protocol (gap records). The journal is folded into
 //! the snapshot every [`COMPACT_BYTES`]. Entries are written, not synced: a `kill -9` loses
@@ -33,6 +35,8 @@ use weir_schemas::EventClass;
 /// The journal is folded into the snapshot when it grows past this.
 pub const COMPACT_BYTES: u64 = 32 << 20;
 const MAGIC: &[u8; 4] = b"WRJ1";
+/// Appended once the sinks hold an entry's events: that entry is not written again.
+const DONE: &[u8; 4] = b"WRJD";
 /// The largest entry a reader accepts (a decoded block's events and the state).
 const MAX_ENTRY: usize = 256 << 20;
 
@@ -163,6 +167,13 @@ impl Journal {
         Ok(())
     }
 
+    /// The sinks hold the last entry's events: a restart need not write them again.
+    pub fn done(&mut self) -> std::io::Result<()> {
+        self.file.write_all(DONE)?;
+        self.len += DONE.len() as u64;
+        Ok(())
+    }
+
     /// Once the sinks hold the last entry's events: fold the journal into the snapshot if it
     /// has grown past [`COMPACT_BYTES`] (or always, with `force`, at shutdown).
     pub fn compact(&mut self, force: bool) -> std::io::Result<()> {
@@ -209,8 +220,15 @@ type Entry = (ReceiverState, Vec<Redeliver>);
 /// The length of the journal's valid prefix and its last entry.
 pub fn scan(bytes: &[u8]) -> (usize, Option<Entry>) {
     let mut at = 0;
-    let mut last = None;
+    let mut last: Option<Entry> = None;
     while let Some(rest) = bytes.get(at..) {
+        if rest.starts_with(DONE) && last.is_some() {
+            at += DONE.len();
+            if let Some((_, events)) = last.as_mut() {
+                events.clear();
+            }
+            continue;
+        }
         match entry(rest) {
             Some((len, e)) => {
                 at += len;
@@ -331,6 +349,17 @@ mod tests {
             assert_eq!(rec.cut_bytes, (cut - third_at) as u64);
             assert_eq!(std::fs::metadata(&path).unwrap().len(), third_at as u64);
         }
+        // A done marker after the last entry: the state stands, nothing is written again; a
+        // marker cut short is a torn tail (cut off, the events written again).
+        let mut marked = whole.clone();
+        marked.extend_from_slice(DONE);
+        std::fs::write(&path, &marked).unwrap();
+        let (_, rec) = Journal::open(dir.path()).unwrap();
+        assert_eq!(rec.state, state(3));
+        assert!(rec.redeliver.is_empty());
+        std::fs::write(&path, &marked[..marked.len() - 1]).unwrap();
+        let (_, rec) = Journal::open(dir.path()).unwrap();
+        assert_eq!((rec.redeliver.len(), rec.cut_bytes), (1, 3));
         let mut flipped = whole.clone();
         flipped[third_at + 20] ^= 1;
         std::fs::write(&path, &flipped).unwrap();
