@@ -2,6 +2,7 @@
 The `weir` binary's library: CLI, configuration, sources, the diode drivers, the pipelines and
 the demo. `main.rs` only parses arguments and calls [`run`].
 */
+#![recursion_limit = "256"]
 
 pub mod cli;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod demo;
 pub mod diode;
 pub mod durable;
 pub mod health;
+pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod replay;

@@ -14,9 +14,20 @@ seconds, with the count since the last one). On shutdown the spool stays on disk
 first after the next start, so a restart loses nothing that reached it.
 
 File IO runs inline on this task: appends are buffered (256 KiB) and go to the page cache.
+
+**Positions.** Every record the spool passes on carries the spool's own position; the diode
+sender reports it back once the record is on the link and the agent's session ledger says so
+(`crate::ledger`). Only then is a record read from disk acknowledged there. Records whose
+source waits on its position (`.evtx` bookmarks, WEF Acks) always go to disk first, even when
+the link keeps up (they are read back from the tail in memory): their source hears they are
+taken once they are with the OS, which a `kill -9` of the agent does not undo. After a crash,
+what was read from disk and not yet acknowledged is sent again: those records may arrive
+twice, never not at all.
 */
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,10 +36,10 @@ use chrono::Utc;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{error, info, warn};
 use weir_diode_proto::StreamId;
-use weir_integrations::buffer::{Appended, Config, DiskQueue, Overflow};
+use weir_integrations::buffer::{Appended, Config, DiskQueue, Overflow, Position};
 use weir_schemas::{Event, EventClass};
 
-use crate::sources::Record;
+use crate::sources::{Record, Taken};
 use crate::telemetry::{unix_ms, TxStats};
 
 /// Spool settings.
@@ -58,6 +69,14 @@ pub struct Spool {
     agent: Arc<str>,
     unreported: u64,
     last_report: Option<Instant>,
+    /// The highest position passed on that the diode sender reports on the link.
+    progress: Arc<AtomicU64>,
+    /// Records passed on with a position so far (the last one's position).
+    passed: u64,
+    /// Disk positions to acknowledge once `progress` reaches a position, in order.
+    disk: VecDeque<(u64, Position)>,
+    /// Sources' positions of records stored and not yet handed to the OS.
+    unflushed: Vec<Taken>,
 }
 
 impl Spool {
@@ -88,6 +107,10 @@ impl Spool {
             agent,
             unreported: 0,
             last_report: None,
+            progress: Arc::new(AtomicU64::new(0)),
+            passed: 0,
+            disk: VecDeque::new(),
+            unflushed: Vec::new(),
         };
         let s = spool.queue.summary()?;
         if s.damage.corrupt_records + s.damage.torn_tail_bytes > 0 {
@@ -112,7 +135,10 @@ impl Spool {
 
     /// Run until the input closes; the spool's contents stay on disk.
     pub async fn run(mut self, mut input: mpsc::Receiver<Record>, output: mpsc::Sender<Record>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            self.settle();
             if let Err(e) = self.refill(&output) {
                 error!(message = "Spool read failed.", error = %e);
             }
@@ -125,9 +151,7 @@ impl Spool {
                         while let Ok(record) = input.try_recv() {
                             self.take(record, &output);
                         }
-                        if let Err(e) = self.queue.flush() {
-                            error!(message = "Spool write failed.", error = %e);
-                        }
+                        self.flush();
                     }
                     None => break,
                 },
@@ -136,12 +160,22 @@ impl Spool {
                     Ok(permit) => drop(permit),
                     Err(_) => break,
                 },
+                // The diode sender's progress, while something waits on it.
+                _ = tick.tick(), if self.waiting() => {}
             }
             self.gauges();
         }
         // What was dropped since the last report is reported now (sent next if there is room,
         // else first after the next start).
         self.report_overflow(&output, true);
+        self.flush();
+        // Let what was passed on reach the link (the diode sender runs until `output` is
+        // dropped), so that the disk is acknowledged and sources hear of it; bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.waiting() && !output.is_closed() && Instant::now() < deadline {
+            tick.tick().await;
+            self.settle();
+        }
         if let Err(e) = self.queue.sync() {
             error!(message = "Spool sync at shutdown failed.", error = %e);
         }
@@ -152,19 +186,74 @@ impl Spool {
         }
     }
 
+    /// Something waits on the diode sender's progress or on a flush.
+    fn waiting(&self) -> bool {
+        !self.disk.is_empty() || !self.unflushed.is_empty()
+    }
+
+    /// Hand stored records to the OS; their sources may then move on.
+    fn flush(&mut self) {
+        match self.queue.flush() {
+            Ok(()) => {
+                for t in self.unflushed.drain(..) {
+                    t.done();
+                }
+            }
+            Err(e) => error!(message = "Spool write failed.", error = %e),
+        }
+    }
+
+    /// Act on what the diode sender has put on the link.
+    fn settle(&mut self) {
+        let on_link = self.progress.load(Ordering::Acquire);
+        let mut ack = None;
+        while self.disk.front().is_some_and(|(p, _)| *p <= on_link) {
+            ack = self.disk.pop_front().map(|(_, pos)| pos);
+        }
+        if let Some(pos) = ack {
+            if let Err(e) = self.queue.ack(pos) {
+                error!(message = "Spool acknowledgement failed.", error = %e);
+            }
+            self.gauges();
+        }
+    }
+
+    /// The spool's own position for the next record passed on.
+    fn next_position(&mut self) -> Taken {
+        self.passed += 1;
+        Taken {
+            mark: self.progress.clone(),
+            position: self.passed,
+        }
+    }
+
     /// One event in: straight on if nothing waits on disk and there is room, else to disk.
-    fn take(&mut self, record: Record, output: &mpsc::Sender<Record>) {
-        let record = if self.queue.is_drained() {
+    /// A record whose source waits on its position (`.evtx` bookmarks, WEF Acks) always goes
+    /// to disk first (read back from the tail in memory at once when the link keeps up): its
+    /// source may then move on as soon as it is with the OS, and a `kill -9` of the agent
+    /// repeats at most what was on the link and not yet acknowledged on disk.
+    fn take(&mut self, mut record: Record, output: &mpsc::Sender<Record>) {
+        let source = record.taken.take();
+        if source.is_none() && self.queue.is_drained() {
+            let position = self.next_position();
+            record.taken = Some(position);
             match output.try_send(record) {
                 Ok(()) => return,
-                Err(TrySendError::Full(r)) | Err(TrySendError::Closed(r)) => r,
+                Err(TrySendError::Full(r)) | Err(TrySendError::Closed(r)) => {
+                    self.passed -= 1;
+                    record = r;
+                }
             }
-        } else {
-            record
-        };
+        }
+        record.taken = None;
         self.store(&record);
-        // On disk (or dropped and counted): the source may move on.
-        record.mark_taken();
+        // Stored (or dropped and counted): the source may move on once it is with the OS.
+        if let Some(t) = source {
+            match self.unflushed.last_mut() {
+                Some(last) if Arc::ptr_eq(&last.mark, &t.mark) => *last = t,
+                _ => self.unflushed.push(t),
+            }
+        }
         self.report_overflow(output, false);
     }
 
@@ -204,7 +293,8 @@ impl Spool {
             };
             for r in batch {
                 match self.decode(&r.data) {
-                    Some(record) => {
+                    Some(mut record) => {
+                        record.taken = Some(self.next_position());
                         if output.try_send(record).is_err() {
                             // Room was reserved above; only a closed channel gets here.
                             self.queue.rewind();
@@ -214,7 +304,8 @@ impl Spool {
                     None => self.stats.spool_corrupt.inc(),
                 }
             }
-            self.queue.ack(last)?;
+            // Acknowledged on disk once the diode sender has it on the link.
+            self.disk.push_back((self.passed, last));
         }
         Ok(())
     }

@@ -101,6 +101,10 @@ pub struct TxStats {
     pub repair_sent: Counter,
     /// Datagrams the OS refused to send.
     pub send_errors: Counter,
+    /// Writes of the agent session ledger that failed (see `crate::ledger`).
+    pub ledger_write_errors: Counter,
+    /// Starts that closed a previous session left without its final heartbeats.
+    pub sessions_closed_at_start: Counter,
     /// Gauge: sealed blocks waiting for the link.
     pub queued_blocks: Counter,
     /// Events written to the spool.
@@ -191,6 +195,8 @@ impl TxStats {
             "diode_heartbeats_sent_total": self.heartbeats_sent.get(),
             "diode_repair_datagrams_sent_total": self.repair_sent.get(),
             "diode_send_errors_total": self.send_errors.get(),
+            "ledger_write_errors_total": self.ledger_write_errors.get(),
+            "diode_sessions_closed_at_start_total": self.sessions_closed_at_start.get(),
             "diode_queued_blocks": self.queued_blocks.get(),
             "spooled_total": self.spooled.get(),
             "spool_corrupt_records_total": self.spool_corrupt.get(),

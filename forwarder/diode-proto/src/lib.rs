@@ -33,7 +33,7 @@ pub use crypto::{Cipher, KEY_LEN};
 pub use heartbeat::{Heartbeat, Identity, StreamPosition};
 pub use receiver::{Gap, GapReason, Output, Receiver, ReceiverConfig, ReceiverStats, Reject};
 pub use sender::{PushError, SealedSymbol, Sender, SenderConfig, SenderStats, StreamId, Transmit};
-pub use state::ReceiverState;
+pub use state::{ReceiverState, SenderLedger};
 
 /// A fingerprint of the settings both sides must agree on, for heartbeats: the first 8 bytes of
 /// SHA-256 over a canonical `key=value` rendering, so both sides compute it identically from

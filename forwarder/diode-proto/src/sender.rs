@@ -390,6 +390,65 @@ impl Sender {
         })
     }
 
+    /// Where this session stands, for the agent's ledger: blocks and, per stream, records
+    /// handed to the link in whole blocks, and the next heartbeat counter.
+    pub fn ledger(&self) -> crate::SenderLedger {
+        crate::SenderLedger {
+            session: self.cfg.session,
+            closed: false,
+            next_block: self.queue.front().map_or(self.next_block, |o| o.block),
+            heartbeat_counter: self.heartbeat_counter,
+            identity: self.cfg.identity.clone().unwrap_or_default(),
+            streams: self
+                .streams
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StreamPosition {
+                    id: u16::try_from(i).unwrap_or(u16::MAX),
+                    next_sequence: s.sent_next_sequence,
+                    name: s.name.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Blocks handed to the link whole so far (cheap: a ledger is due when it changes).
+    pub fn sent_blocks(&self) -> u64 {
+        self.queue.front().map_or(self.next_block, |o| o.block)
+    }
+
+    /// A sender that only closes an earlier session of this agent, the one `ledger` describes
+    /// (after a start that did not end with final heartbeats: a crash, `kill -9`, a power
+    /// loss). Its heartbeats tell the receiver where each stream of that session ended, so the
+    /// records it never received become gap records. `cfg` is this start's configuration
+    /// (key, cipher, link); the session, the identity and the positions come from the ledger,
+    /// and heartbeat counters from [`crate::SenderLedger::closing_counter`] on. Push nothing.
+    pub fn closing(
+        cfg: &SenderConfig,
+        ledger: &crate::SenderLedger,
+        now: Instant,
+    ) -> Result<Sender, ConfigError> {
+        let mut cfg = cfg.clone();
+        cfg.session = ledger.session;
+        cfg.identity = Some(ledger.identity.clone());
+        let mut sender = Sender::new(cfg, now)?;
+        let mut streams: Vec<&StreamPosition> = ledger.streams.iter().collect();
+        streams.sort_by_key(|s| s.id);
+        for (i, s) in streams.into_iter().enumerate() {
+            if usize::from(s.id) != i {
+                break;
+            }
+            sender.streams.push(Stream {
+                name: s.name.clone(),
+                next_sequence: s.next_sequence,
+                sent_next_sequence: s.next_sequence,
+            });
+        }
+        sender.next_block = ledger.next_block;
+        sender.heartbeat_counter = ledger.closing_counter();
+        Ok(sender)
+    }
+
     /// The largest datagram this sender produces; size transmit buffers by it.
     pub fn max_datagram_len(&self) -> usize {
         self.symbol_capacity + OVERHEAD

@@ -313,6 +313,102 @@ fn name(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// What an agent must remember of its current session so that the next start can close it:
+/// where every stream's fully transmitted records end, and the heartbeat counter from which
+/// closing heartbeats are safe to seal (see [`SenderLedger::closing_counter`]).
+///
+/// ```text
+/// ledger = magic "WSL1" | epoch (u64) | closed (u8) | next block (u64) | heartbeat counter (u64)
+///        | agent name length (u8) | agent name | boot (u64) | started (u64, Unix ms)
+///        | stream count (u16) | *( stream id (u16) | next sequence (u64) | name length (u8) | name )
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SenderLedger {
+    /// The session's epoch.
+    pub session: u64,
+    /// The session ended with its final heartbeats: nothing to close at the next start.
+    pub closed: bool,
+    /// Blocks before it have been handed to the link whole.
+    pub next_block: u64,
+    /// The next heartbeat counter the session would have used when this was written.
+    pub heartbeat_counter: u64,
+    /// The agent and the session's boot.
+    pub identity: crate::Identity,
+    /// Per stream, the sequence after the last record handed to the link in a whole block.
+    pub streams: Vec<crate::StreamPosition>,
+}
+
+/// Counters a session may use after its ledger was last written before a closing heartbeat
+/// could collide with one it sent: 2^32 heartbeats, 136 years at one a second.
+pub const CLOSING_COUNTER_MARGIN: u64 = 1 << 32;
+
+const LEDGER_MAGIC: &[u8; 4] = b"WSL1";
+
+impl SenderLedger {
+    /// The bytes of the ledger.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(LEDGER_MAGIC);
+        out.extend_from_slice(&self.session.to_be_bytes());
+        out.push(u8::from(self.closed));
+        out.extend_from_slice(&self.next_block.to_be_bytes());
+        out.extend_from_slice(&self.heartbeat_counter.to_be_bytes());
+        name(out, &self.identity.agent);
+        out.extend_from_slice(&self.identity.boot.to_be_bytes());
+        out.extend_from_slice(&self.identity.started_unix_ms.to_be_bytes());
+        let streams = &self.streams[..self.streams.len().min(MAX_STREAMS)];
+        out.extend_from_slice(&(streams.len() as u16).to_be_bytes());
+        for st in streams {
+            out.extend_from_slice(&st.id.to_be_bytes());
+            out.extend_from_slice(&st.next_sequence.to_be_bytes());
+            name(out, &st.name);
+        }
+    }
+
+    /// Read a ledger written by [`SenderLedger::encode`]; `None` if it is not exactly one.
+    pub fn decode(bytes: &[u8]) -> Option<SenderLedger> {
+        let mut r = Reader::new(bytes);
+        if r.take(4).ok()? != LEDGER_MAGIC {
+            return None;
+        }
+        let mut l = SenderLedger {
+            session: r.u64().ok()?,
+            closed: match r.u8().ok()? {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            next_block: r.u64().ok()?,
+            heartbeat_counter: r.u64().ok()?,
+            identity: crate::Identity {
+                agent: read_name(&mut r)?,
+                boot: r.u64().ok()?,
+                started_unix_ms: r.u64().ok()?,
+            },
+            streams: Vec::new(),
+        };
+        let n = bounded(&mut r, MAX_STREAMS)?;
+        for _ in 0..n {
+            l.streams.push(crate::StreamPosition {
+                id: r.u16().ok()?,
+                next_sequence: r.u64().ok()?,
+                name: read_name(&mut r)?,
+            });
+        }
+        r.is_empty().then_some(l)
+    }
+
+    /// The first heartbeat counter a closing heartbeat of this session may use: beyond every
+    /// counter the session can have used after this ledger was written (a counter sealed twice
+    /// with different contents would reuse an AEAD nonce). The caller writes the ledger again
+    /// with `heartbeat_counter` past the copies it sends before sending them, so that a start
+    /// that dies while closing never reuses them either.
+    pub fn closing_counter(&self) -> u64 {
+        self.heartbeat_counter
+            .saturating_add(CLOSING_COUNTER_MARGIN)
+    }
+}
+
 fn read_name(r: &mut Reader<'_>) -> Option<String> {
     let len = r.u8().ok()?;
     std::str::from_utf8(r.take(usize::from(len)).ok()?)
@@ -328,6 +424,42 @@ fn bounded(r: &mut Reader<'_>, max: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ledger_round_trips_and_rejects_every_cut_and_extra_byte() {
+        let l = SenderLedger {
+            session: 0x0123_4567_89ab_cdef,
+            closed: false,
+            next_block: 77,
+            heartbeat_counter: 12,
+            identity: crate::Identity {
+                agent: "zone-3".into(),
+                boot: 1_765_000_000,
+                started_unix_ms: 1_765_000_000_123,
+            },
+            streams: vec![
+                crate::StreamPosition {
+                    id: 0,
+                    next_sequence: 600,
+                    name: "syslog".into(),
+                },
+                crate::StreamPosition {
+                    id: 1,
+                    next_sequence: 3,
+                    name: "agent".into(),
+                },
+            ],
+        };
+        let mut bytes = Vec::new();
+        l.encode(&mut bytes);
+        assert_eq!(SenderLedger::decode(&bytes), Some(l.clone()));
+        for cut in 0..bytes.len() {
+            assert_eq!(SenderLedger::decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        bytes.push(0);
+        assert_eq!(SenderLedger::decode(&bytes), None);
+        assert_eq!(l.closing_counter(), 12 + (1 << 32));
+    }
 
     fn sample() -> ReceiverState {
         ReceiverState {

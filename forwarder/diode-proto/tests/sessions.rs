@@ -413,3 +413,77 @@ fn a_flood_of_tiny_never_complete_blocks_stays_within_the_pending_bound() {
     // were in them (none were: the forged blocks held nothing), so no gap record appears.
     assert!(seen.gaps.is_empty());
 }
+
+/// An agent killed without final heartbeats: the last blocks it handed to the link were lost
+/// and no heartbeat of the session ever mentioned them. The next start closes the session from
+/// the agent's ledger (positions of records handed out in whole blocks): the receiver turns the
+/// lost tail into one exact gap, then the new session takes over. A closing heartbeat replayed
+/// later, or one older than a heartbeat already seen, changes nothing.
+#[test]
+fn a_killed_agent_closes_its_old_session_from_the_ledger_and_the_lost_tail_is_a_gap() {
+    let now = Instant::now();
+    let mut rx = Receiver::new(cfg());
+    let (mut seen, mut state) = (Seen::default(), ReceiverState::default());
+    let (mut old, id) = sender("zone-7", 50, 0xC0DE, now);
+    // 200 records arrive (with the session's first heartbeat); 100 more are handed to the link
+    // and lost, and the agent dies before its next heartbeat.
+    let first = send(&mut old, id, now, "zone-7", 0, 200);
+    feed(&mut rx, now, &first, &mut seen, &mut state);
+    let _lost = send(&mut old, id, now, "zone-7", 200, 100);
+    let ledger = old.ledger();
+    assert_eq!(ledger.streams[0].next_sequence, 300);
+    // The ledger as read back from the file.
+    let mut bytes = Vec::new();
+    ledger.encode(&mut bytes);
+    let ledger = weir_diode_proto::SenderLedger::decode(&bytes).unwrap();
+    drop(old);
+    // The next start: closing heartbeats of the old session, then the new session.
+    let mut closing = Sender::closing(&sender_cfg("zone-7", 51, 0xD00D), &ledger, now).unwrap();
+    let close = heartbeat(&mut closing, now);
+    assert!(!close.is_empty());
+    feed(&mut rx, now, &close, &mut seen, &mut state);
+    let (mut new, nid) = sender("zone-7", 51, 0xD00D, now);
+    let later = now + Duration::from_secs(1);
+    feed(
+        &mut rx,
+        later,
+        &send(&mut new, nid, later, "zone-7", 0, 10),
+        &mut seen,
+        &mut state,
+    );
+    rx.handle_timeout(later + Duration::from_secs(1));
+    collect(&mut rx, &mut seen, &mut state);
+    assert_eq!(seen.ended, vec![0xC0DE]);
+    assert_eq!(seen.gaps, vec![(0xC0DE, 200, 299)]);
+    assert_eq!(count(&seen, "zone-7 "), 210);
+    // The closing heartbeats replayed: the old session is retired, they are refused.
+    feed(&mut rx, later, &close, &mut seen, &mut state);
+    assert_eq!(seen.gaps.len(), 1);
+    assert_eq!(count(&seen, "zone-7 "), 210);
+}
+
+fn sender_cfg(agent: &str, boot: u64, session: u64) -> SenderConfig {
+    SenderConfig {
+        key_id: 1,
+        key: KEY,
+        cipher: weir_diode_proto::Cipher::default(),
+        session,
+        mtu_bytes: 1500,
+        ip_version: weir_diode_proto::sender::IpVersion::V4,
+        codec: Codec::Zstd(1),
+        max_block_bytes: 4096,
+        max_record_bytes: 2048,
+        linger: Duration::from_millis(10),
+        heartbeat_interval: Duration::from_secs(1),
+        fingerprint: 0xF1,
+        max_queued_blocks: 1 << 20,
+        repair_percent: 0,
+        expected_loss_percent: 0.0,
+        interleave_blocks: 1,
+        identity: Some(Identity {
+            agent: agent.into(),
+            boot,
+            started_unix_ms: boot * 1000,
+        }),
+    }
+}

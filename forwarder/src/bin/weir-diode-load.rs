@@ -458,6 +458,7 @@ async fn weir_send(o: &Opts, key: &DiodeKey, dest: SocketAddr) -> Result<Value> 
         diode::tx::Pacing::at(o.rate_bits),
         o.offload,
         stats.clone(),
+        None,
     )
     .await;
     let seconds = started.elapsed().as_secs_f64();

@@ -10,6 +10,7 @@
 //! the block buffer and handed to the kernel from there (header and tag from the batch's slot),
 //! so record bytes are copied once in user space, into the block.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,7 +112,12 @@ pub async fn run(
     pacing: Pacing,
     segmentation_offload: bool,
     stats: Arc<TxStats>,
+    ledger: Option<crate::ledger::Writer>,
 ) {
+    let mut durable = Durable {
+        ledger,
+        awaiting: VecDeque::new(),
+    };
     let mut pacer = Pacer::new(pacing, Instant::now());
     // A batch never holds more than half the pacer's burst, so one sendmmsg stays inside it.
     let slot = sender.max_datagram_len();
@@ -128,11 +134,11 @@ pub async fn run(
                 biased;
                 r = queue.recv(), if sender.can_push() => match r {
                     Some(record) => {
-                        push(&mut sender, record, &stats);
+                        push(&mut sender, record, &stats, &mut durable);
                         // Take what is already queued without going back to the scheduler.
                         while sender.can_push() {
                             match queue.try_recv() {
-                                Ok(record) => push(&mut sender, record, &stats),
+                                Ok(record) => push(&mut sender, record, &stats, &mut durable),
                                 Err(_) => break,
                             }
                         }
@@ -151,6 +157,9 @@ pub async fn run(
                     );
                     let _ = req.reply.send(id);
                 }
+                Some(written) = recv_written(&mut durable.ledger) => {
+                    durable.written(written, &stats);
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -161,8 +170,10 @@ pub async fn run(
             &socket,
             overhead,
             &stats,
+            &mut durable,
         )
         .await;
+        durable.poll(&sender, &stats);
     }
     // The final heartbeat tells the receiver where every stream ended, so that records lost
     // at the very end are reported as a gap. The link has no return path, so only repetition
@@ -178,8 +189,98 @@ pub async fn run(
             &socket,
             overhead,
             &stats,
+            &mut durable,
         )
         .await;
+    }
+    // Every record is on the link and the receiver has been told where each stream ends: the
+    // next start has nothing to close.
+    let last = sender.ledger();
+    if let Some(w) = durable.ledger.take() {
+        if let Err(error) = w.close(last.clone()).await {
+            stats.ledger_write_errors.inc();
+            warn!(message = "Cannot write the agent session ledger at shutdown; the next start closes this session again.", %error);
+        }
+    }
+    release(&mut durable.awaiting, &last.streams);
+}
+
+/// Records whose source waits to hear they are on the link (bookmarks, Acks, the spool), in
+/// push order, and the ledger whose writes release them (see `crate::ledger`).
+struct Durable {
+    ledger: Option<crate::ledger::Writer>,
+    awaiting: VecDeque<Awaiting>,
+}
+
+impl Durable {
+    /// A ledger write finished: release what it covers (also when it failed: positions then
+    /// advance on transmission alone, counted).
+    fn written(
+        &mut self,
+        written: Result<weir_diode_proto::SenderLedger, weir_diode_proto::SenderLedger>,
+        stats: &TxStats,
+    ) {
+        if let Some(w) = self.ledger.as_mut() {
+            w.finished();
+        }
+        let l = match written {
+            Ok(l) => l,
+            Err(l) => {
+                stats.ledger_write_errors.inc();
+                l
+            }
+        };
+        release(&mut self.awaiting, &l.streams);
+    }
+
+    /// Take finished writes (a busy queue wins the sending loop's select every time, and a
+    /// slow link keeps it in `transmit` for long) and ask for the next one.
+    fn poll(&mut self, sender: &Sender, stats: &TxStats) {
+        while let Some(written) = self.ledger.as_mut().and_then(|w| w.done.try_recv().ok()) {
+            self.written(written, stats);
+        }
+        let urgent = !self.awaiting.is_empty();
+        if let Some(w) = self.ledger.as_mut() {
+            w.offer(sender, urgent);
+        }
+    }
+}
+
+/// A pushed record whose source waits on it.
+struct Awaiting {
+    stream: u16,
+    /// Its sequence; `None`: it was dropped (counted), done once everything before it is.
+    sequence: Option<u64>,
+    taken: crate::sources::Taken,
+}
+
+/// The next ledger write finished, if a write is under way (else never).
+async fn recv_written(
+    ledger: &mut Option<crate::ledger::Writer>,
+) -> Option<Result<weir_diode_proto::SenderLedger, weir_diode_proto::SenderLedger>> {
+    match ledger {
+        Some(w) if w.busy() => w.done.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Tell the sources about every awaiting record the positions cover (in push order: blocks
+/// go out whole and in order, so the first one not covered stops the walk).
+fn release(awaiting: &mut VecDeque<Awaiting>, positions: &[weir_diode_proto::StreamPosition]) {
+    while let Some(a) = awaiting.front() {
+        let done = match a.sequence {
+            None => true,
+            Some(seq) => positions
+                .iter()
+                .find(|p| p.id == a.stream)
+                .is_some_and(|p| seq < p.next_sequence),
+        };
+        if !done {
+            break;
+        }
+        if let Some(a) = awaiting.pop_front() {
+            a.taken.done();
+        }
     }
 }
 
@@ -196,6 +297,7 @@ async fn transmit(
     socket: &UdpSocket,
     overhead: usize,
     stats: &TxStats,
+    durable: &mut Durable,
 ) {
     sender.set_report(
         crate::telemetry::unix_ms(),
@@ -213,6 +315,7 @@ async fn transmit(
             tokio::time::sleep(wait).await;
         }
         send_batch(socket, batch, stats).await;
+        durable.poll(sender, stats);
     }
     let s = sender.stats();
     stats.records_sent.set(s.records);
@@ -242,9 +345,22 @@ async fn send_batch(socket: &UdpSocket, batch: &mut SendBatch, stats: &TxStats) 
     }
 }
 
-fn push(sender: &mut Sender, record: Record, stats: &TxStats) {
-    record.mark_taken();
-    match sender.push(Instant::now(), record.stream, &record.payload) {
+/// Push one record. Its source hears it is taken once the ledger covers it (`ledgered`), or
+/// at once without a ledger (benchmarks, tests).
+fn push(sender: &mut Sender, record: Record, stats: &TxStats, durable: &mut Durable) {
+    let result = sender.push(Instant::now(), record.stream, &record.payload);
+    if let Some(taken) = record.taken {
+        if durable.ledger.is_some() {
+            durable.awaiting.push_back(Awaiting {
+                stream: record.stream.0,
+                sequence: result.as_ref().ok().copied(),
+                taken,
+            });
+        } else {
+            taken.done();
+        }
+    }
+    match result {
         Ok(_) => {}
         Err(PushError::TooLarge(len)) => {
             stats.dropped_too_large.inc();
@@ -337,6 +453,7 @@ mod tests {
             Pacing::at(1_000_000_000),
             false,
             stats.clone(),
+            None,
         )
         .await;
         assert!(started.elapsed() >= FINAL_HEARTBEAT_SPACING * FINAL_HEARTBEAT_REPEATS);

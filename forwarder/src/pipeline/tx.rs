@@ -416,36 +416,44 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let boot = next_boot(&cfg.state_dir, started.as_secs());
-    let mut sender = Sender::new(
-        SenderConfig {
-            key_id: cfg.diode.key.id,
-            key: cfg.diode.key.secret,
-            cipher: cfg.diode.cipher,
-            session,
-            mtu_bytes: cfg.diode.mtu_bytes,
-            ip_version: weir_diode_proto::sender::IpVersion::of(cfg.destination),
-            codec: cfg.diode.codec,
-            max_block_bytes: cfg.diode.max_block_bytes,
-            max_record_bytes: cfg.diode.max_block_bytes - weir_diode_proto::block::RECORD_OVERHEAD,
-            linger: cfg.linger,
-            heartbeat_interval: cfg.heartbeat_interval,
-            fingerprint: cfg.diode.fingerprint(),
-            max_queued_blocks: 8,
-            repair_percent: cfg.fec_repair_percent,
-            expected_loss_percent: cfg.fec_expected_loss_percent,
-            interleave_blocks: cfg.fec_interleave_blocks,
-            identity: Some(weir_diode_proto::Identity {
-                agent: cfg.agent_name.clone(),
-                boot,
-                started_unix_ms: u64::try_from(started.as_millis()).unwrap_or(u64::MAX),
-            }),
-        },
-        Instant::now(),
-    )
-    .map_err(|e| anyhow!("diode settings: {e}"))?;
+    let sender_cfg = SenderConfig {
+        key_id: cfg.diode.key.id,
+        key: cfg.diode.key.secret,
+        cipher: cfg.diode.cipher,
+        session,
+        mtu_bytes: cfg.diode.mtu_bytes,
+        ip_version: weir_diode_proto::sender::IpVersion::of(cfg.destination),
+        codec: cfg.diode.codec,
+        max_block_bytes: cfg.diode.max_block_bytes,
+        max_record_bytes: cfg.diode.max_block_bytes - weir_diode_proto::block::RECORD_OVERHEAD,
+        linger: cfg.linger,
+        heartbeat_interval: cfg.heartbeat_interval,
+        fingerprint: cfg.diode.fingerprint(),
+        max_queued_blocks: 8,
+        repair_percent: cfg.fec_repair_percent,
+        expected_loss_percent: cfg.fec_expected_loss_percent,
+        interleave_blocks: cfg.fec_interleave_blocks,
+        identity: Some(weir_diode_proto::Identity {
+            agent: cfg.agent_name.clone(),
+            boot,
+            started_unix_ms: u64::try_from(started.as_millis()).unwrap_or(u64::MAX),
+        }),
+    };
+    let mut sender = Sender::new(sender_cfg.clone(), Instant::now())
+        .map_err(|e| anyhow!("diode settings: {e}"))?;
     let socket = diode::udp::bind_udp(cfg.bind, None, Some(cfg.send_buffer_bytes))
         .with_context(|| format!("cannot bind diode socket {}", cfg.bind))?;
     let stats = Arc::new(TxStats::default());
+    // A previous start that died without its final heartbeats: close its session first, so
+    // that the receiver counts what of it never arrived before this session replaces it.
+    let ledger_path = cfg.state_dir.join(crate::ledger::FILE);
+    let closed =
+        crate::ledger::close_previous(&ledger_path, &sender_cfg, &socket, cfg.destination).await;
+    if closed.is_some() {
+        stats.sessions_closed_at_start.inc();
+    }
+    let ledger = crate::ledger::Writer::spawn(ledger_path)
+        .context("cannot start the agent session ledger thread")?;
     let (queue_tx, queue_rx) = mpsc::channel(cfg.queue_events);
     let agent: Arc<str> = Arc::from(cfg.agent_name.as_str());
     let (streams_tx, streams_rx) = mpsc::unbounded_channel();
@@ -466,6 +474,11 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         }
     }
     let agent_stream = sender.add_stream("agent");
+    if let Some(c) = &closed {
+        let _ = running
+            .queue
+            .try_send(closed_event(c, &agent, agent_stream));
+    }
     let known_streams = Arc::new(std::sync::atomic::AtomicU16::new(
         u16::try_from(sender.stream_count()).unwrap_or(u16::MAX),
     ));
@@ -504,6 +517,7 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         },
         cfg.segmentation_offload,
         stats.clone(),
+        Some(ledger),
     ));
     Ok(TxHandle {
         stats,
@@ -513,4 +527,26 @@ pub async fn start(cfg: TxConfig) -> Result<TxHandle> {
         running,
         diode,
     })
+}
+
+/// The `weir` event that says a previous start ended without its final heartbeats.
+fn closed_event(c: &crate::ledger::Closed, agent: &str, stream: StreamId) -> Record {
+    use weir_schemas::{Event, EventClass};
+    let mut e = Event::new(EventClass::Weir, chrono::Utc::now());
+    e.event.kind = "event".into();
+    e.event.action = Some("agent-unclean-stop".into());
+    e.event.dataset = Some("weir.agent".into());
+    e.event.outcome = Some("failure".into());
+    e.message = Some(format!(
+        "The agent's previous run (diode session {:016x}, boot {}) ended without its final heartbeats (crash, kill or power loss). It was closed from the agent's ledger after {} record(s) had been handed to the link; the receiver reports any of them that never arrived as a gap. Records not yet on the link were read again from sources that can re-read (.evtx, WEF, the spool); for plain syslog they are lost uncounted with the process.",
+        c.session, c.boot, c.records
+    ));
+    e.weir.agent = Some(agent.to_string());
+    e.weir.stream = Some("agent".into());
+    Record {
+        stream,
+        class: EventClass::Weir,
+        payload: weir_integrations::envelope::agent_record(&e).into(),
+        taken: None,
+    }
 }

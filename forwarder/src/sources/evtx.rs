@@ -16,9 +16,11 @@ feed of the same host would have carried. (It is also 11 % shorter to render, pa
 escape than the `evtx` crate's indented default.)
 
 **Bookmarks.** Per file name, the last record id sent, in `STATE_DIR/<source>.bookmarks.json`
-(written atomically). A record counts as sent once the diode sender (or the spool) has taken
-it, so a restart, even after `kill -9`, never skips a record; after `kill -9` the records
-taken since the last save (at most a second's worth) are sent again. A graceful stop waits for
+(written synced and renamed into place). A record counts as sent once its block is on the link
+and the agent's session ledger says so, or once it is with the OS in the spool (see
+`crate::ledger`), so a restart, even after `kill -9` or a power loss, never skips a record;
+after `kill -9` the records taken since the last save (at most [`SAVE_INTERVAL`]'s worth) are
+sent again. A graceful stop waits for
 the queue to drain and saves, so it repeats nothing. A file whose highest record id is below
 its bookmark was cleared or replaced: it is read from its start. Records overwritten in a
 wrapped log before they were read show as a gap after the bookmark and are counted
@@ -46,6 +48,9 @@ use weir_parsers::windows::{self, WinContext};
 use weir_schemas::{Event, EventClass};
 
 use super::{Record, Taken};
+
+/// Bookmarks are saved at most this often while records are taken (each save is synced).
+pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);
 use crate::config::EvtxSource;
 use crate::telemetry::TxStats;
 
@@ -218,7 +223,7 @@ impl Watcher {
             }
         }
         self.dirty |= changed;
-        if now || (self.dirty && self.last_save.elapsed() >= Duration::from_secs(1)) {
+        if now || (self.dirty && self.last_save.elapsed() >= SAVE_INTERVAL) {
             save(&self.path, &self.saved)?;
             self.last_save = Instant::now();
             self.dirty = false;

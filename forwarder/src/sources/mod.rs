@@ -101,8 +101,10 @@ pub struct Record {
     /// The diode record: the event's routing envelope and canonical JSON
     /// (`weir_integrations::envelope::agent_record`).
     pub payload: bytes::Bytes,
-    /// Told when the record is taken by the diode sender (or stored in the spool): sources
-    /// that can re-read their input (`.evtx` files) advance their bookmarks by it.
+    /// Told when the record is durable on its way: its block handed to the link and the
+    /// agent's session ledger on disk saying so (see `crate::ledger`), or the record synced
+    /// into the spool. Sources that can re-read their input (`.evtx` files) advance their
+    /// bookmarks by it; the WEF collector Acks by it.
     pub taken: Option<Taken>,
 }
 
@@ -116,13 +118,11 @@ pub struct Taken {
     pub position: u64,
 }
 
-impl Record {
+impl Taken {
     /// Report the record as taken (positions only grow; records of one source stay in order).
-    pub fn mark_taken(&self) {
-        if let Some(t) = &self.taken {
-            t.mark
-                .fetch_max(t.position, std::sync::atomic::Ordering::Release);
-        }
+    pub fn done(&self) {
+        self.mark
+            .fetch_max(self.position, std::sync::atomic::Ordering::Release);
     }
 }
 
