@@ -850,6 +850,9 @@ impl Sender {
     }
 
     fn write_heartbeat(&mut self, buf: &mut [u8]) -> Option<usize> {
+        // The counter is the nonce's block field: it must never wrap (only a forged or damaged
+        // ledger handed to `closing` could bring it near the end).
+        let next_counter = self.heartbeat_counter.checked_add(1)?;
         let hb = Heartbeat {
             sent_at_unix_ms: self.wall_clock_ms,
             next_block: self.queue.front().map_or(self.next_block, |o| o.block),
@@ -885,7 +888,7 @@ impl Sender {
         };
         let len = seal_into(&self.key, &header, &payload, buf);
         self.heartbeat_buf = payload;
-        self.heartbeat_counter += 1;
+        self.heartbeat_counter = next_counter;
         self.stats.heartbeats += 1;
         len
     }

@@ -487,3 +487,28 @@ fn sender_cfg(agent: &str, boot: u64, session: u64) -> SenderConfig {
         }),
     }
 }
+
+/// Fuzz finding (2026-12-08, `sender_ledger`): a ledger whose heartbeat counter is near the
+/// end of u64 made the closing sender's counter overflow (wrap in release: a reused nonce).
+/// The counter never wraps: no heartbeat is sealed once it is exhausted.
+#[test]
+fn a_closing_sender_never_wraps_its_heartbeat_counter() {
+    let now = Instant::now();
+    let ledger = weir_diode_proto::SenderLedger {
+        session: 4,
+        heartbeat_counter: u64::MAX - 7,
+        identity: Identity {
+            agent: "zone-9".into(),
+            boot: 1,
+            started_unix_ms: 1,
+        },
+        ..Default::default()
+    };
+    let mut closing = Sender::closing(&sender_cfg("zone-9", 2, 5), &ledger, now).unwrap();
+    let mut buf = vec![0u8; closing.max_datagram_len()];
+    for _ in 0..3 {
+        closing.queue_heartbeat();
+        assert_eq!(closing.poll_transmit(&mut buf), None);
+    }
+    assert_eq!(closing.ledger().heartbeat_counter, u64::MAX);
+}
