@@ -160,6 +160,10 @@ fn source(name: &str, transport: Transport, format: Format) -> SyslogSource {
         max_message_bytes: 64 * 1024,
         oversize: Oversize::Truncate,
         max_connections: 16,
+        max_connections_per_address: 16,
+        idle_timeout: Some(std::time::Duration::from_secs(60)),
+        body_timeout: std::time::Duration::from_secs(60),
+        max_inflight_body_bytes: 64 << 20,
         keep_original: true,
         receive_buffer_bytes: Some(4 * 1024 * 1024),
     }

@@ -188,7 +188,10 @@ pub fn render(summary: &Value) -> String {
                 }
             }
             Value::Object(series) => {
-                let label = if key.contains("dropped") || key.contains("rejected") {
+                let label = if key.contains("dropped")
+                    || key.contains("rejected")
+                    || key.contains("refused")
+                {
                     "reason"
                 } else if key.contains("reloads") {
                     "result"

@@ -87,6 +87,14 @@ pub struct TxStats {
     pub connections_accepted: Counter,
     /// TCP connections refused (over `max_connections`).
     pub connections_refused: Counter,
+    /// TCP connections refused (over `max_connections_per_address`).
+    pub connections_refused_per_address: Counter,
+    /// TCP connections closed after `idle_timeout_seconds` without a byte.
+    pub connections_closed_idle: Counter,
+    /// HTTP bodies refused because the source's in-flight body budget was spent (503).
+    pub http_bodies_refused_busy: Counter,
+    /// HTTP bodies not finished within `body_timeout_seconds` (408).
+    pub http_bodies_timed_out: Counter,
     /// Records handed to the diode.
     pub records_sent: Counter,
     /// Blocks sealed.
@@ -187,7 +195,15 @@ impl TxStats {
                 "spool_error": self.dropped_spool_error.get(),
             },
             "connections_accepted_total": self.connections_accepted.get(),
-            "connections_refused_total": self.connections_refused.get(),
+            "connections_refused_total": {
+                "max_connections": self.connections_refused.get(),
+                "per_address": self.connections_refused_per_address.get(),
+            },
+            "connections_closed_idle_total": self.connections_closed_idle.get(),
+            "http_bodies_refused_total": {
+                "busy": self.http_bodies_refused_busy.get(),
+                "timeout": self.http_bodies_timed_out.get(),
+            },
             "diode_records_sent_total": self.records_sent.get(),
             "diode_blocks_sent_total": self.blocks_sent.get(),
             "diode_datagrams_sent_total": self.datagrams_sent.get(),

@@ -80,6 +80,14 @@ pub struct SyslogSource {
     pub oversize: Oversize,
     /// TCP connections accepted at once.
     pub max_connections: usize,
+    /// TCP connections accepted at once from one peer address.
+    pub max_connections_per_address: usize,
+    /// A TCP connection is closed after this long without a byte (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// HTTP: a request body must be complete within this long.
+    pub body_timeout: Duration,
+    /// HTTP: request body bytes held at once, over all connections.
+    pub max_inflight_body_bytes: usize,
     /// Keep the raw line in `event.original`.
     pub keep_original: bool,
     /// UDP socket receive buffer to request.
@@ -128,6 +136,10 @@ pub struct WecSource {
     pub max_envelope_bytes: u32,
     /// Connections at once.
     pub max_connections: usize,
+    /// Connections at once from one peer address.
+    pub max_connections_per_address: usize,
+    /// A connection is closed after this long without a byte (`None`: never).
+    pub idle_timeout: Option<Duration>,
     /// Keep each event's XML in `event.original`.
     pub keep_original: bool,
     /// Offer SLDC compression.
@@ -638,6 +650,12 @@ fn wec(
         max_latency: Duration::from_secs(w.max_latency_seconds),
         max_envelope_bytes: w.max_envelope_bytes,
         max_connections: w.max_connections,
+        max_connections_per_address: w
+            .max_connections_per_address
+            .unwrap_or((w.max_connections / 4).max(1))
+            .max(1),
+        idle_timeout: (w.idle_timeout_seconds > 0)
+            .then(|| Duration::from_secs(w.idle_timeout_seconds)),
         keep_original: w.keep_original,
         compression: w.compression,
         content_format: w.content_format,
@@ -716,6 +734,21 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
                 s.max_message_bytes
             );
         }
+        if s.max_connections == 0 || s.max_connections_per_address == Some(0) {
+            bail!("{what}: max_connections and max_connections_per_address must be at least 1");
+        }
+        if s.max_inflight_body_bytes < super::sources::windows_http::MAX_BODY {
+            bail!(
+                "{what}.max_inflight_body_bytes: {} is below one whole body ({} bytes)",
+                s.max_inflight_body_bytes,
+                super::sources::windows_http::MAX_BODY
+            );
+        }
+        let idle_default = if transport == Transport::Http {
+            60
+        } else {
+            600
+        };
         sources.push(SyslogSource {
             address: address(&format!("{what}.address"), &s.address)?,
             name,
@@ -725,6 +758,15 @@ fn tx(raw: raw::TxFile, base: &Path) -> Result<TxConfig> {
             max_message_bytes: s.max_message_bytes,
             oversize,
             max_connections: s.max_connections,
+            max_connections_per_address: s
+                .max_connections_per_address
+                .unwrap_or((s.max_connections / 4).max(1)),
+            idle_timeout: match s.idle_timeout_seconds.unwrap_or(idle_default) {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            body_timeout: Duration::from_secs(s.body_timeout_seconds.max(1)),
+            max_inflight_body_bytes: s.max_inflight_body_bytes,
             keep_original: s.keep_original,
             receive_buffer_bytes: s.receive_buffer_bytes,
         });

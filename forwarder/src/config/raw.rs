@@ -250,6 +250,11 @@ pub struct WecSource {
     /// Connections at once (each may hold a body of up to `max_envelope_bytes` in memory).
     #[serde(default = "default_wec_connections")]
     pub max_connections: usize,
+    /// Connections per peer address (default: a quarter of `max_connections`).
+    pub max_connections_per_address: Option<usize>,
+    /// Close a connection after this long without a byte (0: never).
+    #[serde(default = "default_wec_idle")]
+    pub idle_timeout_seconds: u64,
     /// Keep each event's XML in `event.original`.
     #[serde(default = "default_true")]
     pub keep_original: bool,
@@ -297,6 +302,9 @@ fn default_wec_format() -> String {
 }
 fn default_wec_connections() -> usize {
     256
+}
+fn default_wec_idle() -> u64 {
+    120
 }
 fn default_wec_gone() -> u64 {
     86_400
@@ -427,11 +435,28 @@ pub struct SyslogSource {
     /// TCP connection limit.
     #[serde(default = "default_connections")]
     pub max_connections: usize,
+    /// TCP connections per peer address (default: a quarter of `max_connections`).
+    pub max_connections_per_address: Option<usize>,
+    /// Close a TCP connection after this long without a byte (0: never; default 600, HTTP 60).
+    pub idle_timeout_seconds: Option<u64>,
+    /// HTTP: a request body must be complete within this long.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// HTTP: request body bytes held at once, over all connections.
+    #[serde(default = "default_inflight_body")]
+    pub max_inflight_body_bytes: usize,
     /// Keep `event.original`.
     #[serde(default = "default_true")]
     pub keep_original: bool,
     /// SO_RCVBUF for UDP.
     pub receive_buffer_bytes: Option<usize>,
+}
+
+fn default_body_timeout() -> u64 {
+    60
+}
+fn default_inflight_body() -> usize {
+    64 << 20
 }
 
 /// `[[sinks]]`, tagged by `type`.

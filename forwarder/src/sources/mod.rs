@@ -12,6 +12,7 @@ OT-side inputs. IO only: a source reads bytes, hands them to a pure parser from
 (`weir_parsers::windows::json`) instead of the syslog parser.
 */
 
+pub mod admission;
 pub mod capture;
 pub mod evtx;
 pub mod framing;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use chrono::Utc;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use weir_diode_proto::StreamId;
@@ -52,41 +53,48 @@ pub async fn bind_tcp(
     Ok((listener, local))
 }
 
-/// Accept connections until cancelled, at most `max_connections` at once (further ones are
-/// closed and counted); each connection runs `serve` in a task of its own.
+/// Accept connections until cancelled, within the source's slots (see [`admission`]: at most
+/// `max_connections` at once, `max_connections_per_address` per peer address; further ones
+/// are closed and counted); each connection runs `serve` in a task of its own, its reads timed
+/// out after `idle_timeout_seconds` without a byte.
 pub async fn accept_loop<F, Fut>(
     ctx: SourceContext,
     listener: TcpListener,
     cancel: CancellationToken,
     serve: F,
 ) where
-    F: Fn(SourceContext, TcpStream, SocketAddr, CancellationToken) -> Fut,
+    F: Fn(SourceContext, admission::IdleTimeout<TcpStream>, SocketAddr, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     info!(message = "TCP source listening.", source = %ctx.cfg.name, format = ?ctx.cfg.format, transport = ?ctx.cfg.transport, address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
-    let slots = Arc::new(Semaphore::new(ctx.cfg.max_connections));
+    let slots = admission::Admission::new(
+        &ctx.cfg.name,
+        ctx.cfg.max_connections,
+        ctx.cfg.max_connections_per_address,
+        ctx.stats.clone(),
+    );
     loop {
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(error) => {
+                    // Out of file descriptors, for one: do not spin on it.
                     warn!(message = "TCP accept failed.", source = %ctx.cfg.name, %error);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            ctx.stats.connections_refused.inc();
-            warn!(message = "Connection refused: max_connections reached.", source = %ctx.cfg.name, %peer);
+        let Ok(slot) = slots.admit(peer.ip()) else {
             drop(stream);
             continue;
         };
-        ctx.stats.connections_accepted.inc();
+        let stream = admission::IdleTimeout::new(stream, ctx.cfg.idle_timeout, ctx.stats.clone());
         let task = serve(ctx.clone(), stream, peer, cancel.clone());
         tokio::spawn(async move {
             task.await;
-            drop(permit);
+            drop(slot);
         });
     }
 }

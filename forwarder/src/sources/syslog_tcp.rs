@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use anyhow::Result;
 use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use super::admission::IdleTimeout;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -33,7 +35,7 @@ pub async fn run(ctx: SourceContext, listener: TcpListener, cancel: Cancellation
 
 async fn connection(
     ctx: &SourceContext,
-    stream: TcpStream,
+    stream: IdleTimeout<TcpStream>,
     peer: SocketAddr,
     cancel: CancellationToken,
 ) {

@@ -45,7 +45,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -604,7 +604,12 @@ pub async fn run(ctx: WecContext, prepared: Prepared, cancel: CancellationToken)
             }
         });
     }
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let slots = super::admission::Admission::new(
+        &collector.ctx.cfg.name,
+        cfg.max_connections,
+        cfg.max_connections_per_address,
+        collector.ctx.stats.clone(),
+    );
     loop {
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -617,13 +622,15 @@ pub async fn run(ctx: WecContext, prepared: Prepared, cancel: CancellationToken)
                 }
             },
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            collector.ctx.stats.connections_refused.inc();
-            warn!(message = "Connection refused: max_connections reached.", source = %collector.ctx.cfg.name, %peer);
+        let Ok(permit) = slots.admit(peer.ip()) else {
             drop(stream);
             continue;
         };
-        collector.ctx.stats.connections_accepted.inc();
+        let stream = super::admission::IdleTimeout::new(
+            stream,
+            cfg.idle_timeout,
+            collector.ctx.stats.clone(),
+        );
         let acceptor = prepared.acceptor.clone();
         let c = collector.clone();
         let cancel = cancel.clone();
