@@ -270,3 +270,44 @@ poll_interval_milliseconds = 200
     .unwrap();
     config
 }
+
+/// An empty bookmark file (what a power loss can leave): the agent starts, moves it aside,
+/// says so, and reads every file from its start: every record arrives.
+#[test]
+fn an_empty_bookmark_file_is_set_aside_and_every_record_still_arrives() {
+    let dir = workdir();
+    let logs = dir.path().join("evtx");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::copy(
+        samples().join("new-user-security.evtx"),
+        logs.join("a.evtx"),
+    )
+    .unwrap();
+    let total = readable("new-user-security.evtx");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let path = dir.path().join("state/hmi-exports.bookmarks.json");
+    std::fs::write(&path, b"").unwrap();
+    let diode = free_udp();
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let tx = Proc::start(&["tx"], &slow_tx_config(dir.path(), diode));
+    wait_class(dir.path(), "windows", total, Duration::from_secs(60));
+    let (ok, _, log) = tx.stop();
+    assert!(ok, "{log}");
+    std::thread::sleep(Duration::from_millis(300));
+    rx.stop();
+    let evs = events(dir.path());
+    assert_eq!(records(&evs).len(), total);
+    assert_eq!(
+        evs.iter()
+            .filter(|e| e["event"]["action"] == "state-file-damaged")
+            .count(),
+        1
+    );
+    assert!(dir
+        .path()
+        .join("state/hmi-exports.bookmarks.json.damaged")
+        .exists());
+    // The new bookmark file is good.
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(saved["files"]["a.evtx"].is_object(), "{saved}");
+}

@@ -909,3 +909,36 @@ fn refusals_faults_and_limits_leave_other_clients_unaffected() {
     );
     rx.stop();
 }
+
+/// An empty bookmark file (what a power loss can leave): the agent starts, moves it aside and
+/// says so in a `weir` event; hosts then start as new ones.
+#[test]
+fn an_empty_bookmark_file_is_set_aside_and_the_endpoint_starts() {
+    let (dir, _pki, diode, port, config) = setup("");
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let path = dir.path().join("state/wef.wec-bookmarks.json");
+    std::fs::write(&path, b"").unwrap();
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let tx = Proc::start(&["tx"], &config);
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    wait_class(dir.path(), "weir", 1, Duration::from_secs(10));
+    let (ok, _, log) = tx.stop();
+    assert!(ok, "{log}");
+    assert!(log.contains("WEC bookmark file damaged"), "{log}");
+    assert!(!path.exists());
+    assert!(dir
+        .path()
+        .join("state/wef.wec-bookmarks.json.damaged")
+        .exists());
+    let evs = events(dir.path());
+    let damaged: Vec<_> = evs
+        .iter()
+        .filter(|e| e["event"]["action"] == "state-file-damaged")
+        .collect();
+    assert_eq!(damaged.len(), 1, "{evs:?}");
+    assert!(damaged[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("was damaged (0 bytes"));
+    rx.stop();
+}

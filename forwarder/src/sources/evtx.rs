@@ -86,15 +86,24 @@ pub fn bookmark_path(cfg: &EvtxSource) -> PathBuf {
     cfg.state_dir.join(format!("{}.bookmarks.json", cfg.name))
 }
 
-fn load(path: &Path) -> Result<BTreeMap<String, Bookmark>> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let file: BookmarkFile = serde_json::from_slice(&bytes)
-                .with_context(|| format!("{} is not a bookmark file", path.display()))?;
-            Ok(file.files)
+/// The saved bookmarks, and a note when the file was damaged (moved aside; every file is then
+/// read from its start: records may come twice, none is skipped).
+fn load(path: &Path) -> Result<(BTreeMap<String, Bookmark>, Option<String>)> {
+    let parse = |b: &[u8]| serde_json::from_slice::<BookmarkFile>(b).ok();
+    match crate::durable::load(path, parse)
+        .with_context(|| format!("cannot read {}", path.display()))?
+    {
+        crate::durable::Loaded::Missing => Ok((BTreeMap::new(), None)),
+        crate::durable::Loaded::Read(f) => Ok((f.files, None)),
+        crate::durable::Loaded::SetAside { moved_to, bytes } => {
+            let note = format!(
+                "The bookmark file {} was damaged ({bytes} bytes; a power loss or a full disk can leave it so) and was moved to {}. Every .evtx file is read from its start: records may arrive twice, none is skipped.",
+                path.display(),
+                moved_to.display()
+            );
+            warn!(message = "evtx bookmark file damaged; moved aside, reading every file from its start.", path = %path.display(), moved_to = %moved_to.display());
+            Ok((BTreeMap::new(), Some(note)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
 }
 
@@ -117,7 +126,6 @@ pub fn prepare(cfg: &EvtxSource) -> Result<()> {
     }
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("cannot create {}", cfg.state_dir.display()))?;
-    load(&bookmark_path(cfg))?;
     Ok(())
 }
 
@@ -163,6 +171,8 @@ struct Watcher {
     mark: Arc<AtomicU64>,
     /// (size, mtime) of each file when last read.
     seen: BTreeMap<String, (u64, Option<SystemTime>)>,
+    /// The bookmark file was damaged at start: reported once as a `weir` event.
+    damaged: Option<String>,
     last_save: Instant,
     /// Saved bookmarks moved since the last write.
     dirty: bool,
@@ -171,8 +181,9 @@ struct Watcher {
 impl Watcher {
     fn new(ctx: EvtxContext) -> Result<Watcher> {
         let path = bookmark_path(&ctx.cfg);
-        let saved = load(&path)?;
+        let (saved, damaged) = load(&path)?;
         Ok(Watcher {
+            damaged,
             queued: saved.clone(),
             saved,
             path,
@@ -188,6 +199,14 @@ impl Watcher {
 
     fn run(mut self, cancel: &CancellationToken) -> Result<()> {
         info!(message = "evtx source watching.", source = %self.ctx.cfg.name, directory = %self.ctx.cfg.directory.display());
+        if let Some(note) = self.damaged.take() {
+            let mut e = Event::new(EventClass::Weir, Utc::now());
+            e.event.action = Some("state-file-damaged".into());
+            e.event.dataset = Some("weir.agent".into());
+            e.event.outcome = Some("failure".into());
+            e.message = Some(note);
+            self.send(e, None)?;
+        }
         while !cancel.is_cancelled() {
             self.scan(cancel)?;
             self.commit(false)?;

@@ -166,8 +166,14 @@ pub async fn bind(cfg: &WecSource) -> Result<Prepared> {
             cfg.state_dir.display()
         )
     })?;
-    // Fail at start, not at the first batch, if the bookmark file is unreadable.
-    Bookmarks::load(&bookmark_path(cfg))?;
+    // Fail at start, not at the first batch, if the bookmark file cannot be read at all
+    // (permissions); a damaged one is moved aside when the collector starts.
+    match std::fs::File::open(bookmark_path(cfg)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("cannot read {}", bookmark_path(cfg).display()));
+        }
+        _ => {}
+    }
     let listener = TcpListener::bind(cfg.address).await.with_context(|| {
         format!(
             "source {}: cannot listen on HTTPS {}",
@@ -205,21 +211,35 @@ struct Bookmarks {
 }
 
 impl Bookmarks {
-    fn load(path: &Path) -> Result<Bookmarks> {
-        let map = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!(
-                    "{}: not a bookmark file (move it away to start over)",
-                    path.display()
+    /// The saved bookmarks, and a note when the file was damaged (moved aside; hosts then
+    /// start as new ones: from their subscription's `read_existing_events` position).
+    fn load(path: &Path) -> Result<(Bookmarks, Option<String>)> {
+        let parse =
+            |b: &[u8]| serde_json::from_slice::<BTreeMap<String, BTreeMap<String, Mark>>>(b).ok();
+        let (map, note) = match crate::durable::load(path, parse)
+            .with_context(|| format!("cannot read {}", path.display()))?
+        {
+            crate::durable::Loaded::Missing => (BTreeMap::new(), None),
+            crate::durable::Loaded::Read(m) => (m, None),
+            crate::durable::Loaded::SetAside { moved_to, bytes } => {
+                warn!(message = "WEC bookmark file damaged; moved aside, hosts start as new ones.", path = %path.display(), moved_to = %moved_to.display());
+                (
+                    BTreeMap::new(),
+                    Some(format!(
+                        "The WEC bookmark file {} was damaged ({bytes} bytes; a power loss or a full disk can leave it so) and was moved to {}. Hosts start as new ones: from the start of their logs where the subscription reads existing events, else from now (events sent in between may be missing; those already delivered may come again).",
+                        path.display(),
+                        moved_to.display()
+                    )),
                 )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            }
         };
-        Ok(Bookmarks {
-            path: path.to_owned(),
-            map,
-        })
+        Ok((
+            Bookmarks {
+                path: path.to_owned(),
+                map,
+            },
+            note,
+        ))
     }
 
     fn get(&self, subscription: &str, host: &str) -> Option<&Mark> {
@@ -296,6 +316,8 @@ struct Collector {
     ctx: WecContext,
     subs: Vec<Sub>,
     thumbprint: String,
+    /// The bookmark file was damaged at start: reported once as a `weir` event.
+    damaged: Mutex<Option<String>>,
     bookmarks: Mutex<Bookmarks>,
     /// (host, subscription identifier) → liveness.
     hosts: Mutex<HashMap<(String, String), Host>>,
@@ -367,8 +389,10 @@ impl Collector {
                 }
             })
             .collect();
+        let (bookmarks, damaged) = Bookmarks::load(&bookmark_path(cfg))?;
         Ok(Collector {
-            bookmarks: Mutex::new(Bookmarks::load(&bookmark_path(cfg))?),
+            damaged: Mutex::new(damaged),
+            bookmarks: Mutex::new(bookmarks),
             hosts: Mutex::new(HashMap::new()),
             subs,
             thumbprint,
@@ -576,6 +600,15 @@ pub async fn run(ctx: WecContext, prepared: Prepared, cancel: CancellationToken)
             return;
         }
     };
+    let damaged = lock(&collector.damaged).take();
+    if let Some(note) = damaged {
+        let mut e = Event::new(EventClass::Weir, Utc::now());
+        e.event.action = Some("state-file-damaged".into());
+        e.event.dataset = Some("weir.agent".into());
+        e.event.outcome = Some("failure".into());
+        e.message = Some(note);
+        let _ = collector.send(e, None).await;
+    }
     let cfg = &collector.ctx.cfg;
     info!(
         message = "Windows Event Collector listening.",
