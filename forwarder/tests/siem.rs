@@ -46,7 +46,7 @@ max_age_milliseconds = 100
         )
     });
     let es = es.map_or(String::new(), |es| {
-        std::fs::write(dir.join("es.key"), "d2Vpcjpzb2MtYXBpLWtleQ==\n").unwrap();
+        write_private(&dir.join("es.key"), "d2Vpcjpzb2MtYXBpLWtleQ==\n");
         format!(
             r#"
 [[sinks]]
@@ -55,6 +55,7 @@ name = "elastic"
 endpoint = "{}"
 namespace = "plant_a"
 api_key_file = "es.key"
+allow_insecure_http = true
 install_template = true
 
 [sinks.batch]
@@ -64,7 +65,7 @@ max_age_milliseconds = 100
             es.url()
         )
     });
-    std::fs::write(dir.join("hec.token"), format!("{TOKEN}\n")).unwrap();
+    write_private(&dir.join("hec.token"), &format!("{TOKEN}\n"));
     let text = format!(
         r#"{DIODE}
 [rx]
@@ -78,6 +79,7 @@ type = "splunk_hec"
 name = "splunk"
 endpoint = "{url}"
 token_file = "hec.token"
+allow_insecure_http = true
 index = "ot"
 acknowledgements = true
 ack_timeout_seconds = 10
@@ -99,6 +101,13 @@ listen = "127.0.0.1:{metrics}"
     let path = dir.join("rx.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// A secret file as an operator leaves it (mode 0600).
+fn write_private(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn send(tcp: u16, conn: usize, from: usize, to: usize) {

@@ -98,6 +98,14 @@ fn pki() -> Pki {
 fn wec_config(dir: &Path, diode: u16, port: u16, pki: &Pki, extra: &str) -> std::path::PathBuf {
     std::fs::write(dir.join("server.pem"), &pki.server_pem).unwrap();
     std::fs::write(dir.join("server.key"), &pki.server_key).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
     std::fs::write(dir.join("client-ca.pem"), &pki.ca_pem).unwrap();
     tx_config(
         dir,

@@ -57,13 +57,13 @@ pub enum Auth {
     /// None.
     None,
     /// `Authorization: ApiKey <encoded key>`.
-    ApiKey(String),
+    ApiKey(crate::Secret),
     /// Basic auth.
     Basic {
         /// User.
         username: String,
         /// Password.
-        password: String,
+        password: crate::Secret,
     },
 }
 
@@ -255,8 +255,8 @@ impl EsSink {
     fn authorise(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.cfg.auth {
             Auth::None => r,
-            Auth::ApiKey(k) => r.header("Authorization", format!("ApiKey {k}")),
-            Auth::Basic { username, password } => r.basic_auth(username, Some(password)),
+            Auth::ApiKey(k) => r.header("Authorization", format!("ApiKey {}", k.expose())),
+            Auth::Basic { username, password } => r.basic_auth(username, Some(password.expose())),
         }
     }
 

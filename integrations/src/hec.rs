@@ -68,7 +68,7 @@ pub struct HecConfig {
     /// `https://splunk.example:8088`.
     pub endpoint: String,
     /// The HEC token.
-    pub token: String,
+    pub token: crate::Secret,
     /// Event or raw endpoint.
     pub kind: Endpoint,
     /// Gzip request bodies.
@@ -188,7 +188,10 @@ impl HecSink {
         let mut r = self
             .client
             .post(&url)
-            .header("Authorization", format!("Splunk {}", self.cfg.token))
+            .header(
+                "Authorization",
+                format!("Splunk {}", self.cfg.token.expose()),
+            )
             .header("Content-Type", "application/json");
         if request.gzip {
             r = r.header("Content-Encoding", "gzip");
@@ -240,7 +243,10 @@ impl HecSink {
             let r = self
                 .client
                 .post(&url)
-                .header("Authorization", format!("Splunk {}", self.cfg.token))
+                .header(
+                    "Authorization",
+                    format!("Splunk {}", self.cfg.token.expose()),
+                )
                 .header("X-Splunk-Request-Channel", &self.channel)
                 .json(&json!({ "acks": [id] }))
                 .send()

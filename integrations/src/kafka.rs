@@ -59,6 +59,9 @@ pub struct KafkaConfig {
     pub compression: String,
     /// librdkafka properties set last (they win).
     pub options: Vec<(String, String)>,
+    /// librdkafka properties that are secrets (`sasl.password`, `ssl.key.password`), set after
+    /// `options`; never printed.
+    pub secret_options: Vec<(String, crate::Secret)>,
     /// How long librdkafka may try to deliver one message before reporting failure.
     pub message_timeout: Duration,
 }
@@ -178,6 +181,9 @@ impl KafkaSink {
             .set("client.id", format!("weir-{}", cfg.name));
         for (k, v) in &cfg.options {
             c.set(k, v);
+        }
+        for (k, v) in &cfg.secret_options {
+            c.set(k, v.expose());
         }
         c.create().map_err(|e| e.to_string())
     }

@@ -111,6 +111,7 @@ fn kafka_sink(addr: &str, timeout: Duration) -> Arc<KafkaSink> {
             key: KeyField::Host,
             compression: "zstd".into(),
             options: vec![("reconnect.backoff.max.ms".into(), "500".into())],
+            secret_options: Vec::new(),
             message_timeout: timeout,
         })
         .unwrap(),

@@ -66,10 +66,11 @@ impl DiodeKey {
         Ok(())
     }
 
-    /// Read a key file.
+    /// Read a key file (refused when other users may read or change it).
     pub fn load(path: &Path) -> Result<DiodeKey> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read key file {}", path.display()))?;
+        check_private(path)?;
         Self::parse(&text).with_context(|| format!("invalid key file {}", path.display()))
     }
 
@@ -89,4 +90,33 @@ impl DiodeKey {
             secret,
         })
     }
+}
+
+/// Refuse a secret file that users other than its owner and group may read, or that its group
+/// may change, as ssh refuses such keys: with the fix in the error. Group read is allowed (the
+/// package's `root:weir` mode `0640`).
+pub fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o027 != 0 {
+            bail!(
+                "{} holds a secret but its mode {mode:04o} lets other users read or change it; fix: chmod 0600 {} (or chown root:weir and chmod 0640 when the service reads it through its group)",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A secret from a file (first line, trimmed; the file must be private, see [`check_private`]).
+pub fn read_secret(path: &Path) -> Result<weir_integrations::Secret> {
+    check_private(path)?;
+    weir_integrations::hec::read_token(path)
+        .map(weir_integrations::Secret::from)
+        .map_err(|e| anyhow!("{e}"))
 }

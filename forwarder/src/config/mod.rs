@@ -932,8 +932,8 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
     use weir_integrations::hec::{Endpoint, HecConfig, Metadata};
     let name = h.name.unwrap_or_else(|| format!("sink-{i}"));
     let what = format!("sinks.{name}");
-    let token = weir_integrations::hec::read_token(&resolve(base, &h.token_file))
-        .map_err(|e| anyhow::anyhow!("{what}.token_file: {e}"))?;
+    let token = key::read_secret(&resolve(base, &h.token_file))
+        .with_context(|| format!("{what}.token_file"))?;
     let kind = match h.endpoint_kind.as_str() {
         "event" => Endpoint::Event,
         "raw" => Endpoint::Raw,
@@ -950,6 +950,7 @@ fn hec_sink(h: raw::HecSink, i: usize, base: &Path, state_dir: &Path) -> Result<
             h.endpoint
         );
     }
+    insecure_http(&what, &h.endpoint, h.allow_insecure_http, "the HEC token")?;
     let default = Metadata {
         index: h.index.clone().unwrap_or_default(),
         sourcetype: h
@@ -1047,6 +1048,30 @@ fn kafka_sink(k: raw::KafkaSink, i: usize, base: &Path, state_dir: &Path) -> Res
         || state_dir.join("dead-letter").join(format!("{name}.ndjson")),
         |p| resolve(base, p),
     );
+    // Secrets go apart (never printed): from sasl_password_file, or written inline (kept,
+    // with a warning: the configuration file is usually readable by more than the service).
+    const SECRET_KEYS: [&str; 4] = [
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "sasl.oauthbearer.client.secret",
+    ];
+    let mut options = Vec::new();
+    let mut secret_options = Vec::new();
+    for (key_name, value) in k.options {
+        if SECRET_KEYS.contains(&key_name.as_str()) {
+            tracing::warn!(message = "A Kafka secret is written in the configuration file; keep it in a private file instead (sasl_password_file).", sink = %name, option = %key_name);
+            secret_options.push((key_name, weir_integrations::Secret::new(value)));
+        } else {
+            options.push((key_name, value));
+        }
+    }
+    if let Some(p) = &k.sasl_password_file {
+        let secret = key::read_secret(&resolve(base, p))
+            .with_context(|| format!("{what}.sasl_password_file"))?;
+        secret_options.retain(|(key_name, _)| key_name != "sasl.password");
+        secret_options.push(("sasl.password".into(), secret));
+    }
     let driver = driver_config(&k.batch, &what, dead)?;
     let (buffer_path, buffer) = sink_buffer(
         &k.buffer,
@@ -1065,11 +1090,22 @@ fn kafka_sink(k: raw::KafkaSink, i: usize, base: &Path, state_dir: &Path) -> Res
             topic: k.topic,
             key,
             compression: k.compression,
-            options: k.options.into_iter().collect(),
+            options,
+            secret_options,
             message_timeout: Duration::from_secs(k.message_timeout_seconds.max(1)),
         }),
         name,
     })
+}
+
+/// Refuse credentials over `http://` unless the sink says it knows.
+fn insecure_http(what: &str, endpoint: &str, allowed: bool, secret: &str) -> Result<()> {
+    if endpoint.starts_with("http://") && !allowed {
+        bail!(
+            "{what}.endpoint: {endpoint:?} is plain http://, so {secret} would cross the network in clear; use https://, or set allow_insecure_http = true (a lab, or a model on loopback)"
+        );
+    }
+    Ok(())
 }
 
 fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<SiemSink> {
@@ -1101,9 +1137,8 @@ fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<Si
         "index" => Target::Index(e.index),
         other => bail!("{what}.mode: {other:?} is not \"data_stream\" or \"index\""),
     };
-    let secret = |key: &str, path: &str| -> Result<String> {
-        weir_integrations::hec::read_token(&resolve(base, path))
-            .map_err(|err| anyhow::anyhow!("{what}.{key}: {err}"))
+    let secret = |key: &str, path: &str| -> Result<weir_integrations::Secret> {
+        key::read_secret(&resolve(base, path)).with_context(|| format!("{what}.{key}"))
     };
     let auth = match (&e.api_key_file, &e.username, &e.password_file) {
         (Some(k), None, None) => Auth::ApiKey(secret("api_key_file", k)?),
@@ -1114,6 +1149,9 @@ fn es_sink(e: raw::EsSink, i: usize, base: &Path, state_dir: &Path) -> Result<Si
         (None, None, None) => Auth::None,
         _ => bail!("{what}: set either api_key_file, or username and password_file"),
     };
+    if auth != Auth::None {
+        insecure_http(&what, &e.endpoint, e.allow_insecure_http, "the credentials")?;
+    }
     let gzip = match e.compression.as_str() {
         "gzip" => true,
         "none" => false,

@@ -529,6 +529,9 @@ pub struct HecSink {
     pub endpoint: String,
     /// File holding the token.
     pub token_file: String,
+    /// Allow an `http://` endpoint although the token then crosses the network in clear.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// `event` or `raw`.
     #[serde(default = "default_hec_kind")]
     pub endpoint_kind: String,
@@ -596,6 +599,9 @@ pub struct EsSink {
     pub api_key_file: Option<String>,
     /// Basic auth user.
     pub username: Option<String>,
+    /// Allow an `http://` endpoint although credentials then cross the network in clear.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
     /// File holding the basic auth password.
     pub password_file: Option<String>,
     /// `gzip` or `none`.
@@ -638,6 +644,8 @@ pub struct KafkaSink {
     /// Delivery timeout per message.
     #[serde(default = "default_message_timeout")]
     pub message_timeout_seconds: u64,
+    /// File holding the SASL password (`sasl.password`).
+    pub sasl_password_file: Option<String>,
     /// librdkafka properties.
     #[serde(default)]
     pub options: std::collections::BTreeMap<String, String>,

@@ -17,6 +17,72 @@ fn with_key() -> (tempfile::TempDir, String) {
     (dir, "diode.key".into())
 }
 
+/// A secret file as an operator should leave it: mode 0600.
+fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Secrets that other users may read or change are refused with the fix; credentials over
+/// plain http:// need `allow_insecure_http`; a Kafka SASL password comes from its own file and
+/// never shows in `Debug`.
+#[test]
+fn secrets_must_be_private_and_never_cross_plain_http_unasked() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _) = with_key();
+    let key = dir.path().join("diode.key");
+    for mode in [0o644, 0o602, 0o660] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let e = format!("{:#}", DiodeKey::load(&key).expect_err("refused"));
+        assert!(
+            e.contains("chmod 0600") && e.contains(&format!("{mode:04o}")),
+            "{e}"
+        );
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    assert!(
+        DiodeKey::load(&key).is_ok(),
+        "root:weir 0640 as the package installs it"
+    );
+    write_secret(&dir.path().join("hec.token"), "abc\n");
+    let plain = HEC_RX.replace("https://splunk.example:8088", "http://splunk.example:8088");
+    let e = error_of(&plain, dir.path());
+    assert!(
+        e.contains("allow_insecure_http") && e.contains("in clear"),
+        "{e}"
+    );
+    let allowed = plain.replace(
+        "token_file = \"hec.token\"",
+        "token_file = \"hec.token\"\nallow_insecure_http = true",
+    );
+    assert!(load_text(&allowed, dir.path()).is_ok());
+    // Kafka: the password from its file, apart from the options, and not in Debug.
+    write_secret(&dir.path().join("kafka.pw"), "hunter2\n");
+    let kafka = r#"
+[diode]
+key_file = "diode.key"
+[rx]
+listen = "127.0.0.1:7000"
+state_dir = "state"
+[[sinks]]
+type = "kafka"
+name = "k"
+brokers = "127.0.0.1:9092"
+topic = "weir.{class}"
+sasl_password_file = "kafka.pw"
+[sinks.options]
+"sasl.username" = "weir"
+"security.protocol" = "SASL_SSL"
+"#;
+    let Config::Rx(c) = load_text(kafka, dir.path()).expect("valid") else {
+        panic!("rx config");
+    };
+    let printed = format!("{c:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("sasl.password"), "{printed}");
+}
+
 fn load_text(text: &str, base: &Path) -> Result<Config> {
     parse(text, base)
 }
@@ -226,7 +292,7 @@ overflow = "drop_newest"
 #[test]
 fn a_splunk_hec_sink_is_read_with_its_buffer_batching_and_per_class_metadata() {
     let (dir, _) = with_key();
-    std::fs::write(dir.path().join("hec.token"), "  abc-123\n").expect("token");
+    write_secret(&dir.path().join("hec.token"), "  abc-123\n");
     let Config::Rx(c) = load_text(HEC_RX, dir.path()).expect("valid") else {
         panic!("rx config");
     };
@@ -248,7 +314,7 @@ fn a_splunk_hec_sink_is_read_with_its_buffer_batching_and_per_class_metadata() {
     let SiemKind::SplunkHec(h) = &s.kind else {
         panic!("a HEC sink");
     };
-    assert_eq!(h.token, "abc-123");
+    assert_eq!(h.token.expose(), "abc-123");
     let windows = &h
         .metadata
         .iter()
@@ -270,7 +336,7 @@ fn a_splunk_hec_sink_is_read_with_its_buffer_batching_and_per_class_metadata() {
 fn splunk_hec_mistakes_are_named() {
     let (dir, _) = with_key();
     assert!(error_of(HEC_RX, dir.path()).contains("sinks.splunk.token_file"));
-    std::fs::write(dir.path().join("hec.token"), "abc\n").expect("token");
+    write_secret(&dir.path().join("hec.token"), "abc\n");
     let e = error_of(
         &HEC_RX.replace("https://splunk.example:8088", "splunk:8088"),
         dir.path(),
@@ -294,7 +360,7 @@ fn splunk_hec_mistakes_are_named() {
 fn the_siem_sample_config_is_valid() {
     let (dir, _) = with_key();
     for f in ["hec.token", "es.apikey"] {
-        std::fs::write(dir.path().join(f), "secret\n").expect("secret");
+        write_secret(&dir.path().join(f), "secret\n");
     }
     std::fs::write(dir.path().join("soc-ca.pem"), "not read at load time\n").expect("ca");
     let text = local(&sample("rx-siem.toml"))

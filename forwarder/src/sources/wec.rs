@@ -121,6 +121,7 @@ pub fn tls_config(cfg: &WecSource) -> Result<(rustls::ServerConfig, Vec<String>)
             cfg.server_certificate.display()
         ));
     }
+    crate::config::key::check_private(&cfg.server_key)?;
     let key = PrivateKeyDer::from_pem_slice(&read_pem(&cfg.server_key, "server key")?)
         .map_err(|e| anyhow!("{}: {e}", cfg.server_key.display()))?;
     let cas = CertificateDer::pem_slice_iter(&read_pem(&cfg.client_ca, "client CA")?)

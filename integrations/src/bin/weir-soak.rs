@@ -415,8 +415,16 @@ mtu_bytes = 1500
 compression = "zstd"
 max_block_bytes = 262144
 "#;
-    std::fs::write(dir.join("hec.token"), format!("{TOKEN}\n"))?;
-    std::fs::write(dir.join("es.key"), "c29hazpzb2Frcw==\n")?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for (f, text) in [
+            ("hec.token", format!("{TOKEN}\n")),
+            ("es.key", "c29hazpzb2Frcw==\n".to_string()),
+        ] {
+            std::fs::write(dir.join(f), text)?;
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
     let span = if a.modbus {
         r#"
 [[sources]]
@@ -488,6 +496,7 @@ type = "splunk_hec"
 name = "splunk"
 endpoint = "{hec}"
 token_file = "hec.token"
+allow_insecure_http = true
 acknowledgements = true
 ack_timeout_seconds = 10
 {batch}
@@ -496,6 +505,7 @@ type = "elasticsearch"
 name = "elastic"
 endpoint = "{es}"
 api_key_file = "es.key"
+allow_insecure_http = true
 install_template = true
 {batch}
 [[sinks]]
