@@ -400,13 +400,19 @@ fn in_document<'a>(xml: &'a str, bytes: &[u8]) -> Option<&'a str> {
         .filter(|s| s.as_ptr() == bytes.as_ptr())
 }
 
-/// The value of attribute `name` (unescaped), if present and readable.
+/// The value of attribute `name` (UTF-8, references unescaped, whitespace kept as written, as
+/// the fast path's `read_attrs` reads it), if present and readable.
 fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
     start
         .attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name.as_bytes())
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            let text = std::str::from_utf8(&a.value).ok()?;
+            quick_xml::escape::unescape(text)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 /// The section an element at `path` (its parents) belongs to.
