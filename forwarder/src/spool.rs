@@ -77,6 +77,11 @@ pub struct Spool {
     disk: VecDeque<(u64, Position)>,
     /// Sources' positions of records stored and not yet handed to the OS.
     unflushed: Vec<Taken>,
+    /// Sources with a record the spool could not store: held at their position until restart.
+    held_back: Vec<Arc<AtomicU64>>,
+    /// When a write error was last logged: at most one line per 10 s (a full disk fails every
+    /// append).
+    error_logged: Option<Instant>,
 }
 
 impl Spool {
@@ -111,6 +116,8 @@ impl Spool {
             passed: 0,
             disk: VecDeque::new(),
             unflushed: Vec::new(),
+            error_logged: None,
+            held_back: Vec::new(),
         };
         let s = spool.queue.summary()?;
         if s.damage.corrupt_records + s.damage.torn_tail_bytes > 0 {
@@ -199,7 +206,19 @@ impl Spool {
                     t.done();
                 }
             }
-            Err(e) => error!(message = "Spool write failed.", error = %e),
+            // The records stay in memory (bounded) and their sources wait: written by a later
+            // flush once there is room.
+            Err(e) => self.log_error("Spool write failed; the records wait in memory.", &e),
+        }
+    }
+
+    fn log_error(&mut self, message: &str, error: &std::io::Error) {
+        if self
+            .error_logged
+            .is_none_or(|t| t.elapsed() >= REPORT_EVERY)
+        {
+            self.error_logged = Some(Instant::now());
+            error!(message = %message, %error, note = "at most one line per 10 s");
         }
     }
 
@@ -246,36 +265,56 @@ impl Spool {
             }
         }
         record.taken = None;
-        self.store(&record);
-        // Stored (or dropped and counted): the source may move on once it is with the OS.
+        let stored = self.store(&record);
+        // Stored: the source may move on once it is with the OS. Not stored (spool full, disk
+        // full; counted): its source is never told again in this run, so that no later record
+        // carries its position past this one; it reads again from there after a restart (a
+        // WEF batch is not acknowledged, and the host sends it again).
         if let Some(t) = source {
-            match self.unflushed.last_mut() {
-                Some(last) if Arc::ptr_eq(&last.mark, &t.mark) => *last = t,
-                _ => self.unflushed.push(t),
+            let held_back = self.held_back.iter().any(|m| Arc::ptr_eq(m, &t.mark));
+            if !stored {
+                if !held_back {
+                    // Marks no source holds any more (a WEF batch answered) are forgotten.
+                    self.held_back.retain(|m| Arc::strong_count(m) > 1);
+                    self.held_back.push(t.mark.clone());
+                }
+            } else if !held_back {
+                match self.unflushed.last_mut() {
+                    Some(last) if Arc::ptr_eq(&last.mark, &t.mark) => *last = t,
+                    _ => self.unflushed.push(t),
+                }
             }
         }
         self.report_overflow(output, false);
     }
 
-    fn store(&mut self, record: &Record) {
+    /// Append one record; false when it was not stored (counted).
+    fn store(&mut self, record: &Record) -> bool {
         let mut buf = Vec::with_capacity(3 + record.payload.len());
         buf.extend_from_slice(&record.stream.0.to_be_bytes());
         buf.push(class_code(record.class));
         buf.extend_from_slice(&record.payload);
         match self.queue.append(&buf, unix_ms()) {
-            Ok(Appended::Stored) => self.stats.spooled.inc(),
+            Ok(Appended::Stored) => {
+                self.stats.spooled.inc();
+                true
+            }
             Ok(Appended::StoredDroppingOldest(n)) => {
                 self.stats.spooled.inc();
                 self.stats.dropped_spool_full.add(n);
                 self.unreported += n;
+                true
             }
             Ok(Appended::Refused) => {
                 self.stats.dropped_spool_full.inc();
                 self.unreported += 1;
+                false
             }
             Err(e) => {
+                // Not taken (a full disk): counted once, never also kept.
                 self.stats.dropped_spool_error.inc();
-                error!(message = "Spool write failed; event dropped.", error = %e);
+                self.log_error("Spool write failed; event dropped.", &e);
+                false
             }
         }
     }

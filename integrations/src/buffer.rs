@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 /// Bytes of framing per record.
 pub const RECORD_HEADER: usize = 20;
 const MAGIC: [u8; 4] = *b"WREC";
+/// Appended bytes held in memory before an append first hands them to the OS.
+const FLUSH_AT: u64 = 256 * 1024;
+
 /// Largest record accepted (the length field is trusted no further than this when scanning).
 pub const MAX_RECORD: usize = 64 << 20;
 const SUFFIX: &str = "wseg";
@@ -231,7 +234,12 @@ impl DiskQueue {
     /// Open (or create) the queue in `dir`, checking every record.
     pub fn open(dir: &Path, cfg: Config) -> io::Result<DiskQueue> {
         fs::create_dir_all(dir)?;
-        DiskQueue::open_inner(dir, cfg, true)
+        let mut q = DiskQueue::open_inner(dir, cfg, true)?;
+        // The ack file now, while there is room: later acknowledgements rewrite it in place and
+        // need no new block, so they go on when the disk fills up. (If even this fails, the
+        // first acknowledgement tries again.)
+        let _ = q.ensure_ack_file();
+        Ok(q)
     }
 
     /// Check the queue in `dir` without changing anything (no repair, no deletion): for
@@ -395,6 +403,11 @@ impl DiskQueue {
         if self.writer.is_none() || writer_full {
             self.roll()?;
         }
+        // Hand what is buffered to the OS first: if that fails (a full disk), this record is
+        // not taken, so the caller counts exactly what was refused, and memory stays bounded.
+        if self.unwritten() >= FLUSH_AT {
+            self.flush()?;
+        }
         let len = data.len() as u32;
         let mut crc = crc32c::crc32c(&len.to_le_bytes());
         crc = crc32c::crc32c_append(crc, &now_unix_ms.to_le_bytes());
@@ -416,9 +429,6 @@ impl DiskQueue {
         }
         self.unread_records += 1;
         self.unread_bytes += data.len() as u64;
-        if self.unwritten() >= 256 * 1024 {
-            self.flush()?;
-        }
         Ok(match dropped {
             Some(n) => Appended::StoredDroppingOldest(n),
             None => Appended::Stored,
@@ -437,7 +447,13 @@ impl DiskQueue {
             return Ok(());
         }
         if let Some((n, file)) = &mut self.writer {
-            file.write_all(fresh)?;
+            if let Err(e) = file.write_all(fresh) {
+                // A full disk takes part of the bytes: cut them off again, so that the file
+                // ends where the segment's records do and the next flush writes them whole.
+                let known = self.segments.get(n).map_or(0, |s| s.bytes);
+                let _ = file.set_len(known);
+                return Err(e);
+            }
             if let Some(seg) = self.segments.get_mut(n) {
                 seg.bytes += fresh.len() as u64;
             }
@@ -597,7 +613,9 @@ impl DiskQueue {
         max_records: usize,
         max_bytes: usize,
     ) -> io::Result<()> {
-        self.flush()?;
+        // A flush that fails (a full disk) must not stop delivery of what is on disk: records
+        // still only in memory are read once a later flush has written them.
+        let _ = self.flush();
         out.data.clear();
         out.records.clear();
         let mut taken = 0usize;
@@ -936,7 +954,14 @@ fn parse(buf: &[u8], at: usize) -> Parsed<'_> {
             time,
             data: buf.get(at + RECORD_HEADER..end).unwrap_or_default(),
         },
-        Check::Short => Parsed::Incomplete,
+        // A record running past the end is a torn append only if no whole record follows: a
+        // damaged length field must not cost the intact records behind it.
+        Check::Short => match next_whole(buf, at + 1) {
+            Some(cand) => Parsed::Corrupt {
+                skip_to: Some(cand),
+            },
+            None => Parsed::Incomplete,
+        },
         Check::Bad => {
             // Resynchronise: the next magic whose record checks out (or runs past the buffer).
             let mut from = at + 1;
@@ -954,6 +979,18 @@ fn parse(buf: &[u8], at: usize) -> Parsed<'_> {
             Parsed::Corrupt { skip_to: None }
         }
     }
+}
+
+/// The first offset from `from` on where a whole record checks out.
+fn next_whole(buf: &[u8], mut from: usize) -> Option<usize> {
+    while let Some(i) = memchr::memmem::find(buf.get(from..)?, &MAGIC) {
+        let cand = from + i;
+        if let Check::Ok(..) = check(buf, cand) {
+            return Some(cand);
+        }
+        from = cand + 1;
+    }
+    None
 }
 
 enum Check {
@@ -1056,11 +1093,34 @@ impl DiskQueue {
     /// Persist `p` as the ack position: in place, in the slot after the last one written; the
     /// first time in a run, as a new file with both slots renamed over the old one (which may
     /// be in the text form of an earlier version).
+    /// Create the ack file (both slots holding the current position) if there is none, and keep
+    /// it open when it has the two-slot layout, so that acknowledgements write in place.
+    fn ensure_ack_file(&mut self) -> io::Result<()> {
+        if self.ack_file.is_some() {
+            return Ok(());
+        }
+        let path = self.dir.join("ack");
+        match fs::metadata(&path) {
+            Ok(m) if m.len() == 2 * ACK_SLOT as u64 => {
+                self.ack_file = Some(OpenOptions::new().write(true).open(&path)?);
+            }
+            Ok(_) => {} // an earlier version's file: replaced at the first acknowledgement
+            Err(_) => {
+                let slot = ack_slot(self.ack_sequence, self.ack);
+                let tmp = self.dir.join("ack.tmp");
+                fs::write(&tmp, [slot, slot].concat())?;
+                fs::rename(&tmp, &path)?;
+                self.ack_file = Some(OpenOptions::new().write(true).open(&path)?);
+            }
+        }
+        Ok(())
+    }
+
     fn write_ack(&mut self, p: Position) -> io::Result<()> {
         self.ack_sequence += 1;
         let slot = ack_slot(self.ack_sequence, p);
+        let at = (self.ack_sequence % 2) * ACK_SLOT as u64;
         if let Some(file) = &self.ack_file {
-            let at = (self.ack_sequence % 2) * ACK_SLOT as u64;
             return file.write_all_at(&slot, at);
         }
         let tmp = self.dir.join("ack.tmp");

@@ -35,6 +35,8 @@ pub struct SiemOutput {
     pub buffer_dropped: AtomicU64,
     /// Damaged buffer records found at start.
     pub buffer_corrupt: u64,
+    /// When a buffer write error was last logged (Unix ms): at most one line per 10 s.
+    pub error_logged_ms: AtomicU64,
 }
 
 impl SiemOutput {
@@ -46,6 +48,8 @@ impl SiemOutput {
         };
         let now = unix_ms();
         let mut any = false;
+        let mut failed = 0u64;
+        let mut last_error: Option<std::io::Error> = None;
         for (class, record) in records {
             if !self.classes.contains(class) {
                 continue;
@@ -60,14 +64,24 @@ impl SiemOutput {
                     self.buffer_dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
+                    // Not taken (a full disk): counted once here, never also kept.
                     self.buffer_dropped.fetch_add(1, Ordering::Relaxed);
-                    error!(message = "Sink buffer write failed; event dropped.", sink = %self.name, error = %e);
+                    failed += 1;
+                    last_error = Some(e);
                 }
             }
         }
         if any {
             if let Err(e) = q.flush() {
-                error!(message = "Sink buffer flush failed.", sink = %self.name, error = %e);
+                // The records stay in memory (bounded) and are written by a later flush.
+                last_error.get_or_insert(e);
+            }
+            if let Some(error) = last_error {
+                let last = self.error_logged_ms.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= 10_000 {
+                    self.error_logged_ms.store(now, Ordering::Relaxed);
+                    error!(message = "Sink buffer write failed (at most one line per 10 s); what is buffered is still delivered.", sink = %self.name, events_dropped = failed, %error);
+                }
             }
             drop(q);
             self.queue.notify.notify_one();
@@ -136,6 +150,7 @@ impl Siems {
                 stats: Arc::new(SinkStats::default()),
                 buffer_dropped: AtomicU64::new(0),
                 buffer_corrupt: d.corrupt_records,
+                error_logged_ms: AtomicU64::new(0),
             });
             let named = |e: String| anyhow::anyhow!("sink {}: {e}", s.name);
             let task = match &s.kind {

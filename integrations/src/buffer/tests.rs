@@ -135,6 +135,40 @@ fn a_torn_tail_is_cut_and_a_damaged_record_skipped_and_counted() {
     assert_eq!(q.read(10, 1 << 20).unwrap()[0].data, b"next");
 }
 
+/// Issue #21: one flipped length field in the middle of a segment (the record then seems to run
+/// past the end of the file) cost every intact record after it, cut as a "torn tail". Now only
+/// the damaged record is skipped and counted, for a length too large and for one too small.
+#[test]
+fn a_damaged_length_in_the_middle_costs_only_its_own_record() {
+    for flip in [0x40u8, 0x01] {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cfg(1 << 30, 1 << 20, Overflow::DropNewest);
+        let mut q = DiskQueue::open(dir.path(), c.clone()).unwrap();
+        for i in 0..50 {
+            q.append(&rec(i), i as u64).unwrap();
+        }
+        q.flush().unwrap();
+        drop(q);
+        let files = segment_files(dir.path());
+        let mut bytes = fs::read(&files[0]).unwrap();
+        let offset_of = |k: usize| -> usize { (0..k).map(|i| RECORD_HEADER + rec(i).len()).sum() };
+        // The length field's second byte (a length 16 KiB too large), or its lowest bit.
+        let at = offset_of(20) + 4 + usize::from(flip == 0x40);
+        bytes[at] ^= flip;
+        fs::write(&files[0], &bytes).unwrap();
+        let (summary, _) = DiskQueue::inspect(dir.path()).unwrap();
+        assert_eq!(summary.damage.corrupt_records, 1, "inspect reports it");
+        let mut q = DiskQueue::open(dir.path(), c).unwrap();
+        let s = q.summary().unwrap();
+        assert_eq!(s.damage.corrupt_records, 1, "flip {flip:#x}");
+        assert_eq!(s.damage.torn_tail_bytes, 0);
+        let got: Vec<Vec<u8>> = read_all(&mut q).into_iter().map(|r| r.data).collect();
+        let want: Vec<Vec<u8>> = (0..50).filter(|&i| i != 20).map(rec).collect();
+        assert_eq!(got.len(), 49, "flip {flip:#x}");
+        assert_eq!(got, want, "the 29 records after it survive");
+    }
+}
+
 #[test]
 fn overflow_drops_newest_or_oldest_and_says_how_many() {
     // Room for about 10 records of ~60 bytes in segments of ~3 records.
