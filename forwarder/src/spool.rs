@@ -53,6 +53,8 @@ pub struct SpoolConfig {
     pub segment_bytes: u64,
     /// When full.
     pub overflow: Overflow,
+    /// How often the spool is synced to disk (`None`: after every batch).
+    pub sync_every: Option<Duration>,
 }
 
 /// How often at most an overflow is reported as a `weir` event.
@@ -77,6 +79,12 @@ pub struct Spool {
     disk: VecDeque<(u64, Position)>,
     /// Sources' positions of records stored and not yet handed to the OS.
     unflushed: Vec<Taken>,
+    /// Sources' positions of records with the OS and not yet synced to disk.
+    unsynced: Vec<Taken>,
+    /// Written since the last sync.
+    dirty: bool,
+    synced_at: Instant,
+    sync_every: Option<Duration>,
     /// Sources with a record the spool could not store: held at their position until restart.
     held_back: Vec<Arc<AtomicU64>>,
     /// When a write error was last logged: at most one line per 10 s (a full disk fails every
@@ -116,6 +124,10 @@ impl Spool {
             passed: 0,
             disk: VecDeque::new(),
             unflushed: Vec::new(),
+            unsynced: Vec::new(),
+            dirty: false,
+            synced_at: Instant::now(),
+            sync_every: cfg.sync_every,
             error_logged: None,
             held_back: Vec::new(),
         };
@@ -195,20 +207,50 @@ impl Spool {
 
     /// Something waits on the diode sender's progress or on a flush.
     fn waiting(&self) -> bool {
-        !self.disk.is_empty() || !self.unflushed.is_empty()
+        !self.disk.is_empty()
+            || !self.unflushed.is_empty()
+            || !self.unsynced.is_empty()
+            || self.dirty
     }
 
-    /// Hand stored records to the OS; their sources may then move on.
+    /// Hand stored records to the OS, and sync them to disk as the policy says; their sources
+    /// move on once a sync covers them (a bookmark or a WEF Ack never outlives the records on
+    /// a power loss).
     fn flush(&mut self) {
         match self.queue.flush() {
             Ok(()) => {
-                for t in self.unflushed.drain(..) {
-                    t.done();
+                if !self.unflushed.is_empty() {
+                    self.dirty = true;
                 }
+                self.unsynced.append(&mut self.unflushed);
+                self.maybe_sync();
             }
             // The records stay in memory (bounded) and their sources wait: written by a later
             // flush once there is room.
             Err(e) => self.log_error("Spool write failed; the records wait in memory.", &e),
+        }
+    }
+
+    /// Sync when the policy says so (and something was written since the last sync).
+    fn maybe_sync(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let due = self
+            .sync_every
+            .is_none_or(|every| self.synced_at.elapsed() >= every);
+        if !due {
+            return;
+        }
+        match self.queue.sync() {
+            Ok(()) => {
+                self.dirty = false;
+                self.synced_at = Instant::now();
+                for t in self.unsynced.drain(..) {
+                    t.done();
+                }
+            }
+            Err(e) => self.log_error("Spool sync failed; the records wait.", &e),
         }
     }
 
@@ -224,6 +266,7 @@ impl Spool {
 
     /// Act on what the diode sender has put on the link.
     fn settle(&mut self) {
+        self.maybe_sync();
         let on_link = self.progress.load(Ordering::Acquire);
         let mut ack = None;
         while self.disk.front().is_some_and(|(p, _)| *p <= on_link) {
@@ -297,10 +340,12 @@ impl Spool {
         match self.queue.append(&buf, unix_ms()) {
             Ok(Appended::Stored) => {
                 self.stats.spooled.inc();
+                self.dirty = true;
                 true
             }
             Ok(Appended::StoredDroppingOldest(n)) => {
                 self.stats.spooled.inc();
+                self.dirty = true;
                 self.stats.dropped_spool_full.add(n);
                 self.unreported += n;
                 true

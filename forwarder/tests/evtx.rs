@@ -142,7 +142,7 @@ fn kill_9_of_the_agent_twice_with_and_without_spool_loses_nothing_uncounted() {
         let diode = free_udp();
         let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
         let extra = if spool {
-            "[spool]\npath = \"spool\"\nmax_bytes = 268435456\nsegment_bytes = 262144\n"
+            "[spool]\npath = \"spool\"\nmax_bytes = 268435456\nsegment_bytes = 262144\nsync = \"always\"\n"
         } else {
             ""
         };

@@ -512,6 +512,11 @@ impl DiskQueue {
 
     fn roll(&mut self) -> io::Result<()> {
         self.flush()?;
+        // The segment being closed reaches the disk before the next one exists: a sync of the
+        // writer then covers every record before it.
+        if let Some((_, file)) = &self.writer {
+            file.sync_data()?;
+        }
         let next = self
             .segments
             .keys()
@@ -521,6 +526,8 @@ impl DiskQueue {
             .create(true)
             .append(true)
             .open(self.segment_path(next))?;
+        // Its name too (the directory entry), or a power loss may forget the file.
+        File::open(&self.dir)?.sync_all()?;
         self.segments.insert(next, Segment::default());
         self.writer = Some((next, file));
         self.pending.clear();

@@ -869,11 +869,19 @@ fn spool(s: raw::Spool, base: &Path) -> Result<crate::spool::SpoolConfig> {
             s.max_bytes
         );
     }
+    let sync_every = match s.sync.as_str() {
+        "always" => None,
+        "interval" => Some(Duration::from_millis(
+            s.sync_interval_milliseconds.clamp(10, 60_000),
+        )),
+        other => bail!("spool.sync: {other:?} is not \"interval\" or \"always\""),
+    };
     Ok(crate::spool::SpoolConfig {
         path: resolve(base, &s.path),
         max_bytes: s.max_bytes,
         segment_bytes: s.segment_bytes,
         overflow,
+        sync_every,
     })
 }
 

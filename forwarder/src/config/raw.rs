@@ -55,6 +55,19 @@ pub struct Spool {
     /// `drop_oldest` or `drop_newest`.
     #[serde(default = "default_overflow")]
     pub overflow: String,
+    /// `interval` (sync every `sync_interval_milliseconds`) or `always` (every batch).
+    #[serde(default = "default_sync")]
+    pub sync: String,
+    /// How often the spool is synced to disk with `sync = "interval"`.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_milliseconds: u64,
+}
+
+fn default_sync() -> String {
+    "interval".into()
+}
+fn default_sync_interval() -> u64 {
+    250
 }
 
 fn default_spool_bytes() -> u64 {

@@ -37,6 +37,9 @@ pub struct SiemOutput {
     pub buffer_corrupt: u64,
     /// When a buffer write error was last logged (Unix ms): at most one line per 10 s.
     pub error_logged_ms: AtomicU64,
+    /// When the buffer was last synced to disk (Unix ms): at most a second of events is lost
+    /// to a power loss.
+    pub synced_ms: AtomicU64,
 }
 
 impl SiemOutput {
@@ -75,6 +78,13 @@ impl SiemOutput {
             if let Err(e) = q.flush() {
                 // The records stay in memory (bounded) and are written by a later flush.
                 last_error.get_or_insert(e);
+            } else if now.saturating_sub(self.synced_ms.load(Ordering::Relaxed)) >= 1000 {
+                match q.sync() {
+                    Ok(()) => self.synced_ms.store(now, Ordering::Relaxed),
+                    Err(e) => {
+                        last_error.get_or_insert(e);
+                    }
+                }
             }
             if let Some(error) = last_error {
                 let last = self.error_logged_ms.load(Ordering::Relaxed);
@@ -151,6 +161,7 @@ impl Siems {
                 buffer_dropped: AtomicU64::new(0),
                 buffer_corrupt: d.corrupt_records,
                 error_logged_ms: AtomicU64::new(0),
+                synced_ms: AtomicU64::new(0),
             });
             let named = |e: String| anyhow::anyhow!("sink {}: {e}", s.name);
             let task = match &s.kind {
