@@ -950,3 +950,97 @@ fn an_empty_bookmark_file_is_set_aside_and_the_endpoint_starts() {
         .contains("was damaged (0 bytes"));
     rx.stop();
 }
+
+/// Issue #21's acceptance: `kill -9` of the agent while a Windows host delivers. The host sends
+/// batches one after another as Windows does, sending a batch again until it gets its Ack; the
+/// agent is killed twice at random moments and restarted. Every event of every Acked batch
+/// reaches the receiver: an Ack waits until the batch is on the link and in the agent's synced
+/// session ledger.
+#[test]
+fn every_acked_wef_event_survives_kill_9_of_the_agent() {
+    let (dir, pki, diode, port, config) = setup("");
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let mut tx = Some(Proc::start(&["tx"], &config));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    tx.as_ref().unwrap().wait_tcp(addr);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _in_runtime = rt.enter();
+    let c = client(port, &pki, Some((&pki.client.0, &pki.client.1)));
+    let manager = format!("https://{HOST}:{port}/wsman/SubscriptionManager/WEC");
+    let r = post(
+        &rt,
+        &c,
+        &manager,
+        enumerate(&manager, "uuid:E9802257-6A7D-4C0D-BFA4-E81C7B1C4471").into_bytes(),
+        UTF8,
+        None,
+    )
+    .unwrap();
+    let sec_to = between(&r.xml, "<e:NotifyTo><a:Address>", "</a:Address>")[0].to_owned();
+    let sec_id = between(&r.xml, "<e:Identifier>", "</e:Identifier>")[0].to_owned();
+    let sample = sample_events(300);
+    let mut acked: Vec<u64> = Vec::new();
+    let mut kills = 0;
+    let started = Instant::now();
+    for (b, chunk) in sample.chunks(10).enumerate() {
+        let events: Vec<String> = chunk.iter().map(|(_, x)| x.clone()).collect();
+        let mid = format!("uuid:0B0E2A6B-0000-4000-8000-{b:012}");
+        let body = events_batch(&sec_to, &mid, &sec_id, chunk[chunk.len() - 1].0, &events);
+        loop {
+            // Kill the agent while batch 9 and batch 21 are on their way.
+            if (b == 9 && kills == 0) || (b == 21 && kills == 1) {
+                let victim = tx.take().unwrap();
+                let killer = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(3));
+                    drop(victim); // SIGKILL
+                });
+                let _ = post(&rt, &c, &sec_to, body.clone().into_bytes(), UTF8, None);
+                killer.join().unwrap();
+                kills += 1;
+                tx = Some(Proc::start(&["tx"], &config));
+                tx.as_ref().unwrap().wait_tcp(addr);
+                continue; // that batch's Ack is not known: send it again, as Windows would
+            }
+            match post(&rt, &c, &sec_to, body.clone().into_bytes(), UTF8, None) {
+                Ok(r) if r.status == 200 && r.xml.contains("Ack") => {
+                    acked.extend(chunk.iter().map(|(id, _)| *id));
+                    break;
+                }
+                _ => {
+                    assert!(started.elapsed() < Duration::from_secs(120), "stuck at {b}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+    assert_eq!(kills, 2);
+    assert_eq!(acked.len(), 300);
+    wait_class(dir.path(), "windows", 300, Duration::from_secs(30));
+    let (ok, _, log) = tx.take().unwrap().stop();
+    assert!(ok, "{log}");
+    std::thread::sleep(Duration::from_millis(300));
+    rx.stop();
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for e in events(dir.path())
+        .iter()
+        .filter(|e| e["weir"]["class"] == "windows")
+    {
+        let id = e["winlog"]["record_id"]
+            .as_str()
+            .map(|s| s.parse().unwrap())
+            .or(e["winlog"]["record_id"].as_u64())
+            .unwrap();
+        *seen.entry(id).or_default() += 1;
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|id| !seen.contains_key(*id))
+        .copied()
+        .collect();
+    assert!(missing.is_empty(), "Acked but never delivered: {missing:?}");
+    let unclean = events(dir.path())
+        .iter()
+        .filter(|e| e["event"]["action"] == "agent-unclean-stop")
+        .count();
+    assert_eq!(unclean, 2);
+}
