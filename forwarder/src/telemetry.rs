@@ -168,6 +168,8 @@ pub struct TxStats {
     pub reloads_applied: Counter,
     /// Configuration reloads refused (the file did not load, or changed what needs a restart).
     pub reloads_failed: Counter,
+    /// `.evtx` files given up because the parser panicked on them.
+    pub evtx_files_failed: Counter,
 }
 
 impl TxStats {
@@ -221,6 +223,7 @@ impl TxStats {
             "evtx_chunks_damaged_total": self.evtx_chunks_damaged.get(),
             "evtx_records_damaged_total": self.evtx_records_damaged.get(),
             "evtx_records_missed_total": self.evtx_records_missed.get(),
+            "evtx_files_failed_total": self.evtx_files_failed.get(),
             "capture_packets_total": self.capture_packets.get(),
             "capture_undecodable_total": self.capture_undecodable.get(),
             "capture_kernel_drops_total": self.capture_kernel_drops.get(),
@@ -303,6 +306,10 @@ pub struct RxStats {
     pub dropped_queue_full: Counter,
     /// Events a sink failed to write.
     pub sink_errors: Counter,
+    /// Panics caught in the sink stage (each one logged; the stage goes on).
+    pub component_panics: Counter,
+    /// Events of a batch that panicked twice: counted as lost.
+    pub events_lost_panic: Counter,
     /// Gauge: bytes of decoded records queued towards the sinks.
     pub sink_queue_bytes: Counter,
     /// Gauge: when the last datagram arrived (Unix ms; 0: never).
@@ -397,6 +404,8 @@ impl RxStats {
             "decode_errors_total": self.decode_errors.get(),
             "events_dropped_total": { "queue_full": self.dropped_queue_full.get() },
             "sink_errors_total": self.sink_errors.get(),
+            "component_panics_total": self.component_panics.get(),
+            "events_lost_panic_total": self.events_lost_panic.get(),
             "sink_queue_bytes": self.sink_queue_bytes.get(),
             "diode_last_datagram_unix_ms": self.last_datagram_unix_ms.get(),
             "sink": self

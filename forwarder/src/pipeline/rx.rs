@@ -301,6 +301,7 @@ struct SinkStage {
 impl SinkStage {
     fn run(mut self, work: WorkQueue<Work>, stats: &RxStats, budget: &QueueBudget) {
         let mut batch = Received::default();
+        let mut backoff = Duration::from_millis(100);
         loop {
             let item = match work.recv_timeout(Duration::from_millis(100)) {
                 Ok(item) => item,
@@ -311,37 +312,35 @@ impl SinkStage {
                 Work::Stop => break,
                 Work::Diode(output, bytes) => (output, bytes),
             };
-            count_by_agent(&output, self.journal.state(), stats);
-            self.journal.apply(&output);
-            batch.clear();
-            events_of(output, &mut batch, stats, self.envelopes);
-            budget.release(bytes);
-            // The state after this output and its events, before any sink has them: a crash
-            // from here on redelivers them at the next start.
-            let committed = self.journal.commit(
-                &batch.bytes,
-                batch
-                    .events
-                    .iter()
-                    .map(|e| (e.class, e.start, e.json_at, e.end)),
-            );
-            let journaled = committed.is_ok();
-            if let Err(error) = committed {
-                stats.journal_errors.inc();
-                error!(message = "Receiver journal write failed; the positions of these events will be written with the next output.", %error);
-            }
-            if !batch.is_empty() {
-                self.write(&batch, stats);
-                if journaled {
+            // A panic while handling one output (a bug, in Weir or a sink library) is caught
+            // and counted, and the stage goes on after a pause; the events it was writing are
+            // tried once more, then counted as lost, never silently gone.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.handle(output, bytes, &mut batch, stats, budget)
+            }));
+            match handled {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(_) => {
+                    stats.component_panics.inc();
+                    error!(message = "The sink stage panicked while writing a batch; it goes on after a pause.", events = batch.events.len(), pause_ms = backoff.as_millis() as u64);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.write(&batch, stats)
+                    }));
+                    if again.is_err() {
+                        stats.component_panics.inc();
+                        stats.events_lost_panic.add(batch.events.len() as u64);
+                        error!(
+                            message = "The batch panicked again; its events are counted as lost.",
+                            events = batch.events.len()
+                        );
+                    }
                     if let Err(error) = self.journal.done() {
                         stats.journal_errors.inc();
                         error!(message = "Receiver journal write failed.", %error);
                     }
                 }
-            }
-            if let Err(error) = self.journal.compact(false) {
-                stats.journal_errors.inc();
-                error!(message = "Receiver state snapshot failed.", %error);
             }
         }
         if let Err(error) = self.journal.compact(true) {
@@ -349,9 +348,55 @@ impl SinkStage {
         }
     }
 
+    /// One receiver output: journal it, hand its events to the sinks, mark it done.
+    fn handle(
+        &mut self,
+        output: Output,
+        bytes: usize,
+        batch: &mut Received,
+        stats: &RxStats,
+        budget: &QueueBudget,
+    ) {
+        count_by_agent(&output, self.journal.state(), stats);
+        self.journal.apply(&output);
+        batch.clear();
+        events_of(output, batch, stats, self.envelopes);
+        budget.release(bytes);
+        // The state after this output and its events, before any sink has them: a crash
+        // from here on redelivers them at the next start.
+        let committed = self.journal.commit(
+            &batch.bytes,
+            batch
+                .events
+                .iter()
+                .map(|e| (e.class, e.start, e.json_at, e.end)),
+        );
+        let journaled = committed.is_ok();
+        if let Err(error) = committed {
+            stats.journal_errors.inc();
+            error!(message = "Receiver journal write failed; the positions of these events will be written with the next output.", %error);
+        }
+        if !batch.is_empty() {
+            self.write(batch, stats);
+            if journaled {
+                if let Err(error) = self.journal.done() {
+                    stats.journal_errors.inc();
+                    error!(message = "Receiver journal write failed.", %error);
+                }
+            }
+        }
+        if let Err(error) = self.journal.compact(false) {
+            stats.journal_errors.inc();
+            error!(message = "Receiver state snapshot failed.", %error);
+        }
+    }
+
     /// Hand the events to the sinks: local sinks written and flushed to the OS, SIEM buffers
     /// appended (both survive a `kill -9` from then on).
     fn write(&mut self, batch: &Received, stats: &RxStats) {
+        if failpoint_sink_panic() {
+            panic!("failpoint WEIR_FAILPOINT=sink-panic");
+        }
         for (sink, classes) in self.sinks.iter_mut() {
             let routed: Vec<&[u8]> = batch
                 .events
@@ -382,6 +427,14 @@ impl SinkStage {
             stats.events_sent.of(e.class).inc();
         }
     }
+}
+
+/// `WEIR_FAILPOINT=sink-panic` makes the sink stage panic on its first batch, once (for the
+/// supervision test; never set in production).
+fn failpoint_sink_panic() -> bool {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::env::var_os("WEIR_FAILPOINT").is_some_and(|v| v == "sink-panic")
+        && !FIRED.swap(true, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Per-agent counters of one output (before the state follows it).

@@ -142,6 +142,16 @@ pub async fn run(ctx: EvtxContext, cancel: CancellationToken) {
     }
 }
 
+/// Read every `.evtx` file in `ctx.cfg.directory` once, as the source does (panics of the
+/// parser caught per file); returns how many records were queued. For the `evtx_directory`
+/// fuzz target: `ctx.queue` must have room for them all.
+#[doc(hidden)]
+pub fn scan_once(ctx: EvtxContext) -> Result<u64> {
+    let mut w = Watcher::new(ctx)?;
+    w.scan(&CancellationToken::new())?;
+    Ok(w.position)
+}
+
 /// How records are rendered: compact, as Windows renders them (see the module notes).
 pub fn settings() -> evtx::ParserSettings {
     evtx::ParserSettings::default().indent(false)
@@ -275,8 +285,30 @@ impl Watcher {
             if self.seen.get(&name) == Some(&(size, mtime)) {
                 continue;
             }
-            if self.read_file(&name, &path, cancel)? {
-                self.seen.insert(name, (size, mtime));
+            // The third-party parser may panic on a crafted or damaged file: that file is given
+            // up (until it changes), counted and reported; the source goes on with the others.
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.read_file(&name, &path, cancel)
+            }));
+            match read {
+                Ok(done) => {
+                    if done? {
+                        self.seen.insert(name, (size, mtime));
+                    }
+                }
+                Err(_) => {
+                    self.ctx.stats.evtx_files_failed.inc();
+                    warn!(message = "The evtx parser panicked on a file; it is skipped until it changes.", file = %path.display());
+                    let mut e = Event::new(EventClass::Weir, Utc::now());
+                    e.event.action = Some("evtx-file-failed".into());
+                    e.event.dataset = Some("weir.agent".into());
+                    e.event.outcome = Some("failure".into());
+                    e.message = Some(format!(
+                        "{name}: the evtx parser failed on this file (a panic in the parser, caught); records after the last one sent were not read. The file is read again if it changes."
+                    ));
+                    self.send(e, None)?;
+                    self.seen.insert(name, (size, mtime));
+                }
             }
         }
         Ok(())
