@@ -170,6 +170,8 @@ pub struct TxStats {
     pub reloads_failed: Counter,
     /// `.evtx` files given up because the parser panicked on them.
     pub evtx_files_failed: Counter,
+    /// WEC bookmarks forgotten (retention or `max_hosts`).
+    pub wec_bookmarks_pruned: Counter,
 }
 
 impl TxStats {
@@ -239,6 +241,7 @@ impl TxStats {
             "wec_subscription_ends_total": self.wec_subscription_ends.get(),
             "wec_faults_total": self.wec_faults.get(),
             "wec_tls_refused_total": self.wec_tls_refused.get(),
+            "wec_bookmarks_pruned_total": self.wec_bookmarks_pruned.get(),
             "config_reloads_total": {
                 "applied": self.reloads_applied.get(),
                 "failed": self.reloads_failed.get(),

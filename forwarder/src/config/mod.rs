@@ -140,6 +140,10 @@ pub struct WecSource {
     pub max_connections_per_address: usize,
     /// A connection is closed after this long without a byte (`None`: never).
     pub idle_timeout: Option<Duration>,
+    /// Hosts not heard from for this long are forgotten.
+    pub bookmark_retention: Duration,
+    /// Bookmarks of at most this many (subscription, host) pairs.
+    pub max_hosts: usize,
     /// Keep each event's XML in `event.original`.
     pub keep_original: bool,
     /// Offer SLDC compression.
@@ -656,6 +660,8 @@ fn wec(
             .max(1),
         idle_timeout: (w.idle_timeout_seconds > 0)
             .then(|| Duration::from_secs(w.idle_timeout_seconds)),
+        bookmark_retention: Duration::from_secs(w.bookmark_retention_days.clamp(1, 3650) * 86_400),
+        max_hosts: w.max_hosts.max(1),
         keep_original: w.keep_original,
         compression: w.compression,
         content_format: w.content_format,

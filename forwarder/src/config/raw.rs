@@ -268,6 +268,12 @@ pub struct WecSource {
     /// Close a connection after this long without a byte (0: never).
     #[serde(default = "default_wec_idle")]
     pub idle_timeout_seconds: u64,
+    /// Forget hosts not heard from for this long.
+    #[serde(default = "default_wec_retention")]
+    pub bookmark_retention_days: u64,
+    /// Keep bookmarks of at most this many (subscription, host) pairs.
+    #[serde(default = "default_wec_max_hosts")]
+    pub max_hosts: usize,
     /// Keep each event's XML in `event.original`.
     #[serde(default = "default_true")]
     pub keep_original: bool,
@@ -315,6 +321,12 @@ fn default_wec_format() -> String {
 }
 fn default_wec_connections() -> usize {
     256
+}
+fn default_wec_retention() -> u64 {
+    90
+}
+fn default_wec_max_hosts() -> usize {
+    20_000
 }
 fn default_wec_idle() -> u64 {
     120

@@ -203,18 +203,39 @@ pub fn bookmark_path(cfg: &WecSource) -> PathBuf {
 struct Mark {
     bookmark: Option<String>,
     last_batch: Option<String>,
+    /// When the host last had a batch acknowledged (Unix seconds; 0 in files of earlier
+    /// versions, treated as "now" when first seen).
+    #[serde(default)]
+    seen_unix: u64,
 }
 
-/// Per subscription identifier, per host: the last batch acknowledged.
+/// Per subscription identifier, per host: the last batch acknowledged. Bounded: hosts not heard
+/// from for `retention` are forgotten, and at most `max_hosts` (subscription, host) pairs are
+/// kept, the least recently heard from going first (a host claiming endless `MachineID`s cannot
+/// grow the file without limit). A forgotten host that comes back starts as a new one.
 struct Bookmarks {
     path: PathBuf,
     map: BTreeMap<String, BTreeMap<String, Mark>>,
+    retention: Duration,
+    max_hosts: usize,
+    /// Pairs forgotten so far.
+    pruned: u64,
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Bookmarks {
     /// The saved bookmarks, and a note when the file was damaged (moved aside; hosts then
     /// start as new ones: from their subscription's `read_existing_events` position).
-    fn load(path: &Path) -> Result<(Bookmarks, Option<String>)> {
+    fn load(
+        path: &Path,
+        retention: Duration,
+        max_hosts: usize,
+    ) -> Result<(Bookmarks, Option<String>)> {
         let parse =
             |b: &[u8]| serde_json::from_slice::<BTreeMap<String, BTreeMap<String, Mark>>>(b).ok();
         let (map, note) = match crate::durable::load(path, parse)
@@ -238,9 +259,54 @@ impl Bookmarks {
             Bookmarks {
                 path: path.to_owned(),
                 map,
+                retention,
+                max_hosts,
+                pruned: 0,
             },
             note,
         ))
+    }
+
+    /// Forget hosts past the retention, then the least recently heard from over `max_hosts`;
+    /// returns how many.
+    fn prune(&mut self, now: u64) -> u64 {
+        let keep_after = now.saturating_sub(self.retention.as_secs());
+        let mut pruned = 0u64;
+        for hosts in self.map.values_mut() {
+            hosts.retain(|_, m| {
+                if m.seen_unix == 0 {
+                    m.seen_unix = now;
+                }
+                let keep = m.seen_unix >= keep_after;
+                pruned += u64::from(!keep);
+                keep
+            });
+        }
+        let total: usize = self.map.values().map(BTreeMap::len).sum();
+        if total > self.max_hosts {
+            let mut ages: Vec<u64> = self
+                .map
+                .values()
+                .flat_map(|h| h.values().map(|m| m.seen_unix))
+                .collect();
+            ages.sort_unstable();
+            let over = total - self.max_hosts;
+            let cut = ages.get(over - 1).copied().unwrap_or(0);
+            let mut left = over;
+            for hosts in self.map.values_mut() {
+                hosts.retain(|_, m| {
+                    if left > 0 && m.seen_unix <= cut {
+                        left -= 1;
+                        pruned += 1;
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
+        self.map.retain(|_, h| !h.is_empty());
+        pruned
     }
 
     fn get(&self, subscription: &str, host: &str) -> Option<&Mark> {
@@ -277,6 +343,9 @@ impl Bookmarks {
             entry.bookmark = Some(b.to_owned());
         }
         entry.last_batch = Some(message_id.to_owned());
+        let now = unix_seconds();
+        entry.seen_unix = now;
+        self.pruned += self.prune(now);
         crate::durable::write_synced(&self.path, &serde_json::to_vec_pretty(&self.map)?)
             .with_context(|| format!("cannot replace {}", self.path.display()))
     }
@@ -390,7 +459,8 @@ impl Collector {
                 }
             })
             .collect();
-        let (bookmarks, damaged) = Bookmarks::load(&bookmark_path(cfg))?;
+        let (bookmarks, damaged) =
+            Bookmarks::load(&bookmark_path(cfg), cfg.bookmark_retention, cfg.max_hosts)?;
         Ok(Collector {
             damaged: Mutex::new(damaged),
             bookmarks: Mutex::new(bookmarks),
@@ -1022,12 +1092,23 @@ async fn deliver(
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_millis(20));
     }
-    if let Err(error) = lock(&c.bookmarks).set(
-        &sub.identifier,
-        host,
-        env.bookmark.as_deref(),
-        &env.message_id,
-    ) {
+    let saved = {
+        let mut b = lock(&c.bookmarks);
+        let before = b.pruned;
+        let r = b.set(
+            &sub.identifier,
+            host,
+            env.bookmark.as_deref(),
+            &env.message_id,
+        );
+        let pruned = b.pruned - before;
+        if pruned > 0 {
+            c.ctx.stats.wec_bookmarks_pruned.add(pruned);
+            info!(message = "WEC bookmarks of hosts not heard from for long (or over max_hosts) forgotten.", source = %c.ctx.cfg.name, hosts = pruned);
+        }
+        r
+    };
+    if let Err(error) = saved {
         warn!(message = "Cannot save a WEC bookmark.", source = %c.ctx.cfg.name, %error);
         return Err(fault(
             c,
@@ -1040,4 +1121,48 @@ async fn deliver(
     }
     c.ctx.stats.wec_batches.inc();
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod bookmark_tests {
+    use super::*;
+
+    /// Hosts past the retention go, then the least recently heard from over the cap; a file
+    /// of an earlier version (no times) is kept and stamped.
+    #[test]
+    fn bookmark_stores_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wef.wec-bookmarks.json");
+        std::fs::write(
+            &path,
+            r#"{"sub":{"old-host":{"bookmark":"<b/>","last_batch":"uuid:1"}}}"#,
+        )
+        .unwrap();
+        let (mut b, note) = Bookmarks::load(&path, Duration::from_secs(3600), 3).unwrap();
+        assert!(note.is_none());
+        b.set("sub", "h1", Some("<b1/>"), "uuid:2").unwrap();
+        assert_eq!(b.bookmark("sub", "old-host"), Some("<b/>"), "stamped, kept");
+        // Age h1 and old-host beyond the retention.
+        let now = unix_seconds();
+        for m in b.map.get_mut("sub").unwrap().values_mut() {
+            m.seen_unix = now - 7200;
+        }
+        b.set("sub", "h2", None, "uuid:3").unwrap();
+        assert_eq!(b.get("sub", "h1"), None);
+        assert_eq!(b.get("sub", "old-host"), None);
+        assert_eq!(b.pruned, 2);
+        // Over the cap of 3: the least recently heard from goes first.
+        for (i, h) in ["h3", "h4", "h5"].iter().enumerate() {
+            b.set("sub", h, None, &format!("uuid:{}", 10 + i)).unwrap();
+            b.map.get_mut("sub").unwrap().get_mut(*h).unwrap().seen_unix = now + i as u64;
+        }
+        b.set("sub", "h6", None, "uuid:20").unwrap();
+        let left: Vec<&String> = b.map["sub"].keys().collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(b.get("sub", "h6").is_some());
+        // What is on disk is what is kept.
+        let (again, _) = Bookmarks::load(&path, Duration::from_secs(3600), 3).unwrap();
+        assert_eq!(again.map, b.map);
+    }
 }
