@@ -452,6 +452,12 @@ impl DiskQueue {
                 // ends where the segment's records do and the next flush writes them whole.
                 let known = self.segments.get(n).map_or(0, |s| s.bytes);
                 let _ = file.set_len(known);
+                // When everything written is acknowledged, this segment's space is ours to
+                // give back: start a fresh segment with what waits (else a disk filled by
+                // delivered events would stay full for ever).
+                if self.recycle_writer()? {
+                    return self.flush();
+                }
                 return Err(e);
             }
             if let Some(seg) = self.segments.get_mut(n) {
@@ -491,6 +497,62 @@ impl DiskQueue {
         for r in &mut self.pending_records {
             r.at -= bytes;
         }
+    }
+
+    /// If every record written to the writer segment is acknowledged (and it holds some),
+    /// replace it by a fresh segment holding the records not yet written: the old file is
+    /// emptied first (its space back), then the new one made and the old one deleted.
+    fn recycle_writer(&mut self) -> io::Result<bool> {
+        let Some((n, _)) = &self.writer else {
+            return Ok(false);
+        };
+        let n = *n;
+        let Some(seg) = self.segments.get(&n) else {
+            return Ok(false);
+        };
+        let end = Position {
+            segment: n,
+            offset: seg.bytes,
+        };
+        if seg.bytes == 0 || self.ack != end || self.read != end || !self.inflight.is_empty() {
+            return Ok(false);
+        }
+        let old_bytes = seg.bytes;
+        let written = self.written;
+        let gone = self.pending_records.partition_point(|r| r.at < written);
+        let waiting = self.pending_records.len() - gone;
+        if let Some((_, file)) = &self.writer {
+            file.set_len(0)?;
+        }
+        let next = n + 1;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.segment_path(next))?;
+        let _ = fs::remove_file(self.segment_path(n));
+        self.segments.remove(&n);
+        self.total_bytes -= old_bytes;
+        self.segments.insert(
+            next,
+            Segment {
+                bytes: 0,
+                records: waiting as u64,
+                acked: 0,
+            },
+        );
+        self.writer = Some((next, file));
+        // The tail keeps only what was not written, now at the start of the new segment.
+        self.pending.drain(..written);
+        self.shift_tail_records(gone, written);
+        self.pending_at = 0;
+        self.written = 0;
+        self.read = Position {
+            segment: next,
+            offset: 0,
+        };
+        self.ack = self.read;
+        let _ = self.write_ack(self.ack);
+        Ok(true)
     }
 
     /// Drop the in-memory copy of the writer segment's tail (all of it written).
@@ -685,7 +747,11 @@ impl DiskQueue {
                 }
                 self.read.offset = self.pending_at + at as u64;
                 let leftover = self.written - at;
-                if taken_before == 0 && out.data.is_empty() && leftover <= at - first {
+                // Records appended but not yet written (a flush that failed on a full disk)
+                // stay in the tail whatever the reader takes.
+                let all_written = self.written == self.pending.len();
+                if all_written && taken_before == 0 && out.data.is_empty() && leftover <= at - first
+                {
                     // The batch takes the tail's buffer itself, not a copy of it: the records
                     // stay where they were framed, and the batch's old buffer becomes the tail.
                     // What the batch leaves (less than it takes) is moved over.
@@ -704,7 +770,7 @@ impl DiskQueue {
                         r.start = out.data.len();
                         out.data.extend_from_slice(data.unwrap_or_default());
                     }
-                    if at == self.written {
+                    if at == self.written && all_written {
                         self.forget_tail();
                     }
                 }

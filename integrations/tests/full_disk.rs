@@ -115,3 +115,48 @@ fn is_root() -> bool {
             .lines()
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
+
+/// One segment as large as the disk: once everything written is delivered and acknowledged,
+/// its space comes back by itself (the segment is recycled), so what waits in memory and what
+/// comes next is written again.
+#[test]
+fn delivered_events_give_their_space_back_when_the_disk_is_full() {
+    let Some(mount) = tmpfs("1m") else {
+        assert!(
+            !is_root(),
+            "mounting a tmpfs failed although running as root"
+        );
+        return;
+    };
+    let dir = mount.0.path().join("buffer");
+    let cfg = Config {
+        max_bytes: 64 << 20,
+        segment_bytes: 64 << 20,
+        overflow: Overflow::DropNewest,
+    };
+    let mut q = DiskQueue::open(&dir, cfg).unwrap();
+    let (mut stored, mut refused) = (Vec::new(), 0usize);
+    for i in 0..6000 {
+        match q.append(&rec(i), 1) {
+            Ok(Appended::Stored) => stored.push(i),
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(refused > 0);
+    let _ = q.flush();
+    // Deliver everything: what was on disk, then (after the segment is recycled) what waited.
+    let mut delivered = Vec::new();
+    for _ in 0..10 {
+        delivered.extend(read_all(&mut q));
+    }
+    let want: Vec<Vec<u8>> = stored.iter().map(|&i| rec(i)).collect();
+    assert_eq!(delivered.len(), want.len(), "refused {refused}");
+    assert!(delivered == want);
+    // And new events are taken again.
+    for i in 6000..6100 {
+        assert_eq!(q.append(&rec(i), 1).unwrap(), Appended::Stored, "{i}");
+    }
+    q.flush().unwrap();
+    assert_eq!(read_all(&mut q).len(), 100);
+}
