@@ -195,3 +195,120 @@ listen = "127.0.0.1:{metrics}"
     assert!(lines <= 3, "{lines} log lines");
     hec.stop();
 }
+
+/// The same for the agent's spool: its directory on a 2 MiB tmpfs, a 2 Mb/s link, 20,000
+/// events in a burst. The spool fills the disk and refuses the rest (counted); as the link
+/// drains it, space comes back by itself. Delivered + counted = sent, exactly.
+#[test]
+fn a_full_disk_under_the_spool_loses_nothing_uncounted() {
+    let dir = workdir();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&spool)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(spool.clone());
+    let (diode, tcp) = (free_udp(), free_tcp());
+    let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
+    let cfg = dir.path().join("tx.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[agent]
+name = "spool-agent"
+{DIODE}
+[tx]
+destination = "127.0.0.1:{diode}"
+bind = "127.0.0.1:0"
+link_rate_bits_per_second = 2000000
+heartbeat_interval_milliseconds = 200
+linger_milliseconds = 10
+queue_events = 256
+
+[[sources]]
+type = "syslog_tcp"
+name = "plant"
+address = "127.0.0.1:{tcp}"
+
+[spool]
+path = "spool/q"
+max_bytes = 268435456
+"#
+        ),
+    )
+    .unwrap();
+    let tx = Proc::start(&["tx"], &cfg);
+    tx.wait_tcp(SocketAddr::from(([127, 0, 0, 1], tcp)));
+    const N: usize = 20_000;
+    {
+        let mut s = std::io::BufWriter::new(TcpStream::connect(("127.0.0.1", tcp)).unwrap());
+        for n in 0..N {
+            writeln!(
+                s,
+                "<134>1 2026-12-08T00:00:00.000Z rtu-9 scada - - - n={n:06} {}",
+                "y".repeat(150)
+            )
+            .unwrap();
+        }
+    }
+    // Everything read by the agent is delivered or counted; wait until the link has drained.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = (0, Instant::now());
+    loop {
+        let n = class_count(dir.path(), "syslog");
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(5) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still delivering after 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, summary, log) = tx.stop();
+    assert!(ok, "{log}");
+    std::thread::sleep(Duration::from_millis(500));
+    rx.stop();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in events(dir.path())
+        .iter()
+        .filter(|e| e["weir"]["class"] == "syslog")
+    {
+        *seen
+            .entry(e["message"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let dropped = summary["events_dropped_total"]["spool_error"]
+        .as_u64()
+        .unwrap()
+        + summary["events_dropped_total"]["spool_full"]
+            .as_u64()
+            .unwrap();
+    assert!(dropped > 0, "the disk filled: {summary}");
+    eprintln!(
+        "spool on a full disk: {} delivered, {dropped} refused and counted",
+        seen.len()
+    );
+    assert_eq!(
+        seen.len() as u64 + dropped,
+        N as u64,
+        "delivered + counted = sent, exactly: {summary}"
+    );
+    assert!(seen.values().all(|n| *n == 1), "no duplicates");
+    assert!(
+        log.matches("Spool write failed").count() <= 20,
+        "quiet logs"
+    );
+}
