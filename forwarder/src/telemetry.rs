@@ -172,6 +172,9 @@ pub struct TxStats {
     pub evtx_files_failed: Counter,
     /// WEC bookmarks forgotten (retention or `max_hosts`).
     pub wec_bookmarks_pruned: Counter,
+    /// Panics caught in a source's connection handler (the connection closed, the source goes
+    /// on).
+    pub component_panics: Counter,
 }
 
 impl TxStats {
@@ -242,6 +245,7 @@ impl TxStats {
             "wec_faults_total": self.wec_faults.get(),
             "wec_tls_refused_total": self.wec_tls_refused.get(),
             "wec_bookmarks_pruned_total": self.wec_bookmarks_pruned.get(),
+            "component_panics_total": self.component_panics.get(),
             "config_reloads_total": {
                 "applied": self.reloads_applied.get(),
                 "failed": self.reloads_failed.get(),

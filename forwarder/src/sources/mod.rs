@@ -92,8 +92,16 @@ pub async fn accept_loop<F, Fut>(
         };
         let stream = admission::IdleTimeout::new(stream, ctx.cfg.idle_timeout, ctx.stats.clone());
         let task = serve(ctx.clone(), stream, peer, cancel.clone());
+        let stats = ctx.stats.clone();
+        let source = ctx.cfg.name.clone();
         tokio::spawn(async move {
-            task.await;
+            // A panic while serving one connection (a bug) ends that connection only: counted
+            // and logged, the slot given back, the source goes on accepting.
+            let served = tokio::spawn(task).await;
+            if served.is_err_and(|e| e.is_panic()) {
+                stats.component_panics.inc();
+                tracing::error!(message = "A connection handler panicked; that connection was closed, the source goes on.", %source, %peer);
+            }
             drop(slot);
         });
     }

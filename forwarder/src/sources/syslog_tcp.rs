@@ -40,6 +40,9 @@ async fn connection(
     cancel: CancellationToken,
 ) {
     debug!(message = "Connection opened.", source = %ctx.cfg.name, %peer);
+    if failpoint_connection_panic() {
+        panic!("failpoint WEIR_FAILPOINT=connection-panic");
+    }
     let mut frames = FramedRead::with_capacity(
         stream,
         SyslogFraming::new(ctx.cfg.max_message_bytes),
@@ -82,4 +85,12 @@ async fn connection(
         }
     }
     debug!(message = "Connection closed.", source = %ctx.cfg.name, %peer);
+}
+
+/// `WEIR_FAILPOINT=connection-panic` makes the first connection's handler panic, once (for the
+/// supervision test; never set in production).
+fn failpoint_connection_panic() -> bool {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    std::env::var_os("WEIR_FAILPOINT").is_some_and(|v| v == "connection-panic")
+        && !FIRED.swap(true, std::sync::atomic::Ordering::Relaxed)
 }

@@ -109,6 +109,16 @@ impl Proc {
 
     /// Like [`Proc::start`], inside network namespace `netns` when given.
     pub fn start_in(netns: Option<&str>, args: &[&str], config: &Path) -> Proc {
+        Proc::start_env(netns, args, config, &[])
+    }
+
+    /// Like [`Proc::start_in`], with extra environment variables for the process only.
+    pub fn start_env(
+        netns: Option<&str>,
+        args: &[&str],
+        config: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let mut command = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -122,6 +132,7 @@ impl Proc {
             .arg("-c")
             .arg(config)
             .env("WEIR_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
