@@ -47,6 +47,8 @@ fn idle_connections_from_one_address_do_not_lock_out_other_senders() {
     let tx = Proc::start(&["tx"], &cfg);
     let addr = SocketAddr::from(([127, 0, 0, 1], tcp));
     tx.wait_tcp(addr);
+    // Let the agent see the probe of `wait_tcp` close, so that its slot is free again.
+    std::thread::sleep(Duration::from_millis(500));
     let mut idle: Vec<TcpStream> = (0..40)
         .map(|_| connect_from([127, 0, 0, 1], addr))
         .collect();
