@@ -16,6 +16,25 @@ use std::time::{Duration, Instant};
 use common::*;
 use weir_integrations::testing::HecServer;
 
+/// Unmounts the tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A tmpfs of `size` on `at` (root needed), unmounted when the guard goes.
+fn tmpfs(at: &std::path::Path, size: &str) -> Option<Unmount> {
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .status()
+        .is_ok_and(|s| s.success())
+        .then(|| Unmount(at.to_path_buf()))
+}
+
 const TOKEN: &str = "4f1e0c2a-7a55-4b0e-8f3e-0d2c6b9a1e77";
 
 fn metric(port: u16, name: &str) -> u64 {
@@ -36,22 +55,10 @@ fn a_full_disk_under_a_siem_buffer_loses_nothing_uncounted() {
     let dir = workdir();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_unmount) = tmpfs(&state, "3m") else {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hec = rt.block_on(HecServer::start(TOKEN)).unwrap();
     hec.stop(); // Splunk down
@@ -204,22 +211,10 @@ fn a_full_disk_under_the_spool_loses_nothing_uncounted() {
     let dir = workdir();
     let spool = dir.path().join("spool");
     std::fs::create_dir_all(&spool).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&spool)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_unmount) = tmpfs(&spool, "2m") else {
         eprintln!("skipped: mounting a tmpfs needs root");
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(spool.clone());
+    };
     let (diode, tcp) = (free_udp(), free_tcp());
     let rx = Proc::start(&["rx"], &rx_config(dir.path(), diode));
     let cfg = dir.path().join("tx.toml");

@@ -399,17 +399,22 @@ impl Sender {
             next_block: self.queue.front().map_or(self.next_block, |o| o.block),
             heartbeat_counter: self.heartbeat_counter,
             identity: self.cfg.identity.clone().unwrap_or_default(),
-            streams: self
-                .streams
-                .iter()
-                .enumerate()
-                .map(|(i, s)| StreamPosition {
-                    id: u16::try_from(i).unwrap_or(u16::MAX),
-                    next_sequence: s.sent_next_sequence,
-                    name: s.name.clone(),
-                })
-                .collect(),
+            streams: self.sent_positions(),
         }
+    }
+
+    /// Per stream, the sequence after the last record in a block handed out whole: what
+    /// heartbeats announce and the ledger keeps.
+    fn sent_positions(&self) -> Vec<StreamPosition> {
+        self.streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StreamPosition {
+                id: u16::try_from(i).unwrap_or(u16::MAX),
+                next_sequence: s.sent_next_sequence,
+                name: s.name.clone(),
+            })
+            .collect()
     }
 
     /// Blocks handed to the link whole so far (cheap: a ledger is due when it changes).
@@ -860,16 +865,7 @@ impl Sender {
             records_sent: self.stats.records,
             records_dropped: self.dropped,
             spool_depth_bytes: self.spool_depth,
-            streams: self
-                .streams
-                .iter()
-                .enumerate()
-                .map(|(i, s)| StreamPosition {
-                    id: u16::try_from(i).unwrap_or(u16::MAX),
-                    next_sequence: s.sent_next_sequence,
-                    name: s.name.clone(),
-                })
-                .collect(),
+            streams: self.sent_positions(),
             identity: self.cfg.identity.clone(),
         };
         let mut payload = std::mem::take(&mut self.heartbeat_buf);

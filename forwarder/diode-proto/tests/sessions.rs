@@ -13,33 +13,7 @@ use weir_diode_proto::{
 const KEY: [u8; 32] = [7; 32];
 
 fn sender(agent: &str, boot: u64, session: u64, now: Instant) -> (Sender, StreamId) {
-    let mut tx = Sender::new(
-        SenderConfig {
-            key_id: 1,
-            key: KEY,
-            cipher: weir_diode_proto::Cipher::default(),
-            session,
-            mtu_bytes: 1500,
-            ip_version: weir_diode_proto::sender::IpVersion::V4,
-            codec: Codec::Zstd(1),
-            max_block_bytes: 4096,
-            max_record_bytes: 2048,
-            linger: Duration::from_millis(10),
-            heartbeat_interval: Duration::from_secs(1),
-            fingerprint: 0xF1,
-            max_queued_blocks: 1 << 20,
-            repair_percent: 0,
-            expected_loss_percent: 0.0,
-            interleave_blocks: 1,
-            identity: Some(Identity {
-                agent: agent.into(),
-                boot,
-                started_unix_ms: boot * 1000,
-            }),
-        },
-        now,
-    )
-    .unwrap();
+    let mut tx = Sender::new(sender_cfg(agent, boot, session), now).unwrap();
     let id = tx.add_stream(&format!("{agent}-syslog"));
     (tx, id)
 }
